@@ -1,0 +1,1 @@
+"""Datasets, AU tables, id lists and image loading. Never imports options/ or solvers/."""

@@ -1,0 +1,48 @@
+"""Image discovery and decoding: any size or mode (grayscale SAMM, .bmp SMIC) becomes RGB uint8."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def natural_key(name: str) -> list:
+    """Sort key treating digit runs as numbers: img9 < img10 (the seed sorted by the last 3 characters)."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: str | Path) -> dict[str, Path]:
+    """Image name without extension -> path, naturally sorted. Errors if two files share a name."""
+    folder = Path(folder)
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            if path.stem in found:
+                raise ValueError(f"{folder}: two images named '{path.stem}' ({found[path.stem].name}, {path.name})")
+            found[path.stem] = path
+    return found
+
+
+class BadImageError(ValueError):
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: cannot read image ({reason}). Replace or remove the file, "
+                         f"or pass --skip_bad to leave it out of training.")
+        self.path = path
+
+
+def load_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
+    """Decode to HxWx3 uint8, resized to size x size (face crops are square) with a high-quality filter."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # forces a full decode, so truncated files fail here and not in a worker later
+            rgb = img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise BadImageError(path, str(exc)) from exc
+    if size is not None and rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.LANCZOS if size < min(rgb.size) else Image.Resampling.BICUBIC)
+    return np.asarray(rgb, dtype=np.uint8)

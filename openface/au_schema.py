@@ -1,0 +1,71 @@
+"""The one place that knows which Action Units the networks see, in which order and on which scale.
+
+Everything else asks a schema object (``schema.n``, ``schema.names``) instead of writing "17" or "18".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# OpenFace intensity (`_r`) columns in the order OpenFace writes them and every seed stores them.
+OPENFACE_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12",
+                "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45")
+
+# OpenFace presence (`_c`) columns: AU28 is present here but has no intensity, so match by name, never position.
+OPENFACE_PRESENCE = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12",
+                     "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU28", "AU45")
+
+# N2ME's neutral model adds a landmark mouth-opening value ("AU27*") just before AU45.
+MOUTH_OPEN = "AU27*"
+
+
+@dataclass(frozen=True)
+class AUSchema:
+    """Names and order of the AU vector, and the raw intensity scale (OpenFace: 0..5)."""
+
+    key: str
+    names: tuple[str, ...]
+    max_intensity: float = 5.0
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def to_network(self, raw: np.ndarray) -> np.ndarray:
+        """Raw 0..5 intensities -> the [0, 1] range the networks are trained on."""
+        return np.asarray(raw, dtype=np.float32) / self.max_intensity
+
+    def to_raw(self, scaled: np.ndarray) -> np.ndarray:
+        return np.asarray(scaled, dtype=np.float32) * self.max_intensity
+
+    def check_vector(self, vec: np.ndarray, where: str) -> np.ndarray:
+        """Validate one raw AU vector; `where` names its origin for the error message."""
+        arr = np.asarray(vec, dtype=np.float64).reshape(-1)
+        if arr.size != self.n:
+            raise ValueError(f"{where}: AU vector has {arr.size} values, schema '{self.key}' expects {self.n} "
+                             f"({', '.join(self.names)}). Use --aus_schema to pick the right schema.")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{where}: AU vector contains NaN or inf: {arr.tolist()}")
+        if np.any(arr < 0):
+            raise ValueError(f"{where}: AU vector has negative intensities: {arr.tolist()} "
+                             f"(OpenFace intensities are 0..{self.max_intensity:g})")
+        return arr
+
+
+OPENFACE_17 = AUSchema("openface17", OPENFACE_AUS)
+N2ME_18 = AUSchema("n2me18", OPENFACE_AUS[:-1] + (MOUTH_OPEN,) + OPENFACE_AUS[-1:])
+
+SCHEMAS: dict[str, AUSchema] = {s.key: s for s in (OPENFACE_17, N2ME_18)}
+
+
+def schema_for_size(n: int) -> AUSchema:
+    """The schema whose vector length is `n` (used to recognise an existing AU table or checkpoint)."""
+    for schema in SCHEMAS.values():
+        if schema.n == n:
+            return schema
+    sizes = ", ".join(f"{s.key}={s.n}" for s in SCHEMAS.values())
+    raise ValueError(f"no AU schema has {n} values (known: {sizes})")

@@ -1,0 +1,131 @@
+"""Command-line flags, grouped by owner. Parsing only: no folders created, no devices touched.
+
+Flag names follow ULME-GAN / ganimation_replicate so their users' commands keep working.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from openface.au_schema import SCHEMAS
+
+MODES = ("train",)
+MODELS = ("ganimation",)
+NORMS = ("instance", "instance_affine")
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data_root", help="folder with imgs/, an AU table (aus_openface.pkl | aus.pkl | aus.csv | "
+                   "aus.json) and optional train_ids.csv/.txt, test_ids.csv/.txt")
+    g.add_argument("--imgs_dir", default="imgs", help="image sub-folder of --data_root")
+    g.add_argument("--aus_file", default=None, help="AU table path (default: found in --data_root)")
+    g.add_argument("--aus_schema", default="openface17", choices=sorted(SCHEMAS),
+                   help="AU vector layout: 17 OpenFace AUs, or 18 with N2ME's mouth-opening value")
+    g.add_argument("--aus_nc", type=int, default=None, help="number of AUs; follows --aus_schema (checked if given)")
+    g.add_argument("--batch_size", type=int, default=25, help="images per step per process")
+    g.add_argument("--n_threads", type=int, default=4, help="loader worker processes / decoding threads")
+    g.add_argument("--serial_batches", action="store_true", help="take images in order instead of shuffling")
+    g.add_argument("--max_dataset_size", type=int, default=None, help="use at most this many training images")
+    g.add_argument("--final_size", type=int, default=128, help="network image size (128 or 256)")
+    g.add_argument("--load_size", type=int, default=None, help="decode size before cropping (default final_size)")
+    g.add_argument("--resize_or_crop", default="none", choices=("none", "resize_and_crop", "crop"),
+                   help="none: resize to final_size; resize_and_crop/crop: decode at load_size, random crop")
+    g.add_argument("--no_flip", action="store_true", help="no horizontal flip augmentation")
+    g.add_argument("--no_aus_noise", action="store_true", help="no U(-aus_noise, aus_noise) on target AUs")
+    g.add_argument("--aus_noise", type=float, default=0.1, help="target AU jitter on the [0, 1] scale")
+    g.add_argument("--skip_bad", action="store_true", help="leave unreadable images out (reported) instead of stopping")
+    g.add_argument("--cache_images", default="auto", choices=("auto", "ram", "stream", "off"),
+                   help="auto: keep decoded images in RAM when under 4 GiB; stream: decode per step; "
+                        "off: also skip the up-front check that every image decodes")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="ganimation", choices=MODELS)
+    g.add_argument("--ngf", type=int, default=64, help="generator base width")
+    g.add_argument("--ndf", type=int, default=64, help="critic base width")
+    g.add_argument("--n_blocks", type=int, default=6, help="generator residual blocks")
+    g.add_argument("--norm", default="instance", choices=NORMS,
+                   help="instance: no affine, conv bias (ULME/replicate); instance_affine: GANimation/N2ME")
+    g.add_argument("--d_layers", type=int, default=0, help="critic downsamplings (0: 6 at >=128 px)")
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--gpu_ids", default="0", help="e.g. 0 or 0,1; -1 for CPU (no GPU also means CPU)")
+    g.add_argument("--ckpt_dir", default="./ckpts",
+                   help="where run folders are made; with --load_epoch or --resume: the run folder to load from")
+    g.add_argument("--name", default=None, help="run folder name (default <model>_<YYMMDD_HHMMSS>)")
+    g.add_argument("--load_epoch", default=None,
+                   help="N or latest: in train mode, fine-tune from that checkpoint of --ckpt_dir")
+    g.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run exactly (RUN_DIR defaults to --ckpt_dir)")
+    g.add_argument("--epoch_count", type=int, default=1, help="number of the first epoch (fine-tuning)")
+    g.add_argument("--niter", type=int, default=20, help="last epoch at the initial learning rate")
+    g.add_argument("--niter_decay", type=int, default=10, help="epochs of linear decay after --niter")
+    g.add_argument("--max_steps", type=int, default=None, help="stop after this many steps (resumable checkpoint)")
+    g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--beta1", type=float, default=0.5)
+    g.add_argument("--beta2", type=float, default=0.999)
+    g.add_argument("--lambda_dis", type=float, default=1.0, help="adversarial (critic score) weight")
+    g.add_argument("--lambda_aus", type=float, default=160.0, help="AU regression weight (batch-mean MSE)")
+    g.add_argument("--lambda_rec", type=float, default=10.0, help="cycle reconstruction L1 weight")
+    g.add_argument("--lambda_mask", type=float, default=0.1, help="attention mean weight (ULME used 0)")
+    g.add_argument("--lambda_tv", type=float, default=1e-5, help="attention total-variation weight (ULME used 0)")
+    g.add_argument("--lambda_wgan_gp", type=float, default=10.0, help="gradient penalty weight")
+    g.add_argument("--train_gen_iter", type=int, default=5, help="one generator step every N critic steps")
+    g.add_argument("--seed", "--lucky_seed", dest="seed", type=int, default=2021, help="random seed (rank folded in)")
+    g.add_argument("--amp", action="store_true", help="bf16 autocast")
+    g.add_argument("--channels_last", action="store_true", help="NHWC memory layout (faster convs on GPU)")
+    g.add_argument("--save_epoch_freq", type=int, default=1, help="save a checkpoint every N epochs")
+    g.add_argument("--save_latest_freq", type=int, default=0,
+                   help="also save latest.pth every N steps inside an epoch (0: only on stop/interrupt)")
+    g.add_argument("--keep_last", type=int, default=0, help="keep only the newest K epoch checkpoints (0: all)")
+
+
+def add_logging_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("logging")
+    g.add_argument("--print_losses_freq", type=int, default=1000, help="log losses every N images")
+    g.add_argument("--sample_img_freq", type=int, default=5000, help="save a sample grid every N images")
+    g.add_argument("--visdom_display_id", type=int, default=0, help=">0: send losses and samples to visdom")
+    g.add_argument("--visdom_server", default="http://localhost")
+    g.add_argument("--visdom_port", type=int, default=8097)
+    g.add_argument("--visdom_env", default="main")
+    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events to RUN/tb")
+    g.add_argument("--no_progress", action="store_true", help="no tqdm bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="AU-conditioned facial micro-expression generation (GANimation family)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--mode", default="train", choices=MODES)
+    add_data_options(p)
+    add_model_options(p)
+    add_train_options(p)
+    add_logging_options(p)
+    return p
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    opt = parser.parse_args(argv)
+    opt.explicit = sorted(explicit_flags(parser, argv))
+    return opt
+
+
+def explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """Destinations the user typed, so a resumed run can tell overrides from defaults."""
+    shadow = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:  # argparse has no public API for this; _actions is stable since 2.7
+        if action.option_strings and action.dest != "help":
+            kwargs = {"dest": action.dest, "default": argparse.SUPPRESS}
+            if action.nargs == 0:
+                kwargs["action"] = "store_const"
+                kwargs["const"] = True
+            else:
+                kwargs["nargs"] = action.nargs
+            shadow.add_argument(*action.option_strings, **kwargs)
+    seen, _ = shadow.parse_known_args(argv)
+    return set(vars(seen))

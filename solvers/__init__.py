@@ -1,0 +1,151 @@
+"""Composition root: the one place that turns command-line flags into constructor keyword arguments."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch.distributed as dist
+
+from models.ganimation import LossWeights
+from models.networks import default_d_layers
+from openface.au_schema import SCHEMAS, schema_for_size
+from solvers import checkpoint as ckpt
+from solvers.distributed import init_from_env, local_rank_from_env, select_device
+from solvers.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+# Flags a resumed run may change without altering what it computes.
+RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample_img_freq", "save_latest_freq",
+               "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
+               "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
+# Flags that only say which run to open; never taken from a checkpoint.
+RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit"}
+
+
+def create_solver(opt: argparse.Namespace):
+    if opt.mode == "train":
+        return _create_trainer(opt)
+    raise ValueError(f"unknown mode {opt.mode}")
+
+
+def resolve_schema(opt: argparse.Namespace):
+    schema = SCHEMAS[opt.aus_schema]
+    if opt.aus_nc is not None and opt.aus_nc != schema.n:
+        if "aus_schema" in getattr(opt, "explicit", ()):
+            raise ValueError(f"--aus_nc {opt.aus_nc} contradicts --aus_schema {schema.key} ({schema.n} AUs)")
+        schema = schema_for_size(opt.aus_nc)
+    return schema
+
+
+def model_args_from_options(opt: argparse.Namespace) -> dict:
+    schema = resolve_schema(opt)
+    if opt.final_size % 4 or opt.final_size < 16:
+        raise ValueError(f"--final_size {opt.final_size}: must be a multiple of 4 and at least 16 (128 or 256 usual)")
+    return {
+        "name": opt.model,
+        "aus_schema": schema.key,
+        "generator": {"img_nc": 3, "aus_nc": schema.n, "ngf": opt.ngf, "n_blocks": opt.n_blocks, "norm": opt.norm},
+        "discriminator": {"img_nc": 3, "aus_nc": schema.n, "final_size": opt.final_size, "ndf": opt.ndf,
+                          "n_layers": opt.d_layers or default_d_layers(opt.final_size)},
+    }
+
+
+def _merge_resumed_options(opt: argparse.Namespace, saved: dict) -> argparse.Namespace:
+    """A resumed run computes what it computed before: saved options win, except flags typed now."""
+    merged = dict(saved)
+    for key in opt.explicit:
+        if key in RUN_SELECTION:
+            continue
+        if key not in RESUME_SAFE and merged.get(key) != getattr(opt, key):
+            log.warning("--%s changed on resume (%r -> %r): the continued run differs from an uninterrupted one",
+                        key, merged.get(key), getattr(opt, key))
+        merged[key] = getattr(opt, key)
+    for key in RUN_SELECTION:
+        merged[key] = getattr(opt, key, None)
+    return argparse.Namespace(**merged)
+
+
+def _new_run_dir(base: Path, name: str | None, model: str) -> Path:
+    name = name or f"{model}_{time.strftime('%y%m%d_%H%M%S')}"
+    run_dir = base / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise FileExistsError(f"run folder {run_dir} already exists: continue it with --resume {run_dir}, "
+                              f"or pass --name for a new run")
+    return run_dir
+
+
+def _agree(value, world_size: int):
+    """Rank 0's value on every rank (run folder names contain a timestamp)."""
+    if world_size <= 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _create_trainer(opt: argparse.Namespace):
+    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
+
+    device = select_device(opt.gpu_ids, local_rank_from_env())
+    dist_info = init_from_env(device)
+    setup_logging(None, dist_info.is_main)
+    init_from = resume_from = None
+    if opt.resume is not None:
+        source = Path(opt.resume or opt.ckpt_dir)
+        resume_from = ckpt.resolve(source, opt.load_epoch or "latest")
+        state = ckpt.load(resume_from)
+        opt = _merge_resumed_options(opt, state["options"])
+        run_dir, model_args = resume_from.parent, state["model"]
+    elif opt.load_epoch is not None:
+        init_from = ckpt.resolve(Path(opt.ckpt_dir), opt.load_epoch)
+        model_args = ckpt.load(init_from)["model"]  # the architecture comes from the weights, not the flags
+        run_dir = _new_run_dir(init_from.parent.parent, opt.name, opt.model) if dist_info.is_main else None
+    else:
+        model_args = model_args_from_options(opt)
+        run_dir = _new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
+    run_dir = Path(_agree(str(run_dir), dist_info.world_size))
+    if not opt.data_root:
+        raise ValueError("--data_root is required for training")
+
+    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        setup_logging(run_dir, True)
+        if resume_from is None:
+            (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
+        with open(run_dir / "command.txt", "a") as fh:
+            fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
+        log.info("run folder %s", run_dir)
+
+    cropping = opt.resize_or_crop != "none"
+    load_size = opt.load_size or (round(opt.final_size * 1.15625) if cropping else opt.final_size)
+    if load_size < opt.final_size:
+        raise ValueError(f"--load_size {load_size} is smaller than --final_size {opt.final_size}")
+    return Trainer(
+        data=DataSettings(
+            data_root=opt.data_root, imgs_dir=opt.imgs_dir, aus_file=opt.aus_file, batch_size=opt.batch_size,
+            n_threads=opt.n_threads, serial_batches=opt.serial_batches, max_dataset_size=opt.max_dataset_size,
+            final_size=opt.final_size, load_size=load_size if cropping else opt.final_size, random_crop=cropping,
+            flip=not opt.no_flip, aus_noise=0.0 if opt.no_aus_noise else opt.aus_noise, skip_bad=opt.skip_bad,
+            cache_images=opt.cache_images),
+        optim=OptimSettings(
+            lr=opt.lr, betas=(opt.beta1, opt.beta2), train_gen_iter=opt.train_gen_iter, epoch_count=opt.epoch_count,
+            niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=opt.amp,
+            channels_last=opt.channels_last),
+        out=OutputSettings(
+            run_dir=run_dir, save_epoch_freq=opt.save_epoch_freq, save_latest_freq=opt.save_latest_freq,
+            keep_last=opt.keep_last, print_losses_freq=opt.print_losses_freq, sample_img_freq=opt.sample_img_freq,
+            progress=not opt.no_progress, tensorboard=opt.tensorboard,
+            visdom=({"server": opt.visdom_server, "port": opt.visdom_port, "env": opt.visdom_env,
+                     "display_id": opt.visdom_display_id} if opt.visdom_display_id > 0 else None)),
+        model_args=model_args,
+        weights=LossWeights(dis=opt.lambda_dis, aus=opt.lambda_aus, rec=opt.lambda_rec, mask=opt.lambda_mask,
+                            tv=opt.lambda_tv, wgan_gp=opt.lambda_wgan_gp),
+        device=device, dist=dist_info, seed=opt.seed, options=options,
+        init_from=init_from, resume_from=resume_from)

@@ -1,0 +1,112 @@
+"""One checkpoint = one file of tensors and plain types, written atomically, loadable with weights_only=True.
+
+Files in a run folder:
+- ``epoch_NNNN.pth`` at the end of every ``--save_epoch_freq``-th epoch (and the last one);
+- ``latest.pth`` inside an epoch (``--save_latest_freq``, ``--max_steps``, Ctrl-C, a failing image). It is removed
+  when an epoch checkpoint is written, so whenever it exists it is the newest state.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+FORMAT_VERSION = 1
+KIND = "megan-checkpoint"
+LATEST = "latest.pth"
+_EPOCH_RE = re.compile(r"^epoch_(\d+)\.pth$")
+
+
+def epoch_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / f"epoch_{epoch:04d}.pth"
+
+
+def epoch_files(run_dir: Path) -> dict[int, Path]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return {}
+    out = {}
+    for p in run_dir.iterdir():
+        m = _EPOCH_RE.match(p.name)
+        if m:
+            out[int(m.group(1))] = p
+    return dict(sorted(out.items()))
+
+
+def save_atomic(state: dict, path: Path) -> None:
+    """Write to a temporary name in the same folder, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def resolve(source: str | Path, load_epoch: str | int | None = "latest") -> Path:
+    """A checkpoint file from a file path, or a run folder + ``N`` / ``latest``."""
+    source = Path(source)
+    if source.is_file():
+        return source
+    if not source.is_dir():
+        raise FileNotFoundError(f"no checkpoint or run folder at {source}")
+    epochs = epoch_files(source)
+    if load_epoch in (None, "latest", "-1", -1):
+        if (source / LATEST).is_file():
+            return source / LATEST
+        if epochs:
+            return epochs[max(epochs)]
+        raise FileNotFoundError(f"{source} holds no checkpoints (epoch_NNNN.pth or {LATEST})")
+    try:
+        epoch = int(load_epoch)
+    except ValueError:
+        raise ValueError(f"--load_epoch must be a number or 'latest', got '{load_epoch}'") from None
+    if epoch not in epochs:
+        have = ", ".join(str(e) for e in epochs) or "none"
+        raise FileNotFoundError(f"{source} has no checkpoint for epoch {epoch} (epochs saved: {have})")
+    return epochs[epoch]
+
+
+def load(path: str | Path, map_location="cpu") -> dict:
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable checkpoint of this toolkit ({exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0][:200]}). Foreign weights need an importer.") from exc
+    if not isinstance(state, dict) or state.get("kind") != KIND:
+        raise ValueError(f"{path}: not a checkpoint of this toolkit (no '{KIND}' marker); "
+                         f"seed-format weights (ULME-GAN, GANimation, N2ME) need an importer")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {state['format_version']} is newer than this toolkit "
+                         f"({FORMAT_VERSION}); update the toolkit")
+    return state
+
+
+def load_state_strict(module: torch.nn.Module, state_dict: dict, what: str, path: Path) -> None:
+    """Strict load with a readable list of what does not match (missing, unexpected, wrong shape)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+            if items:
+                parts.append(f"{label} ({len(items)}): " + "; ".join(items[:8]) + (" ..." if len(items) > 8 else ""))
+        raise ValueError(f"{path}: {what} weights do not fit this architecture:\n  " + "\n  ".join(parts)
+                         + "\nThe checkpoint was trained with other model options (see its 'model' entry).")
+    module.load_state_dict(state_dict, strict=True)
+
+
+def prune_epochs(run_dir: Path, keep_last: int) -> None:
+    if keep_last <= 0:
+        return
+    epochs = epoch_files(run_dir)
+    for epoch in list(epochs)[:-keep_last]:
+        epochs[epoch].unlink()
