@@ -45,4 +45,4 @@ def load_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
         raise BadImageError(path, str(exc)) from exc
     if size is not None and rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.LANCZOS if size < min(rgb.size) else Image.Resampling.BICUBIC)
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.array(rgb, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on read-only arrays

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample_img_freq", "save_latest_freq",
                "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
                "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
+# Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
+PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress"}
 # Flags that only say which run to open; never taken from a checkpoint.
 RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit"}
 
@@ -66,9 +68,18 @@ def _merge_resumed_options(opt: argparse.Namespace, saved: dict) -> argparse.Nam
             log.warning("--%s changed on resume (%r -> %r): the continued run differs from an uninterrupted one",
                         key, merged.get(key), getattr(opt, key))
         merged[key] = getattr(opt, key)
-    for key in RUN_SELECTION:
+    for key in RUN_SELECTION | PER_INVOCATION:
         merged[key] = getattr(opt, key, None)
     return argparse.Namespace(**merged)
+
+
+def _adopt_architecture(opt: argparse.Namespace, model_args: dict) -> None:
+    """Fine-tuning keeps the loaded network's image size and AU schema; say so if the flags asked otherwise."""
+    implied = {"final_size": model_args["discriminator"]["final_size"], "aus_schema": model_args["aus_schema"]}
+    for key, value in implied.items():
+        if key in opt.explicit and getattr(opt, key) != value:
+            log.warning("--%s %s ignored: the checkpoint was trained with %s", key, getattr(opt, key), value)
+        setattr(opt, key, value)
 
 
 def _new_run_dir(base: Path, name: str | None, model: str) -> Path:
@@ -105,6 +116,7 @@ def _create_trainer(opt: argparse.Namespace):
     elif opt.load_epoch is not None:
         init_from = ckpt.resolve(Path(opt.ckpt_dir), opt.load_epoch)
         model_args = ckpt.load(init_from)["model"]  # the architecture comes from the weights, not the flags
+        _adopt_architecture(opt, model_args)
         run_dir = _new_run_dir(init_from.parent.parent, opt.name, opt.model) if dist_info.is_main else None
     else:
         model_args = model_args_from_options(opt)

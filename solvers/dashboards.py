@@ -113,7 +113,8 @@ class VisdomDashboard(Dashboard):
                                              raise_exceptions=True, use_incoming_socket=False)
         except Exception as exc:  # noqa: BLE001 - any failure here only means "no live plots"
             self._log.warning("no visdom server answers at %s:%s (%s); visdom dashboard disabled. "
-                              "Start one with `python -m visdom.server -port %s`.", server, port, exc, port)
+                              "Start one with `python -m visdom.server -port %s`.",
+                              server, port, _root_cause(exc), port)
             return None
 
     def _call(self, method: str, *args, **kwargs) -> None:
@@ -123,8 +124,19 @@ class VisdomDashboard(Dashboard):
             getattr(self._viz, method)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a dashboard must never crash training
             self._viz = None
-            self._log.warning("visdom %s failed (%s: %s); visdom dashboard disabled for the rest of the run",
-                              method, type(exc).__name__, exc)
+            self._log.warning("visdom %s failed (%s); visdom dashboard disabled for the rest of the run",
+                              method, _root_cause(exc))
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception of a chain: the client re-raises every failure as a bare
+    "Error connecting to Visdom server", hiding whether it was refused, timed out or a 404."""
+    for _ in range(20):  # bounded: exception chains can be cyclic
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _client_class(visdom_module):
@@ -137,6 +149,9 @@ def _client_class(visdom_module):
 
         def _handle_post(self, url, data=None):
             response = self.session.post(url, data={} if data is None else data, timeout=self._post_timeout)
+            # Upstream ignores the status, so any web server on that port would look like visdom,
+            # and rejected updates would vanish silently; requests.HTTPError becomes ConnectionError.
+            response.raise_for_status()
             return response.text
 
         def win_exists(self, win, env=None):

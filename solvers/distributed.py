@@ -37,7 +37,7 @@ def select_device(gpu_ids: str, local_rank: int) -> torch.device:
     if not ids:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        log.warning("--gpu_ids %s asked for a GPU but CUDA is not available: running on CPU", gpu_ids)
+        log.info("CUDA is not available: running on CPU (--gpu_ids %s ignored)", gpu_ids)
         return torch.device("cpu")
     device = torch.device("cuda", ids[local_rank % len(ids)])
     torch.cuda.set_device(device)

@@ -255,8 +255,10 @@ class Trainer:
                                     world_size=self.dist.world_size, start_batch=self.progress.batch)
         # Cached images are one gather away: worker processes would only add copies.
         workers = 0 if self.dataset.pixels is not None else self.data.n_threads
+        # Its own generator: otherwise every new loader iterator draws a worker seed from the global RNG, and a
+        # resumed run (which opens one more iterator) would drift from an uninterrupted one.
         return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_batch,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+                          pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(epoch))
 
     def _to_batch(self, images: torch.Tensor, aus: torch.Tensor) -> dict:
         images = images.to(self.device, non_blocking=True)

@@ -1,0 +1,1 @@
+"""Evaluation metrics (pure functions + a registry). Never imports options/ or solvers/."""
