@@ -6,6 +6,7 @@ The trainer owns devices, precision, DDP wrapping, optimisers, the learning-rate
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import signal
@@ -387,9 +388,25 @@ class Trainer:
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # every rank stops at the same step
         return bool(flag.item())
 
+    def _check_ranks_agree(self) -> None:
+        """DDP keeps replicas identical by construction; verify it at every save, since a silent desync (a rank
+        skipping a step, a non-deterministic op) would otherwise only show up as a worse model."""
+        if not self.dist.enabled:
+            return
+        digest = hashlib.sha1()
+        for module in (self.G, self.D):
+            for tensor in module.state_dict().values():
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digests = gather_objects(digest.hexdigest(), self.dist)
+        if len(set(digests)) > 1:
+            raise RuntimeError(f"DDP ranks hold different weights at step {self.progress.step}: {digests}")
+        log.info("DDP: weights identical on all %d ranks at step %d (sha1 %s)", self.dist.world_size,
+                 self.progress.step, digests[0][:12])
+
     def _save(self, latest: bool) -> Path | None:
         """Collective in DDP (RNG states of all ranks are gathered); only the main rank writes."""
         generators = gather_objects(self.gen.get_state(), self.dist)
+        self._check_ranks_agree()
         if not self.dist.is_main:
             barrier(self.dist)
             return None

@@ -145,3 +145,32 @@ def test_a_few_steps_on_real_megc2021_frames(megc_root, tmp_path):
         stats = read_stats(run / "stats.jsonl")
         assert all(torch.isfinite(torch.tensor(s["D/total"])) for s in stats)
         assert list((run / "samples").glob("*.png"))
+
+
+def test_training_run_reaches_visdom_and_tensorboard(tiny_data, tmp_path):
+    """A real visdom server on localhost receives the run's loss curves and sample grids; TensorBoard too."""
+    from visdom_server import running_visdom_server, visdom_unavailable_reason
+    from test_dashboards import read_window
+
+    reason = visdom_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with running_visdom_server(tmp_path) as port:
+        assert train(tiny_data, tmp_path / "ck", "--name", "viz", "--visdom_display_id", "1",
+                     "--visdom_server", "http://127.0.0.1", "--visdom_port", str(port), "--visdom_env", "me_run",
+                     "--tensorboard") == 0
+        plot = read_window(port, "me_run", "losses_1")
+        lines = {trace["name"]: trace for trace in plot["content"]["data"]}
+        stats = read_stats(tmp_path / "ck" / "viz" / "stats.jsonl")
+        d_total = [s["D/total"] for s in stats]
+        visdom_key = next(k for k in lines if k.replace("_", "/") == "D/total" or k == "D/total")
+        assert lines[visdom_key]["x"] == [s["step"] for s in stats]
+        assert lines[visdom_key]["y"] == pytest.approx(d_total, rel=1e-5)
+        image = read_window(port, "me_run", "samples_samples_1")
+        assert image["content"]["src"].startswith("data:image/png;base64,")
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "ck" / "viz" / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars(events.Tags()["scalars"][0])]
+    assert events.Tags()["images"]
