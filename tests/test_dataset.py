@@ -43,22 +43,22 @@ def test_missing_au_entries_are_named_with_count(tmp_path):
     for name in list(table)[:25]:
         del table[name]
     (root / "aus_openface.pkl").write_bytes(pickle.dumps(table))
-    (root / "train_ids.csv").write_text("".join(f"face{i:03d}.jpg\n" for i in range(30)))
+    (root / "train_ids.csv").write_text("".join(f"face{i:04d}.jpg\n" for i in range(30)))
     with pytest.raises(KeyError) as err:
         build_training_set(root, OPENFACE_17, load_size=32)
     msg = err.value.args[0]
-    assert "25 images" in msg and "face000" in msg and "face019" in msg and "face024" not in msg  # 20 shown
+    assert "25 images" in msg and "face0000" in msg and "face0019" in msg and "face0024" not in msg  # 20 shown
 
 
 def test_truncated_image_is_named_or_skipped(tmp_path):
     root = make_tiny_dataset(tmp_path / "d", n=6)
-    bad = root / "imgs" / "face002.jpg"
+    bad = root / "imgs" / "face0002.jpg"
     bad.write_bytes(bad.read_bytes()[:100])
-    with pytest.raises(ValueError, match="face002.jpg") as err:
+    with pytest.raises(ValueError, match="face0002.jpg") as err:
         build_training_set(root, OPENFACE_17, load_size=32)
     assert "--skip_bad" in str(err.value)
     ds, info = build_training_set(root, OPENFACE_17, load_size=32, skip_bad=True)
-    assert "face002" in info.skipped_bad and "face002" not in info.train
+    assert "face0002" in info.skipped_bad and "face0002" not in info.train
 
 
 def test_stream_mode_holds_no_pixels_but_same_images(tmp_path):

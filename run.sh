@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set-up and the main job on an embedded default, on a fresh machine (Python 3.11 + pip):
+#   1. a virtual environment .venv with the pinned requirements;
+#   2. a synthetic cartoon-face dataset whose AU labels are true by construction (data/synthetic.py);
+#   3. a short CPU training run of the GANimation model on it, with sample grids, stats and checkpoints
+#      under results/ckpts/<run>/.
+# Extra arguments go to main.py (e.g. ./run.sh --niter 5 to train longer).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+
+data=results/synthetic_faces
+if [ ! -d "$data/imgs" ]; then
+    .venv/bin/python -m data.synthetic "$data" --n 240 --size 64
+fi
+.venv/bin/python main.py --mode train --data_root "$data" --ckpt_dir results/ckpts --gpu_ids -1 \
+    --final_size 64 --ngf 32 --ndf 32 --n_blocks 3 --batch_size 16 --niter 2 --niter_decay 1 \
+    --train_gen_iter 2 --print_losses_freq 320 --sample_img_freq 640 "$@"
+echo "Done: see the newest folder in results/ckpts/ (samples/*.png, stats.jsonl, log.txt, epoch_*.pth)."
