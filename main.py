@@ -12,14 +12,16 @@ USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueErro
 def main(argv=None) -> int:
     opt = parse(argv)
     try:
-        create_solver(opt).run()
+        solver = create_solver(opt)
+        solver.run()
     except USER_ERRORS as err:
         if os.environ.get("MEGAN_DEBUG"):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"error: {message}\n(set MEGAN_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 2
-    return 0
+    # Stopped by Ctrl-C / SIGTERM after saving a resumable checkpoint: the shell's usual code for SIGINT.
+    return 130 if getattr(solver, "interrupted", False) else 0
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class _AUUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         raise UnsafePickleError(
             f"{self._path}: refused to load: the pickle asks for '{module}.{name}', but an AU table may only hold a "
-            f"dict of names to numpy arrays. If you trust the file, convert it once to CSV (see README, 'AU tables')."
+            f"dict of names to numpy arrays. If you trust the file, convert it once: python -m data.prepare_aus --pickle FILE --out aus.csv (after checking where it came from)"
         )
 
 
@@ -118,7 +118,7 @@ def find_au_table(data_root: str | Path) -> Path:
             return root / name
     raise FileNotFoundError(
         f"no AU table in {root}: expected one of {', '.join(AU_TABLE_NAMES)} (or pass --aus_file). "
-        f"OpenFace CSVs can be turned into one, see README 'AU tables'.")
+        f"OpenFace CSVs become one with: python -m data.prepare_aus --openface_csvs DIR --out aus.csv")
 
 
 def save_au_table_csv(table: dict[str, np.ndarray], path: str | Path, schema: AUSchema) -> None:

@@ -19,7 +19,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data_root", help="folder with imgs/, an AU table (aus_openface.pkl | aus.pkl | aus.csv | "
                    "aus.json) and optional train_ids.csv/.txt, test_ids.csv/.txt")
     g.add_argument("--imgs_dir", default="imgs", help="image sub-folder of --data_root")
-    g.add_argument("--aus_file", default=None, help="AU table path (default: found in --data_root)")
+    g.add_argument("--aus_file", default=None, help="AU table path (None: found in --data_root)")
     g.add_argument("--aus_schema", default="openface17", choices=sorted(SCHEMAS),
                    help="AU vector layout: 17 OpenFace AUs, or 18 with N2ME's mouth-opening value")
     g.add_argument("--aus_nc", type=int, default=None, help="number of AUs; follows --aus_schema (checked if given)")
@@ -28,7 +28,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--serial_batches", action="store_true", help="take images in order instead of shuffling")
     g.add_argument("--max_dataset_size", type=int, default=None, help="use at most this many training images")
     g.add_argument("--final_size", type=int, default=128, help="network image size (128 or 256)")
-    g.add_argument("--load_size", type=int, default=None, help="decode size before cropping (default final_size)")
+    g.add_argument("--load_size", type=int, default=None, help="decode size before cropping (None: final_size, or final_size*1.16 when cropping)")
     g.add_argument("--resize_or_crop", default="none", choices=("none", "resize_and_crop", "crop"),
                    help="none: resize to final_size; resize_and_crop/crop: decode at load_size, random crop")
     g.add_argument("--no_flip", action="store_true", help="no horizontal flip augmentation")
@@ -56,7 +56,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpu_ids", default="0", help="e.g. 0 or 0,1; -1 for CPU (no GPU also means CPU)")
     g.add_argument("--ckpt_dir", default="./ckpts",
                    help="where run folders are made; with --load_epoch or --resume: the run folder to load from")
-    g.add_argument("--name", default=None, help="run folder name (default <model>_<YYMMDD_HHMMSS>)")
+    g.add_argument("--name", default=None, help="run folder name (None: <model>_<YYMMDD_HHMMSS>)")
     g.add_argument("--load_epoch", default=None,
                    help="N or latest: in train mode, fine-tune from that checkpoint of --ckpt_dir")
     g.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",

@@ -210,11 +210,13 @@ class Trainer:
         log.info("training %d images, %d batches/epoch, epochs %d..%d, device %s, world size %d",
                  len(self.dataset), per_epoch, self.progress.epoch, last_epoch, self.device, self.dist.world_size)
         saved = None
+        self.interrupted = False
         with self._stop_on_signals():
             while self.progress.epoch <= last_epoch:
                 finished = self._train_epoch(per_epoch)
                 if not finished:  # max_steps reached, or a stop was requested
                     saved = self._save(latest=True)
+                    self.interrupted = self._stop_requested
                     log.info("stopped at step %d; continue with --resume %s", self.progress.step, self.out.run_dir)
                     break
                 if self.progress.epoch % self.out.save_epoch_freq == 0 or self.progress.epoch == last_epoch:

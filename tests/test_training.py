@@ -125,10 +125,35 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
+    assert proc.returncode == 130, out
     assert "stop requested" in out and "--resume" in out
     state = ckpt.load(tmp_path / "ck" / "r" / "latest.pth")
     assert state["progress"]["step"] > 0
+
+
+def test_n2me_layout_with_18_aus_amp_and_channels_last(tmp_path):
+    # N2ME: aus.pkl with 18 values (mouth opening before AU45) and train_ids.txt / test_ids.txt.
+    data = make_tiny_dataset(tmp_path / "n2me", n=10, n_aus=18, table="pkl")
+    (data / "aus_openface.pkl").rename(data / "aus.pkl")
+    (data / "train_ids.txt").write_text("".join(f"face{i:04d}\n" for i in range(8)))
+    (data / "test_ids.txt").write_text("face0008\nface0009\n")
+    assert main(["--data_root", str(data), "--ckpt_dir", str(tmp_path / "ck"), "--name", "n", *TINY_MODEL,
+                 "--aus_nc", "18", "--batch_size", "4", "--max_steps", "2", "--train_gen_iter", "1",
+                 "--amp", "--channels_last"]) == 0
+    state = ckpt.load(tmp_path / "ck" / "n" / "latest.pth")
+    assert state["model"]["aus_schema"] == "n2me18" and state["model"]["generator"]["aus_nc"] == 18
+    assert state["D"]["aus_top.weight"].shape[0] == 18
+    assert not (tmp_path / "ck" / "n" / "train_ids.txt").exists()  # the user's lists were used, not a new split
+
+
+def test_one_step_at_256_px_with_random_crop(tmp_path):
+    data = make_tiny_dataset(tmp_path / "big", n=3, size=300)
+    assert main(["--data_root", str(data), "--ckpt_dir", str(tmp_path / "ck"), "--name", "big", "--gpu_ids", "-1",
+                 "--final_size", "256", "--resize_or_crop", "resize_and_crop", "--ngf", "4", "--ndf", "4",
+                 "--n_blocks", "1", "--batch_size", "2", "--max_steps", "1", "--train_gen_iter", "1",
+                 "--no_progress"]) == 0
+    state = ckpt.load(tmp_path / "ck" / "big" / "latest.pth")
+    assert state["options"]["final_size"] == 256 and state["D"]["aus_top.weight"].shape[-1] == 4
 
 
 def test_a_few_steps_on_real_megc2021_frames(megc_root, tmp_path):
