@@ -45,7 +45,8 @@ class _AUUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         raise UnsafePickleError(
             f"{self._path}: refused to load: the pickle asks for '{module}.{name}', but an AU table may only hold a "
-            f"dict of names to numpy arrays. If you trust the file, convert it once: python -m data.prepare_aus --pickle FILE --out aus.csv (after checking where it came from)"
+            f"dict of names to numpy arrays, and anything else could run code. Rebuild the table from OpenFace "
+            f"CSVs instead: python -m data.prepare_aus --openface_csvs DIR --out aus.csv"
         )
 
 

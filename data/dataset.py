@@ -64,7 +64,7 @@ def check_names(names: list[str], images: dict[str, Path], table: dict[str, np.n
     if no_aus:
         raise KeyError(
             "AU table entries missing for " + _missing_report(no_aus, "images", Path(au_source))
-            + ". Measure their AUs (python -m data.prepare_aus, README "AU tables") or remove them from the id list.")
+            + ". Measure their AUs (python -m data.prepare_aus) or remove them from the id list.")
 
 
 def decode_all(paths: list[Path], size: int, workers: int, keep: bool):
