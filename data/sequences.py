@@ -1,0 +1,163 @@
+"""Test-time inputs: a driving clip (frames + per-frame AUs) and a template face, in the ULME-GAN folder layout.
+
+    DIR/imgs/        driving ME clip, one face crop per frame (naturally ordered: img9 < img10)
+    DIR/imgs2/       the template face (exactly one image, or pick one with `template=`)
+    DIR/csvs/        optional OpenFace CSV per frame (needed for re-encoding: it holds the presence flags)
+    DIR/csvs2/       optional OpenFace CSV of the template
+    DIR/aus_openface.pkl | aus.pkl | aus.csv | aus.json   optional AU table for frames and template
+
+An "AU matrix" (a table of AU vectors, one row per output frame) can drive the template without any frames.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.au_table import AU_TABLE_NAMES, load_au_table
+from data.images import list_images
+from openface.au_schema import OPENFACE_AUS, AUSchema
+from openface.csv_io import read_openface_csv
+
+# Native frame rates of the ME datasets, recognised in folder names (lower case).
+NATIVE_FPS = {"casme2": 200, "casme_ii": 200, "casmeii": 200, "samm": 200, "smic": 100, "mmew": 90,
+              "casme3": 30, "cas(me)": 30}
+DEFAULT_FPS = 30
+
+
+@dataclass
+class DrivingClip:
+    """Per-frame AUs (T, n) on the raw 0..5 scale; frames and presence flags when the clip has them."""
+
+    name: str
+    aus: np.ndarray
+    frames: list[Path] | None = None
+    presence: np.ndarray | None = None  # (T, 18) OpenFace `_c` columns, AU28 included
+    fps: float = DEFAULT_FPS
+    source: str = ""  # where the AUs came from, for the run record
+
+
+@dataclass
+class Template:
+    path: Path
+    aus: np.ndarray | None  # raw AUs when known (AU table or csvs2), else None
+
+
+def native_fps(name: str) -> float:
+    lowered = name.lower()
+    for key, fps in NATIVE_FPS.items():
+        if key in lowered:
+            return fps
+    return DEFAULT_FPS
+
+
+def _au_table_in(folder: Path) -> Path | None:
+    return next((folder / n for n in AU_TABLE_NAMES if (folder / n).is_file()), None)
+
+
+def _best_face_row(path: Path):
+    """The most confident face of a FaceLandmarkImg CSV: (intensity (17,), presence (18,))."""
+    rows = read_openface_csv(path)
+    if np.all(np.isnan(rows.intensity)):
+        raise ValueError(f"{path}: no usable face row")
+    best = int(np.nanargmax(rows.confidence))
+    return rows.intensity[best], rows.presence[best]
+
+
+def _read_csv_folder(csv_dir: Path, names: list[str], schema: AUSchema):
+    missing = [n for n in names if not (csv_dir / f"{n}.csv").is_file()]
+    if missing:
+        shown = ", ".join(missing[:20])
+        raise FileNotFoundError(f"{csv_dir}: no OpenFace CSV for {len(missing)} frame(s) of imgs/: {shown} "
+                                f"(frame and CSV names must match)")
+    pairs = [_best_face_row(csv_dir / f"{n}.csv") for n in names]
+    intensity = np.stack([p[0] for p in pairs])
+    presence = np.stack([p[1] for p in pairs])
+    return _fit_schema(intensity, schema), presence
+
+
+def _fit_schema(intensity17: np.ndarray, schema: AUSchema) -> np.ndarray:
+    """OpenFace gives 17 AUs; an 18-AU schema gets its extra landmark value (unknown here) as 0."""
+    if schema.n == intensity17.shape[1]:
+        return intensity17
+    out = np.zeros((intensity17.shape[0], schema.n))
+    for j, name in enumerate(OPENFACE_AUS):
+        if name in schema.names:
+            out[:, schema.index(name)] = intensity17[:, j]
+    return out
+
+
+def read_pair_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False,
+                     template: str | None = None) -> tuple[DrivingClip, Template]:
+    """The driving clip and template of one ULME-style test folder, checked."""
+    root = Path(root)
+    frames = list_images(root / "imgs") if (root / "imgs").is_dir() else {}
+    if not frames:
+        raise FileNotFoundError(f"{root}/imgs holds no frames: put the driving clip there, or use --aus_matrix")
+    names = list(frames)
+    table_path = _au_table_in(root)
+    table = load_au_table(table_path, schema) if table_path else None
+    presence = None
+    if need_presence or table is None:
+        if not (root / "csvs").is_dir():
+            why = "--re_code needs OpenFace presence flags" if need_presence else "no AU table either"
+            raise FileNotFoundError(f"{root}/csvs missing ({why}); run OpenFace FeatureExtraction/FaceLandmarkImg "
+                                    f"on imgs/ or provide an AU table")
+        aus, presence = _read_csv_folder(root / "csvs", names, schema)
+        source = str(root / "csvs")
+    else:
+        missing = [n for n in names if n not in table]
+        if missing:
+            raise KeyError(f"{table_path}: no AUs for {len(missing)} frame(s) of imgs/: {', '.join(missing[:20])}")
+        aus, source = np.stack([table[n] for n in names]), str(table_path)
+    clip = DrivingClip(root.name, aus, [frames[n] for n in names], presence, native_fps(root.name), source)
+    return clip, read_template(root, schema, table, template)
+
+
+def read_template(root: Path, schema: AUSchema, table: dict | None, choice: str | None) -> Template:
+    folder = root / "imgs2"
+    images = list_images(folder) if folder.is_dir() else {}
+    if choice:
+        if choice not in images:
+            raise FileNotFoundError(f"template '{choice}' not in {folder} (found: {', '.join(images) or 'none'})")
+        name = choice
+    elif len(images) == 1:
+        name = next(iter(images))
+    elif not images:
+        raise FileNotFoundError(f"{folder} holds no template face: put one aligned face image there")
+    else:
+        raise ValueError(f"{folder} holds {len(images)} templates ({', '.join(images)}): choose one with --template")
+    aus = None
+    if table is not None and name in table:
+        aus = table[name]
+    elif (root / "csvs2" / f"{name}.csv").is_file():
+        aus = _fit_schema(_best_face_row(root / "csvs2" / f"{name}.csv")[0][None], schema)[0]
+    return Template(images[name], aus)
+
+
+def read_au_matrix(path: str | Path, schema: AUSchema) -> DrivingClip:
+    """An AU matrix: CSV with a header of AU names (missing AUs = 0; an optional 'frame' column is ignored)
+    or a JSON list of vectors. One row per output frame, raw 0..5 intensities."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"AU matrix not found: {path}")
+    if path.suffix.lower() == ".json":
+        rows = np.asarray(json.loads(path.read_text()), dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != schema.n:
+            raise ValueError(f"{path}: expected a list of {schema.n}-value AU vectors, got shape {rows.shape}")
+    else:
+        with open(path, newline="") as fh:
+            records = list(csv.DictReader(fh, skipinitialspace=True))
+        if not records:
+            raise ValueError(f"{path}: AU matrix has no rows")
+        unknown = [c for c in records[0] if c not in schema.names and c.lower() not in ("frame", "name")]
+        if unknown:
+            raise ValueError(f"{path}: unknown columns {unknown}; use AU names {', '.join(schema.names)}")
+        rows = np.array([[float(r.get(au) or 0.0) for au in schema.names] for r in records])
+    for i, row in enumerate(rows):
+        schema.check_vector(row, f"{path} row {i + 1}")
+    return DrivingClip(path.stem, rows, None, None, DEFAULT_FPS, str(path))
+

@@ -1,0 +1,102 @@
+"""Writing results: frames, H.264 mp4 (ffmpeg from the imageio-ffmpeg wheel), GIF, side-by-side, AU curves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, size, size, 3); Lanczos when shrinking, bicubic when enlarging."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    method = Image.Resampling.LANCZOS if size < frames.shape[1] else Image.Resampling.BICUBIC
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), method)) for f in frames])
+
+
+def write_png_frames(frames: np.ndarray, folder: Path, stem: str = "") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(3, len(str(len(frames))))
+    paths = []
+    for i, frame in enumerate(frames):
+        path = folder / f"{stem}{i:0{width}d}.png"
+        Image.fromarray(frame).save(path)
+        paths.append(path)
+    return paths
+
+
+def write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
+    """H.264 in yuv420p, which ordinary players (browsers, QuickTime, Windows) open; sizes are padded to even."""
+    import imageio_ffmpeg
+
+    h, w = frames.shape[1:3]
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None,
+        output_params=["-crf", "16", "-preset", "medium", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"],
+        macro_block_size=1, ffmpeg_log_level="error")
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
+    # GIF delays are in 1/100 s with a practical minimum of 2 (browsers slow faster GIFs down): cap at 50 fps.
+    duration_ms = max(20, int(round(1000 / fps / 10)) * 10)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarray:
+    """(T, H, W, 3) pairs -> (T, H, 2W + gap, 3), white gap."""
+    t, h, w, _ = left.shape
+    out = np.full((t, h, 2 * w + gap, 3), 255, dtype=np.uint8)
+    out[:, :, :w] = left
+    out[:, :, w + gap:] = right
+    return out
+
+
+def plot_au_curves(path: Path, au_names: tuple[str, ...], driven: np.ndarray, source: np.ndarray | None,
+                   fps: float, apex: int | None, min_peak: float = 0.2) -> list[str]:
+    """One panel per AU that moves (peak >= min_peak): source curve vs the curve that drove the generator.
+
+    Returns the AU names plotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    peaks = driven.max(axis=0) if source is None else np.maximum(driven.max(axis=0), source.max(axis=0))
+    active = [j for j in range(len(au_names)) if peaks[j] >= min_peak] or [int(np.argmax(peaks))]
+    cols = min(4, len(active))
+    rows = -(-len(active) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False, sharex=True)
+    t_ms = np.arange(len(driven)) / fps * 1000
+    for ax, j in zip(axes.flat, active):
+        if source is not None:
+            ax.plot(t_ms, source[:, j], color="0.6", lw=1, label="source")
+        ax.plot(t_ms, driven[:, j], color="C3", lw=1.5, label="driven")
+        if apex is not None:
+            ax.axvline(t_ms[apex], color="C0", ls=":", lw=1)
+        ax.set_title(au_names[j], fontsize=9)
+        ax.set_ylim(-0.1, 5.1)
+    for ax in list(axes.flat)[len(active):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="upper right")
+    fig.supxlabel("time (ms)", fontsize=9)
+    fig.supylabel("intensity (0..5)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [au_names[j] for j in active]
+
+
+def probe_video(path: Path) -> dict:
+    """Frame count, fps, size and codec of a video, read back through ffmpeg (used by tests and the batch index)."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    count = sum(1 for _ in reader)
+    return {"frames": count, "fps": meta.get("fps"), "size": tuple(meta.get("size", ())), "codec": meta.get("codec")}
