@@ -90,9 +90,10 @@ def _fit_schema(intensity17: np.ndarray, schema: AUSchema) -> np.ndarray:
     return out
 
 
-def read_pair_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False,
-                     template: str | None = None) -> tuple[DrivingClip, Template]:
-    """The driving clip and template of one ULME-style test folder, checked."""
+def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False):
+    """A driving clip: ``root/imgs`` frames with AUs from the AU table in ``root`` or ``root/csvs``.
+
+    Returns the clip and the folder's AU table (or None), which may also hold the template's AUs."""
     root = Path(root)
     frames = list_images(root / "imgs") if (root / "imgs").is_dir() else {}
     if not frames:
@@ -114,7 +115,21 @@ def read_pair_folder(root: str | Path, schema: AUSchema, *, need_presence: bool 
             raise KeyError(f"{table_path}: no AUs for {len(missing)} frame(s) of imgs/: {', '.join(missing[:20])}")
         aus, source = np.stack([table[n] for n in names]), str(table_path)
     clip = DrivingClip(root.name, aus, [frames[n] for n in names], presence, native_fps(root.name), source)
-    return clip, read_template(root, schema, table, template)
+    return clip, table
+
+
+def read_pair_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False,
+                     template: str | None = None) -> tuple[DrivingClip, Template]:
+    """The driving clip and template of one ULME-style test folder, checked."""
+    clip, table = read_clip_folder(root, schema, need_presence=need_presence)
+    return clip, read_template(Path(root), schema, table, template)
+
+
+def template_from_image(path: Path, schema: AUSchema) -> Template:
+    """A template image given directly; its AUs from an OpenFace CSV of the same name beside it, if any."""
+    csv_path = path.with_suffix(".csv")
+    aus = _fit_schema(_best_face_row(csv_path)[0][None], schema)[0] if csv_path.is_file() else None
+    return Template(path, aus)
 
 
 def read_template(root: Path, schema: AUSchema, table: dict | None, choice: str | None) -> Template:

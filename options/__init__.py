@@ -9,7 +9,7 @@ import sys
 
 from openface.au_schema import SCHEMAS
 
-MODES = ("train",)
+MODES = ("train", "test")
 MODELS = ("ganimation",)
 NORMS = ("instance", "instance_affine")
 
@@ -96,6 +96,32 @@ def add_logging_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no_progress", action="store_true", help="no tqdm bars")
 
 
+def add_test_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("test (sequence generation)")
+    g.add_argument("--ckpt", default=None, help="checkpoint file (instead of --ckpt_dir RUN --load_epoch N|latest)")
+    g.add_argument("--results_dir", default="./results", help="where result folders are created")
+    g.add_argument("--aus_matrix", default=None,
+                   help="CSV (header of AU names, one row per frame) or JSON list of AU vectors driving the "
+                        "template without source frames")
+    g.add_argument("--template", default=None, help="template name in imgs2/ (several present), or an image path")
+    g.add_argument("--re_code", action="store_true",
+                   help="zero AUs whose OpenFace presence flag is on in under half of the clip's frames")
+    g.add_argument("--linear_fitting", action="store_true", help="onset -> apex -> offset piecewise-linear AUs")
+    g.add_argument("--apex_frame", action="store_true", help="template AUs -> apex AUs -> template AUs")
+    g.add_argument("--top_frame", type=int, default=None, help="apex frame index (default: largest AU sum)")
+    g.add_argument("--factor", type=float, default=1.0, help="multiply the target AUs (magnification)")
+    g.add_argument("--au_mode", default="absolute", choices=("absolute", "relative"),
+                   help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out")
+    g.add_argument("--smooth", type=int, default=0, help="moving-average window over the AU curves (frames)")
+    g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
+    g.add_argument("--fps", type=float, default=None,
+                   help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30)")
+    g.add_argument("--no_video", action="store_true", help="frames, AU table and curves only")
+    g.add_argument("--save_video", action="store_true", help="accepted for ULME-GAN commands (videos are default)")
+    g.add_argument("--pre_treatment", action="store_true",
+                   help="measure AUs of imgs/ and imgs2/ first (needs the face front end)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="AU-conditioned facial micro-expression generation (GANimation family)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -104,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(p)
     add_train_options(p)
     add_logging_options(p)
+    add_test_options(p)
     return p
 
 

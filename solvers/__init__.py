@@ -33,6 +33,8 @@ RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit"}
 def create_solver(opt: argparse.Namespace):
     if opt.mode == "train":
         return _create_trainer(opt)
+    if opt.mode == "test":
+        return create_tester(opt)
     raise ValueError(f"unknown mode {opt.mode}")
 
 
@@ -161,3 +163,37 @@ def _create_trainer(opt: argparse.Namespace):
                             tv=opt.lambda_tv, wgan_gp=opt.lambda_wgan_gp),
         device=device, dist=dist_info, seed=opt.seed, options=options,
         init_from=init_from, resume_from=resume_from)
+
+
+def trajectory_settings(opt: argparse.Namespace):
+    from solvers.tester import TrajectorySettings
+
+    if opt.linear_fitting and opt.apex_frame:
+        raise ValueError("--linear_fitting and --apex_frame exclude each other")
+    mode = "linear_fitting" if opt.linear_fitting else "apex_frame" if opt.apex_frame else "1v1"
+    return TrajectorySettings(mode=mode, re_code=opt.re_code, apex=opt.top_frame, au_mode=opt.au_mode,
+                              factor=opt.factor, smooth_window=opt.smooth)
+
+
+def test_checkpoint(opt: argparse.Namespace) -> Path:
+    if opt.ckpt:
+        return ckpt.resolve(Path(opt.ckpt), opt.load_epoch or "latest")
+    return ckpt.resolve(Path(opt.ckpt_dir), opt.load_epoch or "latest")
+
+
+def create_tester(opt: argparse.Namespace):
+    from solvers.tester import OutputSettings as SequenceOutput
+    from solvers.tester import Tester
+
+    setup_logging(None, True)
+    if opt.pre_treatment:
+        raise ValueError("--pre_treatment needs the face front end, which this version does not have yet: "
+                         "give OpenFace CSVs in csvs/ + csvs2/ or an AU table (python -m data.prepare_aus)")
+    return Tester(
+        checkpoint=test_checkpoint(opt), device=select_device(opt.gpu_ids, 0), results_dir=Path(opt.results_dir),
+        traj=trajectory_settings(opt),
+        out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
+                           max_frames=opt.max_dataset_size),
+        data_root=Path(opt.data_root) if opt.data_root else None,
+        aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
+        batch_size=opt.batch_size, amp=opt.amp, progress=not opt.no_progress)

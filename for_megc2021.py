@@ -1,0 +1,155 @@
+"""MEGC batch driver: every (source clip x template) pair, in one process, with the model loaded once.
+
+    # MEGC2021 / ULME-GAN layout: one folder per pair (imgs/, imgs2/, csvs/, csvs2/, aus_openface.pkl)
+    python for_megc2021.py --megc_root test/ --ckpt_dir RUN --load_epoch latest --re_code --linear_fitting
+    # MEGC2022 form: clip folders (imgs/ + csvs/ or an AU table) x template images (9 x 4 = 36 pairs)
+    python for_megc2021.py --clips clips/ --templates templates/ --ckpt_dir RUN --re_code --linear_fitting
+
+Every test-mode flag of main.py applies to each pair. ``--dry_run`` lists the pairs and their output folders.
+A failing pair is reported and the others go on. At the end: ``index.csv`` (one row per pair) and
+``contact_sheet.png`` (one row per pair: template | source apex | generated apex) in ``--results_dir``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from data.images import list_images, load_rgb, natural_key
+from data.sequences import read_clip_folder, read_pair_folder, template_from_image
+from options import build_parser
+from solvers import test_checkpoint, trajectory_settings
+from solvers.distributed import select_device
+from solvers.logs import setup_logging
+from solvers.tester import OutputSettings, SequenceGenerator, apex_still, generate_sequence, unique_folder
+
+log = logging.getLogger("for_megc2021")
+
+INDEX_FIELDS = ("pair", "clip", "template", "status", "frames", "apex", "fps", "frames_per_s", "out_dir", "error")
+
+
+@dataclass
+class Pair:
+    name: str
+    clip_dir: Path
+    template: Path | None  # None: the template is the pair folder's imgs2/
+
+
+def parse(argv: list[str] | None):
+    parser = build_parser()
+    parser.prog = "for_megc2021.py"
+    g = parser.add_argument_group("batch")
+    g.add_argument("--megc_root", default=None, help="folder of pair folders in the ULME-GAN test layout")
+    g.add_argument("--clips", default=None, help="folder of clip folders (MEGC2022 form, with --templates)")
+    g.add_argument("--templates", default=None, help="folder of template face images")
+    g.add_argument("--dry_run", action="store_true", help="list pairs and output folders, generate nothing")
+    parser.set_defaults(mode="test", results_dir="./results/megc")
+    opt = parser.parse_args(argv)
+    if bool(opt.megc_root) == bool(opt.clips):
+        parser.error("give either --megc_root, or --clips with --templates")
+    if opt.clips and not opt.templates:
+        parser.error("--clips needs --templates")
+    return opt
+
+
+def find_pairs(opt) -> list[Pair]:
+    if opt.megc_root:
+        root = Path(opt.megc_root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"--megc_root {root} does not exist")
+        folders = sorted((p for p in root.iterdir() if (p / "imgs").is_dir()), key=lambda p: natural_key(p.name))
+        return [Pair(p.name, p, None) for p in folders]
+    clips = sorted((p for p in Path(opt.clips).iterdir() if (p / "imgs").is_dir()), key=lambda p: natural_key(p.name))
+    templates = list(list_images(opt.templates).values())
+    return [Pair(f"{c.name}_{t.stem}", c, t) for c in clips for t in templates]
+
+
+def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, template_choice: str | None):
+    if pair.template is None:
+        return read_pair_folder(pair.clip_dir, model.schema, need_presence=re_code, template=template_choice)
+    clip, _ = read_clip_folder(pair.clip_dir, model.schema, need_presence=re_code)
+    clip.name = pair.name
+    return clip, template_from_image(pair.template, model.schema)
+
+
+def run_batch(opt) -> int:
+    setup_logging(None, True)
+    pairs = find_pairs(opt)
+    if not pairs:
+        raise FileNotFoundError("no pair folders with imgs/ found")
+    model = SequenceGenerator(test_checkpoint(opt), select_device(opt.gpu_ids, 0), opt.batch_size, opt.amp)
+    traj = trajectory_settings(opt)
+    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
+                         max_frames=opt.max_dataset_size)
+    results_dir = Path(opt.results_dir)
+    suffix = f"{model.model_args['name']}_{model.epoch}_{traj.folder_tag()}"
+    if opt.dry_run:
+        for pair in pairs:
+            print(f"{pair.name}: {pair.clip_dir} x {pair.template or 'imgs2/'} -> {results_dir / pair.name}_{suffix}")
+        return 0
+    results_dir.mkdir(parents=True, exist_ok=True)
+    rows, sheet = [], []
+    for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
+        row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
+        try:
+            clip, template = load_pair(pair, model, traj.re_code, opt.template)
+            out_dir = unique_folder(results_dir / f"{pair.name}_{suffix}")
+            res = generate_sequence(model, clip, template, out_dir, traj, out)
+            row.update(status="ok", frames=res.frames, apex=res.apex, fps=res.fps,
+                       frames_per_s=round(res.frames_per_s, 2), out_dir=str(out_dir), template=str(template.path))
+            sheet.append((pair.name, template.path, clip.frames[res.apex] if clip.frames else None, out_dir,
+                          res.apex))
+        except Exception as err:  # one bad pair must not cost the other results
+            log.error("%s failed: %s", pair.name, err)
+            row.update(status="failed", error=str(err).splitlines()[0])
+        rows.append(row)
+    write_index(rows, results_dir / "index.csv")
+    if sheet:
+        contact_sheet(sheet).save(results_dir / "contact_sheet.png")
+    failed = [r["pair"] for r in rows if r["status"] != "ok"]
+    log.info("%d of %d pairs done -> %s%s", len(rows) - len(failed), len(rows), results_dir,
+             f"; failed: {', '.join(failed)}" if failed else "")
+    return 1 if failed else 0
+
+
+def write_index(rows: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=INDEX_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in INDEX_FIELDS})
+    path.write_text(buf.getvalue())
+
+
+def contact_sheet(entries: list, cell: int = 128, label_h: int = 16) -> Image.Image:
+    """One row per pair: template | source apex | generated apex, with the pair name above."""
+    sheet = Image.new("RGB", (3 * cell, len(entries) * (cell + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (name, template, source_apex, out_dir, apex) in enumerate(entries):
+        top = r * (cell + label_h)
+        draw.text((2, top + 2), name, fill="black")
+        stills = [Image.fromarray(load_rgb(template, cell)),
+                  Image.fromarray(load_rgb(source_apex, cell)) if source_apex else Image.new("RGB", (cell, cell)),
+                  apex_still(out_dir, apex).resize((cell, cell), Image.Resampling.LANCZOS)]
+        for c, img in enumerate(stills):
+            sheet.paste(img, (c * cell, top + label_h))
+    return sheet
+
+
+def main(argv: list[str] | None = None) -> int:
+    opt = parse(argv)
+    try:
+        return run_batch(opt)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

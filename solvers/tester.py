@@ -1,0 +1,249 @@
+"""Test mode: turn a template face into a micro-expression sequence driven by a clip's AUs or an AU matrix.
+
+``SequenceGenerator`` holds a generator rebuilt from a checkpoint and streams any number of target AU vectors
+through it in batches. ``generate_sequence`` computes the trajectory and writes every output of one
+(clip, template) pair into a fresh folder, atomically. ``Tester`` is the ``--mode test`` solver;
+``for_megc2021.py`` reuses the same pieces with the model loaded once for all pairs.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from data.images import load_rgb
+from data.sequences import (DrivingClip, Template, read_au_matrix, read_pair_folder, read_template,
+                            template_from_image)
+from models.registry import build_generator
+from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
+from solvers import checkpoint as ckpt
+from solvers import media
+from solvers.trajectory import build_trajectory, presence_majority_mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrajectorySettings:
+    """How the driving AUs become the generator's targets (see solvers/trajectory.py)."""
+
+    mode: str = "1v1"  # "1v1" | "linear_fitting" | "apex_frame"
+    re_code: bool = False
+    apex: int | None = None  # --top_frame; None = automatic
+    au_mode: str = "absolute"  # "absolute" | "relative"
+    factor: float = 1.0
+    smooth_window: int = 0
+
+    def folder_tag(self) -> str:
+        """The seed's naming: <re_code|no-re_code>_<linear_fitting|apex_frame|1V1>."""
+        recode = "re_code" if self.re_code else "no-re_code"
+        return f"{recode}_{'1V1' if self.mode == '1v1' else self.mode}"
+
+
+@dataclass
+class OutputSettings:
+    output_size: int = 256
+    fps: float | None = None  # None: the clip's native rate
+    videos: bool = True
+    max_frames: int | None = None
+
+
+class SequenceGenerator:
+    """A checkpoint's generator, ready to stream (template, target AUs) through in batches."""
+
+    def __init__(self, checkpoint: Path, device: torch.device, batch_size: int = 32, amp: bool = False):
+        state = ckpt.load(checkpoint)
+        self.model_args = state["model"]
+        self.schema: AUSchema = SCHEMAS[self.model_args["aus_schema"]]
+        self.image_size = self.model_args["discriminator"]["final_size"]
+        self.epoch = state["progress"]["epoch"]
+        self.generator = build_generator(self.model_args)
+        ckpt.load_state_strict(self.generator, state["G"], "generator", checkpoint)
+        self.generator.to(device).eval()
+        self.device, self.batch_size, self.amp = device, max(1, batch_size), amp
+        self.checkpoint = checkpoint
+
+    def load_template(self, path: Path) -> torch.Tensor:
+        img = load_rgb(path, self.image_size)
+        return torch.from_numpy(img).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+    @torch.inference_mode()
+    def generate(self, template: torch.Tensor, targets_raw: np.ndarray, progress: bool = False) -> dict:
+        """Raw 0..5 target AUs (T, n) -> uint8 results, attention and colour maps (T, H, W, ...)."""
+        if targets_raw.shape[1] != self.schema.n:
+            raise ValueError(f"the AUs have {targets_raw.shape[1]} values but the checkpoint's generator expects "
+                             f"{self.schema.n} ({self.schema.key}): {self.checkpoint}")
+        targets = torch.from_numpy(self.schema.to_network(targets_raw))
+        results, attention = [], []
+        src = template.to(self.device)[None]
+        for start in tqdm(range(0, len(targets), self.batch_size), desc="generating", leave=False,
+                          disable=not progress):
+            aus = targets[start:start + self.batch_size].to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out, att, _ = self.generator(src.expand(len(aus), -1, -1, -1), aus)
+            results.append(_to_uint8(out.float()))
+            attention.append((att.float().clamp(0, 1) * 255).round().byte().squeeze(1).cpu().numpy())
+        return {"result": np.concatenate(results), "attention": np.concatenate(attention)}
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def unique_folder(path: Path) -> Path:
+    """Never overwrite a result: name, name_2, name_3, ..."""
+    if not path.exists():
+        return path
+    n = 2
+    while path.with_name(f"{path.name}_{n}").exists():
+        n += 1
+    log.warning("%s exists: writing to %s_%d instead", path, path.name, n)
+    return path.with_name(f"{path.name}_{n}")
+
+
+def recode_mask(clip: DrivingClip, schema: AUSchema) -> np.ndarray:
+    if clip.presence is None:
+        raise ValueError(f"--re_code needs OpenFace presence flags (csvs/) for {clip.name}; its AUs came from "
+                         f"{clip.source}")
+    return presence_majority_mask(clip.presence, OPENFACE_PRESENCE, schema.names)
+
+
+@dataclass
+class SequenceResult:
+    out_dir: Path
+    frames: int
+    apex: int
+    fps: float
+    seconds: float
+    frames_per_s: float
+    files: list[str] = field(default_factory=list)
+
+
+def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Template, out_dir: Path,
+                      traj: TrajectorySettings, out: OutputSettings, progress: bool = False) -> SequenceResult:
+    """Trajectory -> generator -> frames, videos, GIF, AU curves, records; all in ``out_dir`` or nothing."""
+    clip_aus = clip.aus if out.max_frames is None else clip.aus[:out.max_frames]
+    frames_src = clip.frames if out.max_frames is None or clip.frames is None else clip.frames[:out.max_frames]
+    if len(clip_aus) == 0:
+        raise ValueError(f"{clip.name}: the clip has no frames")
+    mask = recode_mask(clip, model.schema) if traj.re_code else None
+    if traj.mode == "apex_frame" or traj.au_mode == "relative":
+        if template.aus is None:
+            raise ValueError(f"{template.path}: --{traj.mode if traj.mode == 'apex_frame' else 'au_mode relative'} "
+                             f"needs the template's AUs (an entry in the AU table or csvs2/{template.path.stem}.csv)")
+    targets, apex = build_trajectory(
+        clip_aus, template_aus=template.aus if template.aus is not None else np.zeros(model.schema.n),
+        mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=traj.au_mode, factor=traj.factor,
+        smooth_window=traj.smooth_window)
+    fps = out.fps or clip.fps
+
+    start = time.perf_counter()
+    generated = model.generate(model.load_template(template.path), targets, progress=progress)
+    seconds = time.perf_counter() - start
+
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        files = _write_outputs(tmp, model, clip, template, frames_src, clip_aus, targets, generated, apex, fps, out)
+        record = {"clip": clip.name, "au_source": clip.source, "template": str(template.path),
+                  "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
+                  "fps": fps, "trajectory": asdict(traj), "output_size": out.output_size,
+                  "generation_seconds": round(seconds, 4), "frames_per_s": round(len(targets) / seconds, 2),
+                  "device": str(model.device)}
+        (tmp / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(tmp, out_dir)  # the folder appears complete or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SequenceResult(out_dir, len(targets), apex, fps, seconds, len(targets) / seconds, files + ["run.json"])
+
+
+def _write_outputs(folder: Path, model: SequenceGenerator, clip: DrivingClip, template: Template,
+                   frames_src: list[Path] | None, clip_aus: np.ndarray, targets: np.ndarray, generated: dict,
+                   apex: int, fps: float, out: OutputSettings) -> list[str]:
+    size = out.output_size
+    result = media.resize_frames(generated["result"], size)
+    media.write_png_frames(result, folder / "frames")
+    files = ["frames/"]
+    _write_au_csv(folder / "aus_driven.csv", model.schema.names, targets)
+    files.append("aus_driven.csv")
+    media.plot_au_curves(folder / "au_curves.png", model.schema.names, targets, clip_aus, fps, apex)
+    files.append("au_curves.png")
+    if not out.videos:
+        return files
+    if frames_src is not None:
+        source = np.stack([load_rgb(p, size) for p in frames_src])
+        media.write_mp4(source, folder / "source.mp4", fps)
+        files.append("source.mp4")
+    else:  # an AU matrix: the still template stands in for the source
+        source = np.repeat(load_rgb(template.path, size)[None], len(result), axis=0)
+    media.write_mp4(result, folder / "target.mp4", fps)
+    media.write_mp4(media.side_by_side(source, result), folder / "compare.mp4", fps)
+    media.write_gif(result, folder / "target.gif", fps)
+    return files + ["target.mp4", "compare.mp4", "target.gif"]
+
+
+def _write_au_csv(path: Path, names: tuple[str, ...], aus: np.ndarray) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["frame", *names])
+    for i, row in enumerate(aus):
+        writer.writerow([i, *(f"{v:.4f}" for v in row)])
+    path.write_text(buf.getvalue())
+
+
+def apex_still(result_dir: Path, apex: int) -> Image.Image:
+    frames = sorted((result_dir / "frames").glob("*.png"))
+    return Image.open(frames[min(apex, len(frames) - 1)]).convert("RGB")
+
+
+@dataclass
+class Tester:
+    """``--mode test`` on one folder (ULME layout) or one AU matrix."""
+
+    checkpoint: Path
+    device: torch.device
+    results_dir: Path
+    traj: TrajectorySettings
+    out: OutputSettings
+    data_root: Path | None = None
+    aus_matrix: Path | None = None
+    template: str | None = None  # a name in imgs2/ or, with an AU matrix, an image path
+    batch_size: int = 32
+    amp: bool = False
+    progress: bool = True
+
+    def run(self) -> SequenceResult:
+        model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp)
+        clip, template = self._inputs(model.schema)
+        name = f"{clip.name}_{model.model_args['name']}_{model.epoch}_{self.traj.folder_tag()}"
+        out_dir = unique_folder(self.results_dir / name)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        result = generate_sequence(model, clip, template, out_dir, self.traj, self.out, self.progress)
+        log.info("%d frames (apex %d) at %.1f frames/s on %s -> %s", result.frames, result.apex,
+                 result.frames_per_s, self.device, out_dir)
+        return result
+
+    def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
+        if self.aus_matrix is not None:
+            clip = read_au_matrix(self.aus_matrix, schema)
+            if self.template and Path(self.template).is_file():
+                return clip, template_from_image(Path(self.template), schema)
+            if self.data_root is None:
+                raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
+            return clip, read_template(self.data_root, schema, None, self.template)
+        if self.data_root is None:
+            raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
+        return read_pair_folder(self.data_root, schema, need_presence=self.traj.re_code, template=self.template)
