@@ -80,14 +80,12 @@ def _read_csv_folder(csv_dir: Path, names: list[str], schema: AUSchema):
 
 
 def _fit_schema(intensity17: np.ndarray, schema: AUSchema) -> np.ndarray:
-    """OpenFace gives 17 AUs; an 18-AU schema gets its extra landmark value (unknown here) as 0."""
-    if schema.n == intensity17.shape[1]:
-        return intensity17
-    out = np.zeros((intensity17.shape[0], schema.n))
-    for j, name in enumerate(OPENFACE_AUS):
-        if name in schema.names:
-            out[:, schema.index(name)] = intensity17[:, j]
-    return out
+    """OpenFace CSVs hold the 17 OpenFace AUs; a model with other AUs cannot be driven by them alone."""
+    if schema.names != OPENFACE_AUS:
+        extra = [n for n in schema.names if n not in OPENFACE_AUS]
+        raise ValueError(f"the model uses {schema.n} AUs ({schema.key}); OpenFace CSVs give 17 and lack "
+                         f"{', '.join(extra)}: provide an AU table with {schema.n} values per frame")
+    return intensity17
 
 
 def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False):

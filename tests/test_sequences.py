@@ -1,0 +1,133 @@
+"""Test mode and the MEGC batch driver, end to end, with a small randomly initialised checkpoint."""
+import csv
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, TINY_MODEL, make_tiny_dataset
+from for_megc2021 import main as megc_main
+from main import main
+from solvers.media import probe_video
+
+EXAMPLES = ROOT / "examples" / "au_matrices"
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ckpt")
+    data = make_tiny_dataset(tmp / "data", n=6)
+    assert main(["--data_root", str(data), "--ckpt_dir", str(tmp / "ck"), "--name", "g", *TINY_MODEL,
+                 "--batch_size", "2", "--max_steps", "1"]) == 0
+    return tmp / "ck" / "g" / "latest.pth"
+
+
+def run_test_mode(ckpt, *args):
+    return main(["--mode", "test", "--ckpt", str(ckpt), "--gpu_ids", "-1", "--no_progress", *args])
+
+
+def only_child(folder):
+    children = [p for p in folder.iterdir() if p.is_dir()]
+    assert len(children) == 1, children
+    return children[0]
+
+
+@pytest.mark.parametrize("table", ["positive", "surprise"])
+def test_au_matrix_drives_a_template_without_source_frames(tiny_ckpt, tmp_path, table):
+    template = tmp_path / "template.png"
+    Image.fromarray(np.full((90, 90, 3), 128, np.uint8)).save(template)
+    assert run_test_mode(tiny_ckpt, "--aus_matrix", str(EXAMPLES / f"{table}.csv"), "--template", str(template),
+                "--results_dir", str(tmp_path / "res"), "--fps", "30", "--output_size", "128") == 0
+    out = only_child(tmp_path / "res")
+    assert out.name == f"{table}_ganimation_1_no-re_code_1V1"
+    assert len(list((out / "frames").glob("*.png"))) == 30
+    assert not (out / "source.mp4").exists()  # there is no source clip
+    video = probe_video(out / "target.mp4")
+    assert video["frames"] == 30 and video["fps"] == 30 and video["codec"] == "h264"
+    assert probe_video(out / "compare.mp4")["size"][0] > 256  # template | result side by side
+    driven = np.loadtxt(out / "aus_driven.csv", delimiter=",", skiprows=1)[:, 1:]
+    shipped = np.loadtxt(EXAMPLES / f"{table}.csv", delimiter=",", skiprows=1)[:, 1:]
+    np.testing.assert_allclose(driven, shipped, atol=1e-3)
+
+
+def test_result_folders_are_never_overwritten(tiny_ckpt, tmp_path):
+    template = tmp_path / "t.png"
+    Image.new("RGB", (40, 40), "gray").save(template)
+    args = ["--aus_matrix", str(EXAMPLES / "positive.csv"), "--template", str(template),
+            "--results_dir", str(tmp_path / "res"), "--no_video", "--max_dataset_size", "3"]
+    assert run_test_mode(tiny_ckpt, *args) == 0 and run_test_mode(tiny_ckpt, *args) == 0
+    names = sorted(p.name for p in (tmp_path / "res").iterdir())
+    assert names == ["positive_ganimation_1_no-re_code_1V1", "positive_ganimation_1_no-re_code_1V1_2"]
+    assert len(list((tmp_path / "res" / names[1] / "frames").glob("*.png"))) == 3
+
+
+def _small_pair(tmp_path, megc_root, frames=4, folder="casme2_Positive_asianFemale"):
+    """A copy of a real pair folder cut to a few frames (fast), with its CSVs and AU table."""
+    src = megc_root / folder
+    dst = tmp_path / folder
+    (dst / "imgs").mkdir(parents=True)
+    (dst / "csvs").mkdir()
+    names = sorted((p.stem for p in (src / "imgs").iterdir()), key=lambda n: int(n.split("img")[-1]))[:frames]
+    for n in names:
+        shutil.copy(src / "imgs" / f"{n}.jpg", dst / "imgs")
+        shutil.copy(src / "csvs" / f"{n}.csv", dst / "csvs")
+    shutil.copytree(src / "imgs2", dst / "imgs2")
+    shutil.copytree(src / "csvs2", dst / "csvs2")
+    return dst
+
+
+def test_one_frame_clip_and_apex_at_frame_zero(tiny_ckpt, tmp_path, megc_root):
+    pair = _small_pair(tmp_path, megc_root, frames=1)
+    assert run_test_mode(tiny_ckpt, "--data_root", str(pair), "--re_code", "--apex_frame", "--results_dir",
+                str(tmp_path / "r1"), "--no_video") == 0
+    pair3 = _small_pair(tmp_path / "b", megc_root, frames=3)
+    assert run_test_mode(tiny_ckpt, "--data_root", str(pair3), "--linear_fitting", "--top_frame", "0", "--results_dir",
+                str(tmp_path / "r2"), "--no_video") == 0
+    assert len(list((only_child(tmp_path / "r2") / "frames").glob("*.png"))) == 3
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("two_templates", "choose one with --template"),
+    ("csv_name_mismatch", "no OpenFace CSV for 1 frame"),
+    ("no_csvs_recode", "--re_code needs OpenFace presence flags"),
+])
+def test_bad_test_folders_are_explained(tiny_ckpt, tmp_path, megc_root, capsys, damage, message):
+    pair = _small_pair(tmp_path, megc_root)
+    if damage == "two_templates":
+        shutil.copy(next((pair / "imgs2").iterdir()), pair / "imgs2" / "second.jpg")
+    elif damage == "csv_name_mismatch":
+        csv_file = sorted((pair / "csvs").iterdir())[0]
+        csv_file.rename(csv_file.with_name("renamed.csv"))
+    else:
+        shutil.rmtree(pair / "csvs")
+    assert run_test_mode(tiny_ckpt, "--data_root", str(pair), "--re_code", "--results_dir", str(tmp_path / "r")) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())  # nothing half-written
+
+
+def test_checkpoint_with_another_au_count_is_refused(tmp_path, megc_root, capsys):
+    data = make_tiny_dataset(tmp_path / "d18", n=4, n_aus=18)
+    assert main(["--data_root", str(data), "--ckpt_dir", str(tmp_path / "ck"), "--name", "g18", *TINY_MODEL,
+                 "--aus_nc", "18", "--batch_size", "2", "--max_steps", "1"]) == 0
+    pair = _small_pair(tmp_path, megc_root)
+    assert run_test_mode(tmp_path / "ck" / "g18", "--data_root", str(pair), "--results_dir", str(tmp_path / "r")) == 2
+    assert "18" in capsys.readouterr().err
+
+
+def test_for_megc2021_over_the_real_test_package(tiny_ckpt, tmp_path, megc_root):
+    out = tmp_path / "megc"
+    assert megc_main(["--megc_root", str(megc_root), "--ckpt", str(tiny_ckpt), "--results_dir", str(out),
+                      "--gpu_ids", "-1", "--re_code", "--linear_fitting", "--output_size", "128",
+                      "--no_progress"]) == 0
+    rows = list(csv.DictReader(open(out / "index.csv")))
+    assert len(rows) == 12 and all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        result = out / row["out_dir"].split("/")[-1]
+        n_source = len(list((megc_root / row["pair"] / "imgs").iterdir()))
+        assert len(list((result / "frames").glob("*.png"))) == n_source == int(row["frames"])
+        for video in ("source.mp4", "target.mp4", "compare.mp4"):
+            meta = probe_video(result / video)
+            assert meta["frames"] == n_source and meta["fps"] == 200 and meta["codec"] == "h264"
+        assert (result / "au_curves.png").stat().st_size > 0 and (result / "target.gif").exists()
+    assert Image.open(out / "contact_sheet.png").size == (3 * 128, 12 * (128 + 16))
