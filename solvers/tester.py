@@ -23,8 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from data.images import load_rgb
-from data.sequences import (DrivingClip, Template, read_au_matrix, read_pair_folder, read_template,
-                            template_from_image)
+from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_folder, read_template, template_from_image
 from models.registry import build_generator
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt

@@ -1,16 +1,15 @@
 import pickle
 
-import numpy as np
 import pytest
+import torch
+from conftest import make_tiny_dataset
 from PIL import Image
 
-from conftest import make_tiny_dataset
 from data.augment import prepare_batch
 from data.dataset import build_training_set
 from data.images import list_images, natural_key
 from data.sampler import EpochBatchSampler
 from openface.au_schema import OPENFACE_17
-import torch
 
 
 def test_grayscale_and_bmp_become_rgb_at_final_size(tmp_path):

@@ -2,7 +2,6 @@
 import ast
 
 import pytest
-
 from conftest import ROOT
 
 LEAVES = ("models", "data", "metrics", "openface")

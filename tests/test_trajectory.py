@@ -10,8 +10,18 @@ from data.au_table import load_au_table
 from data.images import list_images, natural_key
 from openface.au_schema import N2ME_18, OPENFACE_17, OPENFACE_AUS, OPENFACE_PRESENCE
 from openface.csv_io import read_openface_csv
-from solvers.trajectory import (TRAJECTORY_MODES, apex_triangle, build_trajectory, find_apex, linear_fit, magnify,
-                                presence_majority_mask, re_encode, relative_to_onset, smooth)
+from solvers.trajectory import (
+    TRAJECTORY_MODES,
+    apex_triangle,
+    build_trajectory,
+    find_apex,
+    linear_fit,
+    magnify,
+    presence_majority_mask,
+    re_encode,
+    relative_to_onset,
+    smooth,
+)
 
 # Three frames, two AUs; the sums 1, 4, 2 put the apex at frame 1.
 CLIP = np.array([[1.0, 0.0],
