@@ -20,7 +20,7 @@ def random_crop(images: torch.Tensor, size: int, generator: torch.Generator) -> 
         return images
     tops = torch.randint(0, h - size + 1, (n,), generator=generator).tolist()
     lefts = torch.randint(0, w - size + 1, (n,), generator=generator).tolist()
-    return torch.stack([img[:, t:t + size, l:l + size] for img, t, l in zip(images, tops, lefts)])
+    return torch.stack([img[:, top:top + size, left:left + size] for img, top, left in zip(images, tops, lefts)])
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:

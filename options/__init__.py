@@ -28,7 +28,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--serial_batches", action="store_true", help="take images in order instead of shuffling")
     g.add_argument("--max_dataset_size", type=int, default=None, help="use at most this many training images")
     g.add_argument("--final_size", type=int, default=128, help="network image size (128 or 256)")
-    g.add_argument("--load_size", type=int, default=None, help="decode size before cropping (None: final_size, or final_size*1.16 when cropping)")
+    g.add_argument("--load_size", type=int, default=None,
+                   help="decode size before cropping (None: final_size, or final_size*1.16 when cropping)")
     g.add_argument("--resize_or_crop", default="none", choices=("none", "resize_and_crop", "crop"),
                    help="none: resize to final_size; resize_and_crop/crop: decode at load_size, random crop")
     g.add_argument("--no_flip", action="store_true", help="no horizontal flip augmentation")

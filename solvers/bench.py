@@ -63,7 +63,8 @@ def parse_args(argv: list[str] | None) -> Namespace:
     p.add_argument("--d_layers", type=int, default=0, help="critic downsamplings (0: the training default)")
     p.add_argument("--infer_batch", type=int, default=64, help="frames per generator inference batch")
     p.add_argument("--infer_iters", type=int, default=None, help="measured inference batches (default: 3 cpu, 50 cuda)")
-    p.add_argument("--infer_warmup", type=int, default=None, help="unmeasured inference batches (default: 1 cpu, 5 cuda)")
+    p.add_argument("--infer_warmup", type=int, default=None,
+                   help="unmeasured inference batches (default: 1 cpu, 5 cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
