@@ -131,3 +131,31 @@ def test_for_megc2021_over_the_real_test_package(tiny_ckpt, tmp_path, megc_root)
             assert meta["frames"] == n_source and meta["fps"] == 200 and meta["codec"] == "h264"
         assert (result / "au_curves.png").stat().st_size > 0 and (result / "target.gif").exists()
     assert Image.open(out / "contact_sheet.png").size == (3 * 128, 12 * (128 + 16))
+
+
+def test_megc2022_form_clips_times_templates_with_a_failing_pair(tiny_ckpt, tmp_path, megc_root, capsys):
+    clips, templates = tmp_path / "clips", tmp_path / "templates"
+    for folder in ("casme2_Positive_asianFemale", "casme2_Surprise_westMale"):
+        pair = _small_pair(clips, megc_root, frames=3, folder=folder)
+        shutil.rmtree(pair / "imgs2")
+        shutil.rmtree(pair / "csvs2")
+    broken = _small_pair(clips, megc_root, frames=2, folder="casme2_Negative_westMale")
+    shutil.rmtree(broken / "csvs")  # no AUs at all: this clip's pairs fail, the others go on
+    templates.mkdir()
+    shutil.copy(megc_root / "casme2_Positive_asianFemale" / "imgs2" / "normalized_asianFemale.jpg", templates)
+    shutil.copy(megc_root / "casme2_Positive_asianFemale" / "csvs2" / "normalized_asianFemale.csv", templates)
+    Image.new("RGB", (256, 256), "gray").save(templates / "Template_Plain.jpg")
+    args = ["--clips", str(clips), "--templates", str(templates), "--ckpt", str(tiny_ckpt), "--gpu_ids", "-1",
+            "--results_dir", str(tmp_path / "out"), "--no_video", "--no_progress", "--apex_frame"]
+    assert megc_main(args + ["--dry_run"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 6 and not (tmp_path / "out").exists()
+    assert megc_main(args) == 1  # some pairs failed
+    rows = {r["pair"]: r for r in csv.DictReader(open(tmp_path / "out" / "index.csv"))}
+    assert len(rows) == 6
+    assert rows["casme2_Positive_asianFemale_normalized_asianFemale"]["status"] == "ok"
+    # --apex_frame needs the template's AUs: the plain template has no CSV, so its pairs fail with that reason.
+    assert "template's AUs" in rows["casme2_Surprise_westMale_Template_Plain"]["error"]
+    assert all(r["status"] == "failed" for p, r in rows.items() if p.startswith("casme2_Negative"))
+    assert sum(r["status"] == "ok" for r in rows.values()) == 2
+    assert Image.open(tmp_path / "out" / "contact_sheet.png").size[1] == 2 * (128 + 16)
