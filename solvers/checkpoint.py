@@ -78,9 +78,19 @@ def load(path: str | Path, map_location="cpu") -> dict:
     except Exception as exc:
         raise ValueError(f"{path}: not a readable checkpoint of this toolkit ({exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0][:200]}). Foreign weights need an importer.") from exc
-    if not isinstance(state, dict) or state.get("kind") != KIND:
-        raise ValueError(f"{path}: not a checkpoint of this toolkit (no '{KIND}' marker); "
-                         f"seed-format weights (ULME-GAN, GANimation, N2ME) need an importer")
+    return check_native(state, path)
+
+
+def is_native(state) -> bool:
+    return isinstance(state, dict) and state.get("kind") == KIND
+
+
+def check_native(state, path: Path) -> dict:
+    """The checks ``load`` applies to what it read (shared with the importers, which read files themselves)."""
+    if not is_native(state):
+        raise ValueError(f"{path}: not a checkpoint of this toolkit (no '{KIND}' marker); seed-format weights "
+                         f"(ULME-GAN, GANimation, N2ME) need an importer: --ckpt_format auto, or "
+                         f"python -m solvers.importers convert")
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format {state['format_version']} is newer than this toolkit "
                          f"({FORMAT_VERSION}); update the toolkit")

@@ -1,0 +1,120 @@
+"""Built-in AU estimator: OpenFace-style AU intensities (0..5) and presence from MediaPipe blendshapes.
+
+Each OpenFace AU is read from the blendshape(s) that describe the same muscle movement (table ``AU_SOURCES``);
+AU06 (cheek raiser) also uses the landmarks, because the cheekSquint blendshape alone misses many smiles: the
+cheeks rise towards the eyes (``cheek_raise``). The score is then mapped to OpenFace's 0..5 intensity scale by a per-AU linear calibration ``intensity = gain * score + offset``
+(clipped to 0..5) fitted against real OpenFace output (``python -m openface.calibrate``; coefficients in
+``openface/au_calibration.json``). Presence is intensity >= ``PRESENCE_THRESHOLD``. N2ME's 18th value, the mouth
+opening, is measured from the inner-lip landmarks of the aligned face.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from openface.align import apply_affine, canonical_matrix
+from openface.au_schema import OPENFACE_AUS
+from openface.landmarks import LOWER_INNER_LIP, UPPER_INNER_LIP, Face
+
+CALIBRATION_FILE = Path(__file__).with_name("au_calibration.json")
+PRESENCE_THRESHOLD = 1.0  # OpenFace intensities below 1 are mostly noise on neutral faces
+
+# OpenFace AU -> the MediaPipe blendshapes averaged to measure it (left and right sides pooled: OpenFace's AUs are
+# bilateral). Chosen by FACS definitions of the AUs and of the ARKit blendshapes.
+AU_SOURCES: dict[str, tuple[str, ...]] = {
+    "AU01": ("browInnerUp",),  # inner brow raiser
+    "AU02": ("browOuterUpLeft", "browOuterUpRight"),  # outer brow raiser
+    "AU04": ("browDownLeft", "browDownRight"),  # brow lowerer
+    "AU05": ("eyeWideLeft", "eyeWideRight"),  # upper lid raiser
+    "AU06": ("cheekSquintLeft", "cheekSquintRight"),  # cheek raiser
+    "AU07": ("eyeSquintLeft", "eyeSquintRight"),  # lid tightener
+    "AU09": ("noseSneerLeft", "noseSneerRight"),  # nose wrinkler
+    "AU10": ("mouthUpperUpLeft", "mouthUpperUpRight"),  # upper lip raiser
+    "AU12": ("mouthSmileLeft", "mouthSmileRight"),  # lip corner puller
+    "AU14": ("mouthDimpleLeft", "mouthDimpleRight"),  # dimpler
+    "AU15": ("mouthFrownLeft", "mouthFrownRight"),  # lip corner depressor
+    "AU17": ("mouthShrugLower",),  # chin raiser
+    "AU20": ("mouthStretchLeft", "mouthStretchRight"),  # lip stretcher
+    "AU23": ("mouthPressLeft", "mouthPressRight"),  # lip tightener (pressed, narrowed lips)
+    "AU25": ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight"),  # lips part
+    "AU26": ("jawOpen",),  # jaw drop
+    "AU45": ("eyeBlinkLeft", "eyeBlinkRight"),  # blink
+}
+
+
+# Cheek raise from landmarks: vertical distance (px in the canonical 128 px crop) from the eye-corner line down to
+# the upper cheek points (mesh 50 and 280); it shrinks when AU06 lifts the cheeks. Centre and softness are the
+# mean (24.5 px) and, rounded, the standard deviation (1 px) of that distance over the MEGC2021 package's frames.
+CHEEK_POINTS = (50, 280)
+CHEEK_NEUTRAL_PX, CHEEK_SOFTNESS_PX = 24.5, 1.0
+EYE_CORNERS = (33, 133, 362, 263)
+
+
+def aligned_landmarks(landmarks: np.ndarray, size: int = 128) -> np.ndarray:
+    return apply_affine(canonical_matrix(landmarks, size), landmarks)
+
+
+def cheek_raise(aligned: np.ndarray) -> float:
+    """0..1, smooth and monotonic: higher when the cheeks sit closer to the eyes."""
+    eye_line = aligned[list(EYE_CORNERS), 1].mean()
+    distance = aligned[list(CHEEK_POINTS), 1].mean() - eye_line
+    return float(1.0 / (1.0 + np.exp((distance - CHEEK_NEUTRAL_PX) / CHEEK_SOFTNESS_PX)))
+
+
+def au_features(face: Face) -> np.ndarray:
+    """(17,) raw scores in OpenFace AU order: the mean of each AU's source blendshapes (AU06: half cheek raise)."""
+    shapes = face.blendshapes
+    scores = np.array([np.mean([shapes.get(name, 0.0) for name in AU_SOURCES[au]]) for au in OPENFACE_AUS])
+    au06 = OPENFACE_AUS.index("AU06")
+    scores[au06] = 0.5 * scores[au06] + 0.5 * cheek_raise(aligned_landmarks(face.landmarks))
+    return scores
+
+
+def mouth_opening(aligned: np.ndarray) -> float:
+    """N2ME's mouth opening: mean gap between the three inner upper-lip and three inner lower-lip points, in pixels
+    of the canonical 128 px crop (N2ME measured it on 128x128 faces; its training set spanned 0..33 px)."""
+    upper = aligned[list(UPPER_INNER_LIP), :2]
+    lower = aligned[list(LOWER_INNER_LIP), :2]
+    return float(np.linalg.norm(upper - lower, axis=1).mean())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    gain: np.ndarray  # (17,)
+    offset: np.ndarray  # (17,)
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> "Calibration":
+        data = json.loads(Path(path).read_text())
+        gain = np.array([data["aus"][au]["gain"] for au in OPENFACE_AUS])
+        offset = np.array([data["aus"][au]["offset"] for au in OPENFACE_AUS])
+        return cls(gain, offset, data.get("source", ""))
+
+    @classmethod
+    def identity(cls) -> "Calibration":
+        """Score 0..1 -> 0..5 linearly: used before any calibration exists."""
+        return cls(np.full(len(OPENFACE_AUS), 5.0), np.zeros(len(OPENFACE_AUS)), "identity")
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        return np.clip(features * self.gain + self.offset, 0.0, 5.0)
+
+
+class AUEstimator:
+    """Face -> OpenFace AU intensities (17,), presence (17,), and the mouth opening in 128 px units."""
+
+    def __init__(self, calibration: Calibration | None = None):
+        if calibration is None:
+            calibration = Calibration.load() if CALIBRATION_FILE.is_file() else Calibration.identity()
+        self.calibration = calibration
+
+    def intensities(self, face: Face) -> np.ndarray:
+        return self.calibration.apply(au_features(face))
+
+    def measure(self, face: Face) -> dict:
+        intensity = self.intensities(face)
+        return {"intensity": intensity, "presence": (intensity >= PRESENCE_THRESHOLD).astype(np.float64),
+                "mouth_opening_px128": mouth_opening(aligned_landmarks(face.landmarks))}

@@ -1,0 +1,94 @@
+"""The built-in face front end in one call: detect, pick a face, align, measure AUs, check quality."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from openface.align import Crop, align_face
+from openface.au_estimator import AUEstimator
+from openface.landmarks import Face, Landmarker
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """N2ME-style cleaning of training sets; the defaults only reject clearly unusable faces."""
+
+    max_yaw: float = 30.0  # degrees
+    max_pitch: float = 30.0
+    min_sharpness: float = 20.0  # variance of the Laplacian of the 128 px grey crop
+    min_face_px: float = 40.0  # outer-eye-corner distance in the original image; smaller faces give poor AUs
+
+
+@dataclass
+class FaceMeasurement:
+    crop: Crop
+    intensity: np.ndarray  # (17,) OpenFace-scale intensities
+    presence: np.ndarray  # (17,) 0/1
+    mouth_opening: float  # px in the canonical 128 px crop (N2ME's 18th value, before scaling)
+    faces_found: int
+    yaw_pitch_roll: tuple[float, float, float]
+    sharpness: float
+    problems: list[str] = field(default_factory=list)
+
+
+class NoFaceError(ValueError):
+    pass
+
+
+def sharpness(gray: np.ndarray) -> float:
+    """Variance of a 4-neighbour Laplacian: low for blurred or flat images."""
+    g = gray.astype(np.float64)
+    lap = -4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
+    return float(lap.var())
+
+
+class FaceFrontEnd:
+    def __init__(self, size: int = 128, limits: QualityLimits = QualityLimits(), face_choice: str = "largest",
+                 estimator: AUEstimator | None = None):
+        self.size, self.limits, self.face_choice = size, limits, face_choice
+        self.landmarker = Landmarker()
+        self.estimator = estimator or AUEstimator()
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def pick(self, faces: list[Face], width: int) -> Face:
+        if self.face_choice == "largest":
+            return faces[0]
+        if self.face_choice == "center":  # the face nearest the image centre
+            return min(faces, key=lambda f: abs((f.box[0] + f.box[2]) / 2 - width / 2))
+        raise ValueError(f"unknown face choice {self.face_choice}")
+
+    def measure(self, rgb: np.ndarray, where: str = "image") -> FaceMeasurement:
+        faces = self.landmarker.detect(rgb)
+        if not faces:
+            raise NoFaceError(f"{where}: no face found")
+        face = self.pick(faces, rgb.shape[1])
+        crop = align_face(rgb, face.landmarks, self.size)
+        au = self.estimator.measure(face)
+        # Sharpness is judged at 128 px whatever the crop size, so one threshold fits all sizes.
+        grey = (crop.image if self.size == 128 else align_face(rgb, face.landmarks, 128).image).mean(axis=2)
+        result = FaceMeasurement(crop, au["intensity"], au["presence"], au["mouth_opening_px128"], len(faces),
+                                 face.yaw_pitch_roll(), sharpness(grey))
+        result.problems = self.quality_problems(result, face)
+        return result
+
+    def quality_problems(self, m: FaceMeasurement, face: Face) -> list[str]:
+        yaw, pitch, _ = m.yaw_pitch_roll
+        inter_ocular = float(np.linalg.norm(face.landmarks[33, :2] - face.landmarks[263, :2]))
+        problems = []
+        if abs(yaw) > self.limits.max_yaw or abs(pitch) > self.limits.max_pitch:
+            problems.append(f"not frontal (yaw {yaw:.0f}, pitch {pitch:.0f} degrees)")
+        if m.sharpness < self.limits.min_sharpness:
+            problems.append(f"blurred (sharpness {m.sharpness:.0f} < {self.limits.min_sharpness:.0f})")
+        if inter_ocular < self.limits.min_face_px:
+            problems.append(f"face too small ({inter_ocular:.0f} px between the eyes)")
+        return problems
+

@@ -1,0 +1,229 @@
+"""Prepare a training or test set with the built-in front end: aligned crops + AU table + a report.
+
+    python -m openface.prepare INPUT OUT [--size 128] [--aus_schema openface17|n2me18] [--workers 2]
+
+INPUT is a folder of photos, a folder of frame folders (any depth), a video, or a folder of videos. OUT receives:
+
+    imgs/<name>.png      aligned crops (canonical similarity alignment, --size px)
+    aus.csv              AU table (17 OpenFace AUs; with n2me18 also AU27*, N2ME's mouth opening scaled to 0..5)
+    presence.csv         OpenFace-style presence flags (intensity >= 1)
+    faces.jsonl          one record per input: AUs, crop matrix, pose, sharpness, or why it was rejected
+    rejected.csv         rejected inputs and the reason (no face, not frontal, blurred, unreadable, ...)
+    contact_sheet.png    the first 64 crops
+
+Re-running with the same OUT skips every input already in faces.jsonl, so an interrupted run resumes.
+Names: the input's path relative to INPUT with "/" replaced by "__" (video frames: <video>__f00001).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import multiprocessing as mp
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from data.images import IMAGE_EXTENSIONS, BadImageError, load_rgb, natural_key
+from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    path: Path
+    frame: int | None = None  # frame index for video inputs
+
+
+def discover(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS]
+    return sorted(files, key=lambda p: natural_key(str(p.relative_to(root))))
+
+
+def item_name(root: Path, path: Path) -> str:
+    rel = path.name if root.is_file() else str(path.relative_to(root).with_suffix(""))
+    return rel.replace("/", "__").replace(" ", "_")
+
+
+# ---------------------------------------------------------------- workers
+_FRONT_END = None
+
+
+def _init_worker(size: int, face: str) -> None:
+    global _FRONT_END
+    from openface.frontend import FaceFrontEnd
+
+    _FRONT_END = FaceFrontEnd(size=size, face_choice=face)
+
+
+def _measure(name: str, rgb: np.ndarray, source: str) -> tuple[dict, np.ndarray | None]:
+    """(record, aligned crop); the crop is None when no face was found."""
+    from openface.frontend import NoFaceError
+
+    try:
+        m = _FRONT_END.measure(rgb, source)
+    except NoFaceError:
+        return {"name": name, "source": source, "status": "rejected", "reason": "no face found"}, None
+    record = {"name": name, "source": source, "status": "ok" if not m.problems else "rejected",
+              "reason": "; ".join(m.problems), "intensity": m.intensity.round(4).tolist(),
+              "presence": m.presence.tolist(), "mouth_opening": round(m.mouth_opening, 3),
+              "faces_found": m.faces_found, "yaw_pitch_roll": [round(v, 2) for v in m.yaw_pitch_roll],
+              "sharpness": round(m.sharpness, 1), "crop": m.crop.to_dict()}
+    return record, m.crop.image
+
+
+def _process_image(item: Item):
+    try:
+        rgb = load_rgb(item.path)
+    except BadImageError as err:
+        return [({"name": item.name, "source": str(item.path), "status": "rejected", "reason": str(err)}, None)]
+    return [_measure(item.name, rgb, str(item.path))]
+
+
+def _process_video(item: Item, done: set[str]):
+    import imageio_ffmpeg
+
+    results = []
+    try:
+        reader = imageio_ffmpeg.read_frames(str(item.path))
+        meta = next(reader)
+        w, h = meta["size"]
+        for i, raw in enumerate(reader):
+            name = f"{item.name}__f{i + 1:05d}"
+            if name in done:
+                continue
+            rgb = np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3)
+            results.append(_measure(name, rgb, f"{item.path}#{i + 1}"))
+    except Exception as err:  # a video ffmpeg cannot decode is reported, not fatal
+        results.append(({"name": item.name, "source": str(item.path), "status": "rejected",
+                         "reason": f"cannot decode video: {str(err).splitlines()[0][:200]}"}, None))
+    return results
+
+
+def _process(args):
+    item, done = args
+    if item.path.suffix.lower() in VIDEO_EXTENSIONS:
+        return _process_video(item, done)
+    return _process_image(item)
+
+
+# ---------------------------------------------------------------- outputs
+def load_done(records_path: Path) -> dict[str, dict]:
+    if not records_path.is_file():
+        return {}
+    records = {}
+    for line in records_path.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            records[rec["name"]] = rec
+    return records
+
+
+def write_tables(out: Path, records: list[dict], schema_key: str) -> int:
+    schema = SCHEMAS[schema_key]
+    ok = [r for r in records if r["status"] == "ok"]
+    mouth = np.array([r["mouth_opening"] for r in ok]) if ok else np.zeros(0)
+    lo, hi = (float(mouth.min()), float(mouth.max())) if len(mouth) else (0.0, 1.0)
+    rows = []
+    for r in ok:
+        values = dict(zip(OPENFACE_AUS, r["intensity"]))
+        # N2ME: mouth opening min-max scaled over the training set, times 5.
+        values[MOUTH_OPEN] = 5.0 * (r["mouth_opening"] - lo) / (hi - lo) if hi > lo else 0.0
+        rows.append([r["name"], *(f"{values[au]:.4f}" for au in schema.names)])
+    _write_csv(out / "aus.csv", ["name", *schema.names], rows)
+    _write_csv(out / "presence.csv", ["name", *OPENFACE_AUS], [[r["name"], *map(int, r["presence"])] for r in ok])
+    _write_csv(out / "rejected.csv", ["name", "source", "reason"],
+               [[r["name"], r["source"], r["reason"]] for r in records if r["status"] != "ok"])
+    return len(ok)
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.write_text(buf.getvalue())
+
+
+def contact_sheet(folder: Path, names: list[str], cols: int = 8, cell: int = 96) -> Image.Image | None:
+    names = names[:cols * cols]
+    if not names:
+        return None
+    rows = -(-len(names) // cols)
+    sheet = Image.new("RGB", (cols * cell, rows * cell), "white")
+    for i, name in enumerate(names):
+        with Image.open(folder / f"{name}.png") as img:
+            sheet.paste(img.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS),
+                        ((i % cols) * cell, (i // cols) * cell))
+    return sheet
+
+
+def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "openface17", workers: int = 1,
+            face: str = "largest", progress: bool = True) -> dict:
+    if not input_path.exists():
+        raise FileNotFoundError(f"input not found: {input_path}")
+    (out / "imgs").mkdir(parents=True, exist_ok=True)
+    records_path = out / "faces.jsonl"
+    done = load_done(records_path)
+    items = [Item(item_name(input_path, p), p) for p in discover(input_path)]
+    def is_video(it: Item) -> bool:
+        return it.path.suffix.lower() in VIDEO_EXTENSIONS
+
+    # Videos are re-opened on resume and skip the frames already done; images already done are skipped here.
+    todo = [(it, {n for n in done if n.startswith(it.name + "__f")} if is_video(it) else set())
+            for it in items if is_video(it) or it.name not in done]
+    if not items:
+        raise FileNotFoundError(f"{input_path} holds no images or videos")
+    ctx = mp.get_context("spawn")  # MediaPipe graphs must not be forked
+    with ctx.Pool(max(1, workers), initializer=_init_worker, initargs=(size, face)) as pool, \
+            open(records_path, "a") as log:
+        bar = tqdm(total=len(todo), desc="prepare", unit="input", disable=not progress)
+        for results in pool.imap(_process, todo, chunksize=4):
+            for record, crop in results:
+                if crop is not None:
+                    Image.fromarray(crop).save(out / "imgs" / f"{record['name']}.png")
+                log.write(json.dumps(record) + "\n")
+                log.flush()  # resumable: a record is written only after its crop
+                done[record["name"]] = record
+            bar.update(1)
+        bar.close()
+    records = list(done.values())
+    n_ok = write_tables(out, records, schema)
+    sheet = contact_sheet(out / "imgs", [r["name"] for r in records if r["status"] == "ok"])
+    if sheet is not None:
+        sheet.save(out / "contact_sheet.png")
+    return {"inputs": len(items), "faces": n_ok, "rejected": len(records) - n_ok}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="photo folder, frame folders, video, or folder of videos")
+    p.add_argument("out", help="output folder (created; re-use it to resume)")
+    p.add_argument("--size", type=int, default=128, choices=(128, 256))
+    p.add_argument("--aus_schema", default="openface17", choices=sorted(SCHEMAS))
+    p.add_argument("--workers", type=int, default=1, help="processes (one MediaPipe graph each)")
+    p.add_argument("--face", default="largest", choices=("largest", "center"), help="which face when several")
+    p.add_argument("--no_progress", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        summary = prepare(Path(args.input), Path(args.out), size=args.size, schema=args.aus_schema,
+                          workers=args.workers, face=args.face, progress=not args.no_progress)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{summary['faces']} faces aligned, {summary['rejected']} rejected (see {args.out}/rejected.csv) "
+          f"from {summary['inputs']} inputs -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
