@@ -27,7 +27,15 @@ from options import build_parser
 from solvers import test_checkpoint, trajectory_settings
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
-from solvers.tester import OutputSettings, SequenceGenerator, apex_still, generate_sequence, unique_folder
+from solvers.tester import (
+    OutputSettings,
+    SequenceGenerator,
+    apex_still,
+    generate_sequence,
+    measurement_backend,
+    template_pixels,
+    unique_folder,
+)
 
 log = logging.getLogger("for_megc2021")
 
@@ -70,12 +78,19 @@ def find_pairs(opt) -> list[Pair]:
     return [Pair(f"{c.name}_{t.stem}", c, t) for c in clips for t in templates]
 
 
-def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, template_choice: str | None):
-    if pair.template is None:
-        return read_pair_folder(pair.clip_dir, model.schema, need_presence=re_code, template=template_choice)
-    clip, _ = read_clip_folder(pair.clip_dir, model.schema, need_presence=re_code)
-    clip.name = pair.name
-    return clip, template_from_image(pair.template, model.schema)
+def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
+    """The pair's clip and template; with --pre_treatment, AUs measured by the chosen backend."""
+    kind = opt.au_backend if opt.pre_treatment else "table"
+    with measurement_backend(kind, pair.clip_dir, opt.openface_bin) as backend:
+        need_csv = re_code or backend.csv_only
+        if pair.template is None:
+            return read_pair_folder(pair.clip_dir, model.schema, need_presence=need_csv, template=opt.template,
+                                    front_end=backend.front_end, csv_root=backend.csv_root,
+                                    use_table=not backend.csv_only)
+        clip, _ = read_clip_folder(pair.clip_dir, model.schema, need_presence=need_csv, front_end=backend.front_end,
+                                   csv_root=backend.csv_root, use_table=not backend.csv_only)
+        clip.name = pair.name
+        return clip, template_from_image(pair.template, model.schema, backend.front_end)
 
 
 def run_batch(opt) -> int:
@@ -98,12 +113,12 @@ def run_batch(opt) -> int:
     for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
         try:
-            clip, template = load_pair(pair, model, traj.re_code, opt.template)
+            clip, template = load_pair(pair, model, traj.re_code, opt)
             out_dir = unique_folder(results_dir / f"{pair.name}_{suffix}")
             res = generate_sequence(model, clip, template, out_dir, traj, out)
             row.update(status="ok", frames=res.frames, apex=res.apex, fps=res.fps,
                        frames_per_s=round(res.frames_per_s, 2), out_dir=str(out_dir), template=str(template.path))
-            sheet.append((pair.name, template.path, clip.frames[res.apex] if clip.frames else None, out_dir,
+            sheet.append((pair.name, template, clip.frames[res.apex] if clip.frames else None, out_dir,
                           res.apex))
         except Exception as err:  # one bad pair must not cost the other results
             log.error("%s failed: %s", pair.name, err)
@@ -134,7 +149,7 @@ def contact_sheet(entries: list, cell: int = 128, label_h: int = 16) -> Image.Im
     for r, (name, template, source_apex, out_dir, apex) in enumerate(entries):
         top = r * (cell + label_h)
         draw.text((2, top + 2), name, fill="black")
-        stills = [Image.fromarray(load_rgb(template, cell)),
+        stills = [Image.fromarray(template_pixels(template, cell)),
                   Image.fromarray(load_rgb(source_apex, cell)) if source_apex else Image.new("RGB", (cell, cell)),
                   apex_still(out_dir, apex).resize((cell, cell), Image.Resampling.LANCZOS)]
         for c, img in enumerate(stills):

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -34,13 +34,23 @@ class BadImageError(ValueError):
         self.path = path
 
 
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode -> 8-bit RGB. 16-bit and float greyscale are rescaled (a plain convert would clip to white)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(scaled.round().astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")  # L, LA, P, RGBA, CMYK, YCbCr ...
+
+
 def load_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
     """Decode to HxWx3 uint8, resized to size x size (face crops are square) with a high-quality filter."""
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()  # forces a full decode, so truncated files fail here and not in a worker later
-            rgb = img.convert("RGB")
+            rgb = _to_rgb(ImageOps.exif_transpose(img))  # phones store rotation in EXIF
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise BadImageError(path, str(exc)) from exc
     if size is not None and rgb.size != (size, size):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from data.au_table import AU_TABLE_NAMES, load_au_table
-from data.images import list_images
+from data.images import list_images, load_rgb
 from openface.au_schema import OPENFACE_AUS, AUSchema
 from openface.csv_io import read_openface_csv
 
@@ -43,7 +43,8 @@ class DrivingClip:
 @dataclass
 class Template:
     path: Path
-    aus: np.ndarray | None  # raw AUs when known (AU table or csvs2), else None
+    aus: np.ndarray | None  # raw AUs when known (AU table, csvs2 or measured), else None
+    aligned: np.ndarray | None = None  # the front end's aligned crop, used instead of the file when present
 
 
 def native_fps(name: str) -> float:
@@ -88,25 +89,42 @@ def _fit_schema(intensity17: np.ndarray, schema: AUSchema) -> np.ndarray:
     return intensity17
 
 
-def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False):
-    """A driving clip: ``root/imgs`` frames with AUs from the AU table in ``root`` or ``root/csvs``.
+def measure_with_front_end(paths: list[Path], schema: AUSchema, front_end) -> tuple[np.ndarray, np.ndarray]:
+    """AUs and presence flags of images measured by the built-in front end (``--pre_treatment``)."""
+    from openface.frontend import measure_images
 
-    Returns the clip and the folder's AU table (or None), which may also hold the template's AUs."""
+    return measure_images(((p, load_rgb(p)) for p in paths), schema.names, front_end)
+
+
+def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False, front_end=None,
+                     csv_root: Path | None = None, use_table: bool = True):
+    """A driving clip: ``root/imgs`` frames with AUs from the AU table in ``root`` or ``root/csvs``, or measured
+    by ``front_end`` (an ``openface.frontend.FaceFrontEnd``) when one is given.
+
+    ``csv_root`` holds ``csvs/`` (default ``root``: OpenFace output written elsewhere can be read in place);
+    ``use_table=False`` ignores the folder's AU table. Returns the clip and the AU table used (or None), which may
+    also hold the template's AUs."""
     root = Path(root)
+    csv_root = Path(csv_root) if csv_root is not None else root
     frames = list_images(root / "imgs") if (root / "imgs").is_dir() else {}
     if not frames:
         raise FileNotFoundError(f"{root}/imgs holds no frames: put the driving clip there, or use --aus_matrix")
     names = list(frames)
-    table_path = _au_table_in(root)
+    if front_end is not None:
+        aus, presence = measure_with_front_end(list(frames.values()), schema, front_end)
+        clip = DrivingClip(root.name, aus, list(frames.values()), presence, native_fps(root.name),
+                           "built-in front end")
+        return clip, None
+    table_path = _au_table_in(root) if use_table else None
     table = load_au_table(table_path, schema) if table_path else None
     presence = None
     if need_presence or table is None:
-        if not (root / "csvs").is_dir():
+        if not (csv_root / "csvs").is_dir():
             why = "--re_code needs OpenFace presence flags" if need_presence else "no AU table either"
             raise FileNotFoundError(f"{root}/csvs missing ({why}); run OpenFace FeatureExtraction/FaceLandmarkImg "
                                     f"on imgs/ or provide an AU table")
-        aus, presence = _read_csv_folder(root / "csvs", names, schema)
-        source = str(root / "csvs")
+        aus, presence = _read_csv_folder(csv_root / "csvs", names, schema)
+        source = str(csv_root / "csvs")
     else:
         missing = [n for n in names if n not in table]
         if missing:
@@ -117,20 +135,34 @@ def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool 
 
 
 def read_pair_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False,
-                     template: str | None = None) -> tuple[DrivingClip, Template]:
+                     template: str | None = None, front_end=None, csv_root: Path | None = None,
+                     use_table: bool = True) -> tuple[DrivingClip, Template]:
     """The driving clip and template of one ULME-style test folder, checked."""
-    clip, table = read_clip_folder(root, schema, need_presence=need_presence)
-    return clip, read_template(Path(root), schema, table, template)
+    clip, table = read_clip_folder(root, schema, need_presence=need_presence, front_end=front_end,
+                                   csv_root=csv_root, use_table=use_table)
+    return clip, read_template(Path(root), schema, table, template, front_end, csv_root)
 
 
-def template_from_image(path: Path, schema: AUSchema) -> Template:
-    """A template image given directly; its AUs from an OpenFace CSV of the same name beside it, if any."""
+def template_from_image(path: Path, schema: AUSchema, front_end=None) -> Template:
+    """A template image given directly; its AUs from an OpenFace CSV of the same name beside it, if any, or
+    measured (and the face aligned) by the front end."""
+    if front_end is not None:
+        return measured_template(path, schema, front_end)
     csv_path = path.with_suffix(".csv")
     aus = _fit_schema(_best_face_row(csv_path)[0][None], schema)[0] if csv_path.is_file() else None
     return Template(path, aus)
 
 
-def read_template(root: Path, schema: AUSchema, table: dict | None, choice: str | None) -> Template:
+def measured_template(path: Path, schema: AUSchema, front_end) -> Template:
+    """The front end aligns the template like the training faces and measures its AUs."""
+    from openface.frontend import au_vector
+
+    measurement = front_end.measure(load_rgb(path), str(path))
+    return Template(path, au_vector(measurement, schema.names)[0], measurement.crop.image)
+
+
+def read_template(root: Path, schema: AUSchema, table: dict | None, choice: str | None,
+                  front_end=None, csv_root: Path | None = None) -> Template:
     folder = root / "imgs2"
     images = list_images(folder) if folder.is_dir() else {}
     if choice:
@@ -143,11 +175,13 @@ def read_template(root: Path, schema: AUSchema, table: dict | None, choice: str 
         raise FileNotFoundError(f"{folder} holds no template face: put one aligned face image there")
     else:
         raise ValueError(f"{folder} holds {len(images)} templates ({', '.join(images)}): choose one with --template")
+    if front_end is not None:
+        return measured_template(images[name], schema, front_end)
     aus = None
     if table is not None and name in table:
         aus = table[name]
-    elif (root / "csvs2" / f"{name}.csv").is_file():
-        aus = _fit_schema(_best_face_row(root / "csvs2" / f"{name}.csv")[0][None], schema)[0]
+    elif ((csv_root or root) / "csvs2" / f"{name}.csv").is_file():
+        aus = _fit_schema(_best_face_row((csv_root or root) / "csvs2" / f"{name}.csv")[0][None], schema)[0]
     return Template(images[name], aus)
 
 

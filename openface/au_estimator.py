@@ -2,7 +2,8 @@
 
 Each OpenFace AU is read from the blendshape(s) that describe the same muscle movement (table ``AU_SOURCES``);
 AU06 (cheek raiser) also uses the landmarks, because the cheekSquint blendshape alone misses many smiles: the
-cheeks rise towards the eyes (``cheek_raise``). The score is then mapped to OpenFace's 0..5 intensity scale by a per-AU linear calibration ``intensity = gain * score + offset``
+cheeks rise towards the eyes (``cheek_raise``). The score is then mapped to OpenFace's 0..5 intensity scale by
+a per-AU linear calibration ``intensity = gain * score + offset``
 (clipped to 0..5) fitted against real OpenFace output (``python -m openface.calibrate``; coefficients in
 ``openface/au_calibration.json``). Presence is intensity >= ``PRESENCE_THRESHOLD``. N2ME's 18th value, the mouth
 opening, is measured from the inner-lip landmarks of the aligned face.

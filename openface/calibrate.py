@@ -34,7 +34,8 @@ def collect(megc_root: Path, landmarker: Landmarker):
         items = []
         if clip not in seen:
             seen.add(clip)
-            items += [(path, folder / "csvs" / f"{name}.csv", clip) for name, path in list_images(folder / "imgs").items()]
+            frames = list_images(folder / "imgs").items()
+            items += [(path, folder / "csvs" / f"{name}.csv", clip) for name, path in frames]
         for name, path in list_images(folder / "imgs2").items():
             if name not in seen:
                 seen.add(name)

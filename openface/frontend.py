@@ -7,6 +7,7 @@ import numpy as np
 
 from openface.align import Crop, align_face
 from openface.au_estimator import AUEstimator
+from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, OPENFACE_PRESENCE
 from openface.landmarks import Face, Landmarker
 
 
@@ -92,3 +93,24 @@ class FaceFrontEnd:
             problems.append(f"face too small ({inter_ocular:.0f} px between the eyes)")
         return problems
 
+
+
+# N2ME measured mouth openings of 0..33 px on 128 px faces; outside a training set, that range scales AU27*.
+N2ME_MOUTH_RANGE_PX = 33.0
+
+
+def au_vector(m: FaceMeasurement, au_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """One measurement as an AU vector in ``au_names`` order (raw 0..5; AU27* from the mouth opening) and
+    OpenFace-layout presence flags (18, AU28 never measured)."""
+    values = dict(zip(OPENFACE_AUS, m.intensity))
+    values[MOUTH_OPEN] = min(5.0, 5.0 * m.mouth_opening / N2ME_MOUTH_RANGE_PX)
+    flags = dict(zip(OPENFACE_AUS, m.presence))
+    return (np.array([values[au] for au in au_names], dtype=np.float64),
+            np.array([flags.get(au, 0.0) for au in OPENFACE_PRESENCE], dtype=np.float64))
+
+
+def measure_images(images, au_names: tuple[str, ...], front_end: "FaceFrontEnd") -> tuple[np.ndarray, np.ndarray]:
+    """AUs (T, n) and presence flags (T, 18) of each (name, RGB array). A frame without a face is an error naming
+    it: a generated frame must never be driven by made-up AUs."""
+    pairs = [au_vector(front_end.measure(rgb, str(name)), au_names) for name, rgb in images]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])

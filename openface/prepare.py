@@ -167,6 +167,17 @@ def contact_sheet(folder: Path, names: list[str], cols: int = 8, cell: int = 96)
     return sheet
 
 
+def _check_unique(items: list[Item]) -> None:
+    seen: dict[str, Path] = {}
+    clashes = []
+    for it in items:
+        if it.name in seen:
+            clashes.append(f"{seen[it.name]} and {it.path}")
+        seen[it.name] = it.path
+    if clashes:
+        raise ValueError(f"{len(clashes)} input(s) would get the same output name, e.g. {clashes[0]}: rename one")
+
+
 def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "openface17", workers: int = 1,
             face: str = "largest", progress: bool = True) -> dict:
     if not input_path.exists():
@@ -175,12 +186,14 @@ def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "open
     records_path = out / "faces.jsonl"
     done = load_done(records_path)
     items = [Item(item_name(input_path, p), p) for p in discover(input_path)]
+    _check_unique(items)
     def is_video(it: Item) -> bool:
         return it.path.suffix.lower() in VIDEO_EXTENSIONS
 
-    # Videos are re-opened on resume and skip the frames already done; images already done are skipped here.
+    # Videos are re-opened on resume and skip the frames already done (a video recorded as undecodable is not
+    # retried); images already done are skipped here.
     todo = [(it, {n for n in done if n.startswith(it.name + "__f")} if is_video(it) else set())
-            for it in items if is_video(it) or it.name not in done]
+            for it in items if it.name not in done]
     if not items:
         raise FileNotFoundError(f"{input_path} holds no images or videos")
     ctx = mp.get_context("spawn")  # MediaPipe graphs must not be forked
@@ -217,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = prepare(Path(args.input), Path(args.out), size=args.size, schema=args.aus_schema,
                           workers=args.workers, face=args.face, progress=not args.no_progress)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{summary['faces']} faces aligned, {summary['rejected']} rejected (see {args.out}/rejected.csv) "

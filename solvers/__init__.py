@@ -116,10 +116,14 @@ def _create_trainer(opt: argparse.Namespace):
         opt = _merge_resumed_options(opt, state["options"])
         run_dir, model_args = resume_from.parent, state["model"]
     elif opt.load_epoch is not None:
-        init_from = ckpt.resolve(Path(opt.ckpt_dir), opt.load_epoch)
-        model_args = ckpt.load(init_from)["model"]  # the architecture comes from the weights, not the flags
+        from solvers import importers
+
+        fmt = getattr(opt, "ckpt_format", "auto")
+        source = importers.resolve_checkpoint(Path(opt.ckpt_dir), opt.load_epoch, fmt)
+        # A seed's run folder (G + D files) becomes a temporary native checkpoint; native files load as they are.
+        init_from, model_args = importers.fine_tuning_start(source, fmt)  # the weights decide the architecture
         _adopt_architecture(opt, model_args)
-        run_dir = _new_run_dir(init_from.parent.parent, opt.name, opt.model) if dist_info.is_main else None
+        run_dir = _new_run_dir(source.parent.parent, opt.name, opt.model) if dist_info.is_main else None
     else:
         model_args = model_args_from_options(opt)
         run_dir = _new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
@@ -176,9 +180,13 @@ def trajectory_settings(opt: argparse.Namespace):
 
 
 def test_checkpoint(opt: argparse.Namespace) -> Path:
-    if opt.ckpt:
-        return ckpt.resolve(Path(opt.ckpt), opt.load_epoch or "latest")
-    return ckpt.resolve(Path(opt.ckpt_dir), opt.load_epoch or "latest")
+    """The checkpoint file test mode loads: native, or a seed's generator file (imported when loaded)."""
+    from solvers import importers
+
+    fmt = getattr(opt, "ckpt_format", "auto")
+    path = importers.resolve_checkpoint(Path(opt.ckpt or opt.ckpt_dir), opt.load_epoch or "latest", fmt)
+    importers.check_format(path, fmt)  # an explicit --ckpt_format that does not fit fails here, named
+    return path
 
 
 def create_tester(opt: argparse.Namespace):
@@ -186,9 +194,6 @@ def create_tester(opt: argparse.Namespace):
     from solvers.tester import Tester
 
     setup_logging(None, True)
-    if opt.pre_treatment:
-        raise ValueError("--pre_treatment needs the face front end, which this version does not have yet: "
-                         "give OpenFace CSVs in csvs/ + csvs2/ or an AU table (python -m data.prepare_aus)")
     return Tester(
         checkpoint=test_checkpoint(opt), device=select_device(opt.gpu_ids, 0), results_dir=Path(opt.results_dir),
         traj=trajectory_settings(opt),
@@ -196,4 +201,5 @@ def create_tester(opt: argparse.Namespace):
                            max_frames=opt.max_dataset_size),
         data_root=Path(opt.data_root) if opt.data_root else None,
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
-        batch_size=opt.batch_size, amp=opt.amp, progress=not opt.no_progress)
+        batch_size=opt.batch_size, amp=opt.amp, progress=not opt.no_progress,
+        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin)

@@ -141,6 +141,11 @@ def _tried(fmt: str) -> str:
     return "format detection (auto)" if fmt == "auto" else f"format '{fmt}'"
 
 
+def _tried_as(layout: Layout, fmt: str) -> str:
+    how = "detected" if fmt == "auto" else f"--ckpt_format {fmt}"
+    return f"format '{layout.name}' ({layout.title}, {how})"
+
+
 def read_weights(path: Path, fmt: str = "auto"):
     """The file's object, read without code execution; a clear error for anything that is not plain tensors."""
     try:
@@ -353,7 +358,7 @@ def _tensor(r: Renamed, key: str, what: str, layout: Layout, path: Path, fmt: st
     t = r.weights.get(key)
     if t is None or t.dim() != 4:
         src = translate(key, layout.g_rules if what == "generator" else layout.d_rules, reverse=True) or key
-        raise ValueError(f"{path}: tried {_tried(fmt)} as {layout.name} ({layout.title}): missing key {src}, the "
+        raise ValueError(f"{path}: tried {_tried_as(layout, fmt)}: missing key {src}, the "
                          f"{what}'s {'first convolution' if key.endswith('0.weight') else 'AU head'}, which the "
                          f"model arguments are read from; the file's first keys: {_first(r.source.values())}")
     return t
@@ -403,7 +408,7 @@ def check_fits(r: Renamed, expected: dict, rules: tuple, what: str, args: dict, 
              for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
              if items]
     arg_text = ", ".join(f"{k}={v}" for k, v in args.items())
-    raise ValueError(f"{path}: tried {_tried(fmt)} as {layout.name} ({layout.title}): the {what} weights do not "
+    raise ValueError(f"{path}: tried {_tried_as(layout, fmt)}: the {what} weights do not "
                      f"fit the network their shapes imply ({arg_text}):\n  " + "\n  ".join(parts))
 
 
@@ -518,18 +523,18 @@ def resolve_checkpoint(source: str | Path, load_epoch="latest", ckpt_format: str
 
 
 def _generator_role_check(ev: KeyEvidence, name_role: str | None, path: Path, layout_hint: Layout | None,
-                          epoch: str | None) -> None:
+                          epoch: str | None, fmt: str) -> None:
     role = ev.role or name_role
     if role == "D":
         companion = ""
         if layout_hint is not None and epoch is not None:
             g = path.with_name(layout_hint.file_name(epoch, "G"))
             companion = f" ({g.name} beside it)" if g.is_file() else f" ({layout_hint.file_name(epoch, 'G')})"
-        raise ValueError(f"{path}: holds a critic (discriminator; keys {ev.keys or 'by its file name'}), not a "
-                         f"generator: give the generator file{companion}")
+        raise ValueError(f"{path}: holds a critic (discriminator; keys {ev.keys}), not a generator (tried "
+                         f"{_tried(fmt)}): give the generator file{companion}")
     if role is None:
         raise ValueError(f"{path}: cannot tell whether this is a generator or a critic (keys {ev.keys}, no head "
-                         f"keys, and the file name follows no seed's naming)")
+                         f"keys, and the file name follows no seed's naming; tried {_tried(fmt)})")
 
 
 def import_checkpoint(source: str | Path, ckpt_format: str = "auto", load_epoch="latest",
@@ -546,7 +551,7 @@ def import_checkpoint(source: str | Path, ckpt_format: str = "auto", load_epoch=
     ev = classify_keys(sd)
     name_layout, name_role, name_epoch = layout_from_name(g_path)
     if ev.family not in (None, "n2me_unet"):  # those two get their own message from choose_layout
-        _generator_role_check(ev, name_role, g_path, name_layout, name_epoch)
+        _generator_role_check(ev, name_role, g_path, name_layout, name_epoch, fmt)
     layout, reason = choose_layout(fmt, ev, name_layout, "G", g_path)
     label = fmt if fmt != "auto" else layout.name
 
@@ -561,7 +566,9 @@ def import_checkpoint(source: str | Path, ckpt_format: str = "auto", load_epoch=
     reconcile_conv_biases(g, expected_g)
     check_fits(g, expected_g, layout.g_rules, "generator", g_args, layout, g_path, fmt)
 
-    d_path = g_path.with_name(layout.file_name(name_epoch, "D")) if name_layout is layout else None
+    # The critic sits beside the generator under the same naming (GANimation and N2ME critics are the same network).
+    same_family = name_layout is not None and name_layout.family == layout.family
+    d_path = g_path.with_name(name_layout.file_name(name_epoch, "D")) if same_family else None
     d_weights, notes = None, list(g.notes)
     if d_path is not None and d_path.is_file():
         d, d_args, d_inferred = _import_critic(d_path, layout, fmt)
@@ -593,7 +600,8 @@ def _import_critic(d_path: Path, layout: Layout, fmt: str) -> tuple[Renamed, dic
     sd, notes = as_state_dict(read_weights(d_path, fmt), d_path, fmt)
     ev = classify_keys(sd)
     if ev.role == "G" or ev.family == "n2me_unet":
-        raise ValueError(f"{d_path}: holds a generator (keys {ev.keys}), not the critic its file name says")
+        raise ValueError(f"{d_path}: holds a generator (keys {ev.keys}), not the critic its file name says "
+                         f"(tried {_tried_as(layout, fmt)})")
     if not _compatible(layout, ev.family):
         raise ValueError(f"{d_path}: tried format '{layout.name}' for the critic, but its keys ({ev.keys}) are "
                          f"those of {LAYOUTS[ev.family].title if ev.family in LAYOUTS else 'another format'}")
@@ -612,7 +620,8 @@ def _schema(aus_nc: int, path: Path):
     try:
         return schema_for_size(aus_nc)
     except ValueError as exc:
-        raise ValueError(f"{path}: the generator takes {aus_nc} AU values: {exc}") from None
+        raise ValueError(f"{path}: the generator takes {aus_nc} AU values (first convolution: {aus_nc + 3} input "
+                         f"channels = 3 RGB + AUs): {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------------ loading hooks

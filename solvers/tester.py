@@ -7,12 +7,14 @@ through it in batches. ``generate_sequence`` computes the trajectory and writes 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_fold
 from models.registry import build_generator
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
-from solvers import media
+from solvers import importers, media
 from solvers.trajectory import build_trajectory, presence_majority_mask
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,8 @@ class SequenceGenerator:
     """A checkpoint's generator, ready to stream (template, target AUs) through in batches."""
 
     def __init__(self, checkpoint: Path, device: torch.device, batch_size: int = 32, amp: bool = False):
-        state = ckpt.load(checkpoint)
+        # Native checkpoints load as before; a seed's generator file (ULME-GAN, GANimation, N2ME) is imported.
+        state = importers.load_any(checkpoint)
         self.model_args = state["model"]
         self.schema: AUSchema = SCHEMAS[self.model_args["aus_schema"]]
         self.image_size = self.model_args["discriminator"]["final_size"]
@@ -73,8 +76,8 @@ class SequenceGenerator:
         self.device, self.batch_size, self.amp = device, max(1, batch_size), amp
         self.checkpoint = checkpoint
 
-    def load_template(self, path: Path) -> torch.Tensor:
-        img = load_rgb(path, self.image_size)
+    def load_template(self, template: Template) -> torch.Tensor:
+        img = template_pixels(template, self.image_size)
         return torch.from_numpy(img).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
     @torch.inference_mode()
@@ -94,6 +97,13 @@ class SequenceGenerator:
             results.append(_to_uint8(out.float()))
             attention.append((att.float().clamp(0, 1) * 255).round().byte().squeeze(1).cpu().numpy())
         return {"result": np.concatenate(results), "attention": np.concatenate(attention)}
+
+
+def template_pixels(template: Template, size: int) -> np.ndarray:
+    """The template at size x size: the front end's aligned crop when there is one, else the file."""
+    if template.aligned is None:
+        return load_rgb(template.path, size)
+    return media.resize_frames(template.aligned[None], size)[0]
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -148,7 +158,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     fps = out.fps or clip.fps
 
     start = time.perf_counter()
-    generated = model.generate(model.load_template(template.path), targets, progress=progress)
+    generated = model.generate(model.load_template(template), targets, progress=progress)
     seconds = time.perf_counter() - start
 
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
@@ -187,7 +197,7 @@ def _write_outputs(folder: Path, model: SequenceGenerator, clip: DrivingClip, te
         media.write_mp4(source, folder / "source.mp4", fps)
         files.append("source.mp4")
     else:  # an AU matrix: the still template stands in for the source
-        source = np.repeat(load_rgb(template.path, size)[None], len(result), axis=0)
+        source = np.repeat(template_pixels(template, size)[None], len(result), axis=0)
     media.write_mp4(result, folder / "target.mp4", fps)
     media.write_mp4(media.side_by_side(source, result), folder / "compare.mp4", fps)
     media.write_gif(result, folder / "target.gif", fps)
@@ -223,6 +233,8 @@ class Tester:
     batch_size: int = 32
     amp: bool = False
     progress: bool = True
+    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's "builtin" | "openface" | "csv"
+    openface_bin: str | None = None
 
     def run(self) -> SequenceResult:
         model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp)
@@ -236,13 +248,48 @@ class Tester:
         return result
 
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
-        if self.aus_matrix is not None:
-            clip = read_au_matrix(self.aus_matrix, schema)
-            if self.template and Path(self.template).is_file():
-                return clip, template_from_image(Path(self.template), schema)
+        with measurement_backend(self.au_backend, self.data_root, self.openface_bin) as backend:
+            if self.aus_matrix is not None:
+                clip = read_au_matrix(self.aus_matrix, schema)
+                if self.template and Path(self.template).is_file():
+                    return clip, template_from_image(Path(self.template), schema, backend.front_end)
+                if self.data_root is None:
+                    raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
+                return clip, read_template(self.data_root, schema, None, self.template, backend.front_end)
             if self.data_root is None:
-                raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
-            return clip, read_template(self.data_root, schema, None, self.template)
-        if self.data_root is None:
-            raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
-        return read_pair_folder(self.data_root, schema, need_presence=self.traj.re_code, template=self.template)
+                raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
+            return read_pair_folder(self.data_root, schema, need_presence=self.traj.re_code or backend.csv_only,
+                                    template=self.template, front_end=backend.front_end,
+                                    csv_root=backend.csv_root, use_table=not backend.csv_only)
+
+
+@dataclass
+class Backend:
+    """Where --pre_treatment gets AUs: the built-in front end, or OpenFace CSVs (run now, or already there)."""
+
+    front_end: object | None = None
+    csv_root: Path | None = None
+    csv_only: bool = False
+
+
+@contextlib.contextmanager
+def measurement_backend(kind: str, data_root: Path | None, openface_bin: str | None):
+    if kind == "builtin":
+        from openface.frontend import FaceFrontEnd
+
+        with FaceFrontEnd() as front_end:
+            yield Backend(front_end=front_end)
+    elif kind == "openface":
+        if data_root is None:
+            raise ValueError("--au_backend openface needs --data_root (OpenFace runs on its imgs/ and imgs2/)")
+        from openface.runner import run_face_landmark_img
+
+        with tempfile.TemporaryDirectory(prefix="openface_") as tmp:
+            for images, csvs in (("imgs", "csvs"), ("imgs2", "csvs2")):
+                if (data_root / images).is_dir():
+                    run_face_landmark_img(data_root / images, Path(tmp) / csvs, openface_bin=openface_bin)
+            yield Backend(csv_root=Path(tmp), csv_only=True)
+    elif kind == "csv":
+        yield Backend(csv_only=True)
+    else:  # "table": AU table when present, else csvs/
+        yield Backend()
