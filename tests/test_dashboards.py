@@ -12,9 +12,9 @@ import warnings
 import numpy as np
 import pytest
 from PIL import Image
-from visdom_server import free_port, running_visdom_server, visdom_unavailable_reason
 
 from solvers.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
+from visdom_server import free_port, running_visdom_server, visdom_unavailable_reason
 
 LOSSES = [{"G_adv": 1.0, "D_real": 0.5}, {"G_adv": 0.75, "D_real": 0.25}, {"G_adv": 0.5, "D_real": 0.125}]
 

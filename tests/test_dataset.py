@@ -2,9 +2,9 @@ import pickle
 
 import pytest
 import torch
-from conftest import make_tiny_dataset
 from PIL import Image
 
+from conftest import make_tiny_dataset
 from data.augment import prepare_batch
 from data.dataset import build_training_set
 from data.images import list_images, natural_key

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import torch
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 
+from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 from solvers import checkpoint as ckpt
 
 

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, make_tiny_dataset
 from PIL import Image
 
+from conftest import ROOT, make_tiny_dataset
 from main import main
 from models.networks import Discriminator, Generator
 from options import build_parser

@@ -2,6 +2,7 @@
 import ast
 
 import pytest
+
 from conftest import ROOT
 
 LEAVES = ("models", "data", "metrics", "openface")

@@ -4,9 +4,9 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 from PIL import Image
 
+from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 from for_megc2021 import main as megc_main
 from main import main
 from solvers.media import probe_video

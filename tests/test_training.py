@@ -8,8 +8,8 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 
+from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
 from solvers import checkpoint as ckpt
 from solvers.logs import read_stats
