@@ -62,6 +62,14 @@ class Face:
         return float(yaw), float(pitch), float(roll)
 
 
+def _close_quietly(graph) -> None:
+    # In a process that is exiting, MediaPipe may already have shut its dispatcher down; nothing is left to free.
+    try:
+        graph.close()
+    except RuntimeError:
+        pass
+
+
 class Landmarker:
     """Thread-safe wrapper: one MediaPipe graph per instance, ``detect`` serialised by a lock."""
 
@@ -81,7 +89,7 @@ class Landmarker:
         self._lock = threading.Lock()
         # MediaPipe's own finaliser fails when it runs during interpreter shutdown; closing through
         # weakref.finalize happens at collection or, at the latest, in atexit while modules still exist.
-        self._finalizer = weakref.finalize(self, self._graph.close)
+        self._finalizer = weakref.finalize(self, _close_quietly, self._graph)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces in an HxWx3 uint8 RGB image, largest first."""

@@ -22,6 +22,7 @@ import io
 import json
 import multiprocessing as mp
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,14 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--face", default="largest", choices=("largest", "center"), help="which face when several")
     p.add_argument("--no_progress", action="store_true")
     args = p.parse_args(argv)
+    start = time.perf_counter()
     try:
         summary = prepare(Path(args.input), Path(args.out), size=args.size, schema=args.aus_schema,
                           workers=args.workers, face=args.face, progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    seconds = time.perf_counter() - start
+    done = summary["faces"] + summary["rejected"]
     print(f"{summary['faces']} faces aligned, {summary['rejected']} rejected (see {args.out}/rejected.csv) "
-          f"from {summary['inputs']} inputs -> {args.out}")
+          f"from {summary['inputs']} inputs -> {args.out} in {seconds:.1f} s ({done / seconds:.1f} images/s "
+          f"with {args.workers} worker(s), start-up included)")
     return 0
 
 
