@@ -570,3 +570,32 @@ def build_me_summary(clips: list[MEClip]) -> dict[str, list[str]]:
         if label is not None:
             summary[label].append(clip.clip_id)
     return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m data.annotations SHEET [SHEET ...] --out clips.csv [--summary me_summary.json]"""
+    import argparse
+    import json
+    import sys
+
+    p = argparse.ArgumentParser(description="Read ME annotation sheets (CASME II, SAMM, CAS(ME)^3, MMEW xlsx; a "
+                                            "SMIC root folder) into one CSV table, and N2ME's me_summary.json")
+    p.add_argument("sheets", nargs="+", help="annotation sheets (.xlsx) or a SMIC root folder")
+    p.add_argument("--out", required=True, help="unified clip table (.csv)")
+    p.add_argument("--summary", default=None, help="also write N2ME's me_summary.json here")
+    args = p.parse_args(argv)
+    clips = []
+    for sheet in args.sheets:
+        path = Path(sheet)
+        clips += read_smic(path) if path.is_dir() else read_annotations(path)
+    write_csv(clips, args.out)
+    for problem in all_problems(clips):
+        print(f"note: {problem}", file=sys.stderr)
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(build_me_summary(clips), indent=1) + "\n")
+    print(f"{len(clips)} clips -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
