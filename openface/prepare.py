@@ -7,6 +7,7 @@ INPUT is a folder of photos, a folder of frame folders (any depth), a video, or 
     imgs/<name>.png      aligned crops (canonical similarity alignment, --size px)
     aus.csv              AU table (17 OpenFace AUs; with n2me18 also AU27*, N2ME's mouth opening scaled to 0..5)
     presence.csv         OpenFace-style presence flags (intensity >= 1)
+    train_ids.txt, test_ids.txt   a split by first folder (person / subject / clip), stable across re-runs
     faces.jsonl          one record per input: AUs, crop matrix, pose, sharpness, or why it was rejected
     rejected.csv         rejected inputs and the reason (no face, not frontal, blurred, unreadable, ...)
     contact_sheet.png    the first 64 crops
@@ -30,6 +31,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from data.id_lists import deterministic_split
 from data.images import IMAGE_EXTENSIONS, BadImageError, load_rgb, natural_key
 from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
 
@@ -144,7 +146,18 @@ def write_tables(out: Path, records: list[dict], schema_key: str) -> int:
     _write_csv(out / "presence.csv", ["name", *OPENFACE_AUS], [[r["name"], *map(int, r["presence"])] for r in ok])
     _write_csv(out / "rejected.csv", ["name", "source", "reason"],
                [[r["name"], r["source"], r["reason"]] for r in records if r["status"] != "ok"])
+    write_id_lists(out, [r["name"] for r in ok])
     return len(ok)
+
+
+def write_id_lists(out: Path, names: list[str], test_fraction: float = 0.05) -> None:
+    """N2ME-style train_ids.txt / test_ids.txt, split by the first folder of each name (a person, subject or
+    clip) so that no identity sits on both sides; a stable hash decides, as in data.id_lists."""
+    groups = sorted({n.split("__")[0] for n in names})
+    _, test_groups = deterministic_split(groups, test_fraction) if len(groups) > 1 else (groups, [])
+    held = set(test_groups)
+    (out / "train_ids.txt").write_text("".join(f"{n}\n" for n in names if n.split("__")[0] not in held))
+    (out / "test_ids.txt").write_text("".join(f"{n}\n" for n in names if n.split("__")[0] in held))
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
