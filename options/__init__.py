@@ -10,7 +10,7 @@ import sys
 from openface.au_schema import SCHEMAS
 
 MODES = ("train", "test")
-MODELS = ("ganimation",)
+MODELS = ("ganimation", "n2me_unet")
 NORMS = ("instance", "instance_affine")
 
 
@@ -43,8 +43,11 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="ganimation", choices=MODELS)
+    g.add_argument("--model", default="ganimation", choices=MODELS,
+                   help="ganimation: attention + colour, absolute AU targets; n2me_unet: N2ME's U-Net with an AdaIN "
+                        "bottleneck, conditioned on the AU change, direct RGB")
     g.add_argument("--ngf", type=int, default=64, help="generator base width")
+    g.add_argument("--n_down", type=int, default=3, help="n2me_unet: U-Net downsamplings")
     g.add_argument("--ndf", type=int, default=64, help="critic base width")
     g.add_argument("--n_blocks", type=int, default=6, help="generator residual blocks")
     g.add_argument("--norm", default="instance", choices=NORMS,
@@ -75,6 +78,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda_mask", type=float, default=0.1, help="attention mean weight (ULME used 0)")
     g.add_argument("--lambda_tv", type=float, default=1e-5, help="attention total-variation weight (ULME used 0)")
     g.add_argument("--lambda_wgan_gp", type=float, default=10.0, help="gradient penalty weight")
+    g.add_argument("--lambda_self_rec", type=float, default=None,
+                   help="self-reconstruction G(x, own AUs) = x weight (None: 10 for n2me_unet, 0 for ganimation)")
     g.add_argument("--train_gen_iter", type=int, default=5, help="one generator step every N critic steps")
     g.add_argument("--seed", "--lucky_seed", dest="seed", type=int, default=2021, help="random seed (rank folded in)")
     g.add_argument("--amp", action="store_true", help="bf16 autocast")

@@ -54,15 +54,27 @@ def model_args_from_options(opt: argparse.Namespace) -> dict:
     return {
         "name": opt.model,
         "aus_schema": schema.key,
-        "generator": {"img_nc": 3, "aus_nc": schema.n, "ngf": opt.ngf, "n_blocks": opt.n_blocks, "norm": opt.norm},
+        "generator": generator_args(opt, schema.n),
         "discriminator": {"img_nc": 3, "aus_nc": schema.n, "final_size": opt.final_size, "ndf": opt.ndf,
                           "n_layers": opt.d_layers or default_d_layers(opt.final_size)},
     }
 
 
+def generator_args(opt: argparse.Namespace, aus_nc: int) -> dict:
+    if opt.model == "n2me_unet":
+        return {"img_nc": 3, "aus_nc": aus_nc, "ngf": opt.ngf, "n_down": opt.n_down}
+    return {"img_nc": 3, "aus_nc": aus_nc, "ngf": opt.ngf, "n_blocks": opt.n_blocks, "norm": opt.norm}
+
+
+def loss_weights(opt: argparse.Namespace, model_name: str) -> LossWeights:
+    self_rec = opt.lambda_self_rec if opt.lambda_self_rec is not None else (10.0 if model_name == "n2me_unet" else 0.0)
+    return LossWeights(dis=opt.lambda_dis, aus=opt.lambda_aus, rec=opt.lambda_rec, mask=opt.lambda_mask,
+                       tv=opt.lambda_tv, wgan_gp=opt.lambda_wgan_gp, self_rec=self_rec)
+
+
 def _merge_resumed_options(opt: argparse.Namespace, saved: dict) -> argparse.Namespace:
     """A resumed run computes what it computed before: saved options win, except flags typed now."""
-    merged = dict(saved)
+    merged = {**vars(opt), **saved}  # flags newer than the checkpoint keep today's defaults
     for key in opt.explicit:
         if key in RUN_SELECTION:
             continue
@@ -163,8 +175,7 @@ def _create_trainer(opt: argparse.Namespace):
             visdom=({"server": opt.visdom_server, "port": opt.visdom_port, "env": opt.visdom_env,
                      "display_id": opt.visdom_display_id} if opt.visdom_display_id > 0 else None)),
         model_args=model_args,
-        weights=LossWeights(dis=opt.lambda_dis, aus=opt.lambda_aus, rec=opt.lambda_rec, mask=opt.lambda_mask,
-                            tv=opt.lambda_tv, wgan_gp=opt.lambda_wgan_gp),
+        weights=loss_weights(opt, model_args["name"]),
         device=device, dist=dist_info, seed=opt.seed, options=options,
         init_from=init_from, resume_from=resume_from)
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from data.images import load_rgb
 from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_folder, read_template, template_from_image
-from models.registry import build_generator
+from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
 from solvers import importers, media
@@ -80,23 +80,34 @@ class SequenceGenerator:
         img = template_pixels(template, self.image_size)
         return torch.from_numpy(img).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
+    @property
+    def needs_source_aus(self) -> bool:
+        """N2ME's U-Net is driven by the AU change from the input face, so it needs that face's AUs."""
+        return conditioning(self.model_args).kind == "difference"
+
     @torch.inference_mode()
-    def generate(self, template: torch.Tensor, targets_raw: np.ndarray, progress: bool = False) -> dict:
-        """Raw 0..5 target AUs (T, n) -> uint8 results, attention and colour maps (T, H, W, ...)."""
+    def generate(self, template: torch.Tensor, targets_raw: np.ndarray, progress: bool = False,
+                 template_aus: np.ndarray | None = None) -> np.ndarray:
+        """Raw 0..5 target AUs (T, n) -> uint8 frames (T, H, W, 3), streamed in batches."""
         if targets_raw.shape[1] != self.schema.n:
             raise ValueError(f"the AUs have {targets_raw.shape[1]} values but the checkpoint's generator expects "
                              f"{self.schema.n} ({self.schema.key}): {self.checkpoint}")
-        targets = torch.from_numpy(self.schema.to_network(targets_raw))
-        results, attention = [], []
+        condition = conditioning(self.model_args)
+        source = np.zeros(self.schema.n) if template_aus is None else template_aus
+        if condition.kind == "difference" and template_aus is None:
+            raise ValueError(f"{self.checkpoint}: this generator is driven by AU differences and needs the input "
+                             f"face's AUs (AU table, csvs2/ or --pre_treatment)")
+        cond = condition(torch.from_numpy(self.schema.to_network(source))[None],
+                         torch.from_numpy(self.schema.to_network(targets_raw)))
+        results = []
         src = template.to(self.device)[None]
-        for start in tqdm(range(0, len(targets), self.batch_size), desc="generating", leave=False,
+        for start in tqdm(range(0, len(cond), self.batch_size), desc="generating", leave=False,
                           disable=not progress):
-            aus = targets[start:start + self.batch_size].to(self.device)
+            aus = cond[start:start + self.batch_size].to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out, att, _ = self.generator(src.expand(len(aus), -1, -1, -1), aus)
+                out, _, _ = self.generator(src.expand(len(aus), -1, -1, -1), aus)
             results.append(_to_uint8(out.float()))
-            attention.append((att.float().clamp(0, 1) * 255).round().byte().squeeze(1).cpu().numpy())
-        return {"result": np.concatenate(results), "attention": np.concatenate(attention)}
+        return np.concatenate(results)
 
 
 def template_pixels(template: Template, size: int) -> np.ndarray:
@@ -147,10 +158,12 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     if len(clip_aus) == 0:
         raise ValueError(f"{clip.name}: the clip has no frames")
     mask = recode_mask(clip, model.schema) if traj.re_code else None
-    if traj.mode == "apex_frame" or traj.au_mode == "relative":
-        if template.aus is None:
-            raise ValueError(f"{template.path}: --{traj.mode if traj.mode == 'apex_frame' else 'au_mode relative'} "
-                             f"needs the template's AUs (an entry in the AU table or csvs2/{template.path.stem}.csv)")
+    needs = [why for why, needed in (("--apex_frame", traj.mode == "apex_frame"),
+                                     ("--au_mode relative", traj.au_mode == "relative"),
+                                     (f"the {model.model_args['name']} model", model.needs_source_aus)) if needed]
+    if needs and template.aus is None:
+        raise ValueError(f"{template.path}: {needs[0]} needs the template's AUs (an entry in the AU table, "
+                         f"csvs2/{template.path.stem}.csv, or --pre_treatment)")
     targets, apex = build_trajectory(
         clip_aus, template_aus=template.aus if template.aus is not None else np.zeros(model.schema.n),
         mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=traj.au_mode, factor=traj.factor,
@@ -158,7 +171,8 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     fps = out.fps or clip.fps
 
     start = time.perf_counter()
-    generated = model.generate(model.load_template(template), targets, progress=progress)
+    generated = model.generate(model.load_template(template), targets, progress=progress,
+                               template_aus=template.aus)
     seconds = time.perf_counter() - start
 
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
@@ -184,7 +198,7 @@ def _write_outputs(folder: Path, model: SequenceGenerator, clip: DrivingClip, te
                    frames_src: list[Path] | None, clip_aus: np.ndarray, targets: np.ndarray, generated: dict,
                    apex: int, fps: float, out: OutputSettings) -> list[str]:
     size = out.output_size
-    result = media.resize_frames(generated["result"], size)
+    result = media.resize_frames(generated, size)
     media.write_png_frames(result, folder / "frames")
     files = ["frames/"]
     _write_au_csv(folder / "aus_driven.csv", model.schema.names, targets)

@@ -25,7 +25,7 @@ from data.images import BadImageError
 from data.sampler import EpochBatchSampler
 from models.ganimation import LossWeights, critic_losses, generator_losses, sample_visuals
 from models.networks import init_weights
-from models.registry import build_networks
+from models.registry import build_networks, conditioning
 from openface.au_schema import SCHEMAS
 from solvers import checkpoint as ckpt
 from solvers.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
@@ -135,6 +135,7 @@ class Trainer:
             raise ValueError(f"{len(self.dataset)} training images cannot fill one batch of {self.data.batch_size} "
                              f"x {self.dist.world_size} process(es): lower --batch_size")
         self.G, self.D = build_networks(self.model_args)
+        self.condition = conditioning(self.model_args)
         init_weights(self.G)
         init_weights(self.D)
         self.progress = Progress(epoch=self.optim.epoch_count)
@@ -280,7 +281,7 @@ class Trainer:
         n = batch["src_img"].shape[0]
         alpha = torch.rand(n, 1, 1, 1, generator=self.gen).to(self.device, non_blocking=True)
         with self._autocast():
-            d_total, d_stats = critic_losses(self.G, self.D_train, batch, self.weights, alpha)
+            d_total, d_stats = critic_losses(self.G, self.D_train, batch, self.weights, alpha, self.condition)
         self.opt_D.zero_grad(set_to_none=True)
         d_total.backward()
         self.opt_D.step()
@@ -289,7 +290,7 @@ class Trainer:
         if (self.progress.step + 1) % self.optim.train_gen_iter == 0:
             self.D.requires_grad_(False)  # G's step must not build critic weight gradients
             with self._autocast():
-                g_total, g_stats = generator_losses(self.G_train, self.D, batch, self.weights)
+                g_total, g_stats = generator_losses(self.G_train, self.D, batch, self.weights, self.condition)
             self.opt_G.zero_grad(set_to_none=True)
             g_total.backward()
             self.opt_G.step()
@@ -350,7 +351,7 @@ class Trainer:
     def _save_samples(self, batch: dict) -> None:
         self.G.eval()  # InstanceNorm without running stats: eval only matters for future layers
         with self._autocast():
-            visuals = sample_visuals(self.G, batch)
+            visuals = sample_visuals(self.G, batch, condition=self.condition)
         self.G.train()
         grid = sample_grid(visuals)
         save_png(grid, self.out.run_dir / "samples" / f"step_{self.progress.step:08d}.png")

@@ -1,4 +1,5 @@
-"""Sample grids: one row per face, columns source | colour | attention | result | reconstruction | target."""
+"""Sample grids: one row per face; columns in the visuals' order (GANimation: source | colour | attention | result |
+reconstruction | target; models without attention skip colour and attention)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
-GRID_COLUMNS = ("source", "color", "attention", "result", "reconstruction", "target")
 
 
 def to_uint8_image(t: torch.Tensor) -> np.ndarray:
@@ -21,9 +20,9 @@ def to_uint8_image(t: torch.Tensor) -> np.ndarray:
 def sample_grid(visuals: dict[str, torch.Tensor], max_rows: int = 8, pad: int = 2) -> np.ndarray:
     rows = min(max_rows, visuals["source"].shape[0])
     h, w = visuals["source"].shape[-2:]
-    grid = np.full((rows * (h + pad) + pad, len(GRID_COLUMNS) * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    grid = np.full((rows * (h + pad) + pad, len(visuals) * (w + pad) + pad, 3), 255, dtype=np.uint8)
     for r in range(rows):
-        for c, key in enumerate(GRID_COLUMNS):
+        for c, key in enumerate(visuals):
             top, left = pad + r * (h + pad), pad + c * (w + pad)
             grid[top:top + h, left:left + w] = to_uint8_image(visuals[key][r])
     return grid

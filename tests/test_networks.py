@@ -89,3 +89,31 @@ def test_linear_decay_never_trains_at_zero():
     assert factors[-1] == pytest.approx(1 / 11) and min(factors) > 0
     # ULME's fine-tuning schedule: --epoch_count 41 --niter 40 --niter_decay 10 decays over epochs 41..50
     assert lr_factor(41, 40, 10) == pytest.approx(10 / 11) and lr_factor(50, 40, 10) == pytest.approx(1 / 11)
+
+
+def test_n2me_unet_is_the_identity_path_at_zero_change_and_conditions_on_aus():
+    from models.n2me import UNetAdaINGenerator
+
+    g = UNetAdaINGenerator(aus_nc=17, ngf=8, n_down=3)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    out, attention, color = g(x, torch.zeros(2, 17))
+    assert out.shape == x.shape and attention is None and color is None
+    torch.nn.init.normal_(g.bottleneck.norm1.to_scale_shift.weight)  # as after training: AdaIN uses the condition
+    a, _, _ = g(x, torch.zeros(2, 17))
+    b, _, _ = g(x, torch.ones(2, 17))
+    assert not torch.allclose(a, b)
+
+
+def test_self_reconstruction_loss_only_with_its_weight():
+    from models.ganimation import Conditioning
+    from models.n2me import UNetAdaINGenerator
+
+    g, d = UNetAdaINGenerator(ngf=8, n_down=2), Discriminator(final_size=16, ndf=8)
+    batch = {"src_img": torch.rand(2, 3, 16, 16) * 2 - 1, "src_aus": torch.rand(2, 17), "tar_aus": torch.rand(2, 17),
+             "tar_img": torch.rand(2, 3, 16, 16)}
+    diff = Conditioning("difference")
+    _, stats = generator_losses(g, d, batch, LossWeights(self_rec=10.0), diff)
+    assert "G/self_rec" in stats and "G/mask" not in stats  # no attention mask in the U-Net
+    _, stats = generator_losses(g, d, batch, LossWeights(), diff)
+    assert "G/self_rec" not in stats
+    assert torch.equal(diff(batch["src_aus"], batch["src_aus"]), torch.zeros(2, 17))

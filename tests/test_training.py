@@ -58,10 +58,11 @@ def _assert_same_tensors(a, b, path=""):
             _assert_same_tensors(x, y, f"{path}[{i}]")
 
 
-@pytest.mark.parametrize("stop_at", [3, 4])  # mid-epoch, and exactly at an epoch boundary
-def test_resume_gives_identical_weights(tiny_data, tmp_path, stop_at):
-    assert train(tiny_data, tmp_path / "ck", "--name", "straight") == 0
-    assert train(tiny_data, tmp_path / "ck", "--name", "split", "--max_steps", str(stop_at)) == 0
+@pytest.mark.parametrize("stop_at, model", [(3, "ganimation"), (4, "ganimation"), (3, "n2me_unet")])
+def test_resume_gives_identical_weights(tiny_data, tmp_path, stop_at, model):
+    # Mid-epoch and exactly at an epoch boundary; and N2ME's U-Net through the same trainer.
+    assert train(tiny_data, tmp_path / "ck", "--name", "straight", "--model", model) == 0
+    assert train(tiny_data, tmp_path / "ck", "--name", "split", "--max_steps", str(stop_at), "--model", model) == 0
     split = tmp_path / "ck" / "split"
     stopped = ckpt.load(ckpt.resolve(split))
     assert ckpt.resolve(split).name == "latest.pth" and stopped["progress"]["step"] == stop_at
@@ -69,7 +70,9 @@ def test_resume_gives_identical_weights(tiny_data, tmp_path, stop_at):
     a, b = _final_state(tmp_path / "ck" / "straight"), _final_state(split)
     for key in ("G", "D", "optim_G", "optim_D", "rng"):
         _assert_same_tensors(a[key], b[key], key)
-    assert a["progress"] == b["progress"]
+    assert a["progress"] == b["progress"] and a["model"]["name"] == model
+    if model == "n2me_unet":
+        assert "G/self_rec" in read_stats(tmp_path / "ck" / "straight" / "stats.jsonl")[-1]
     steps = [s["step"] for s in read_stats(split / "stats.jsonl")]
     assert steps == sorted(set(steps))  # no duplicated log lines after the resume
 
