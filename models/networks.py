@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 # "instance": InstanceNorm without affine parameters, convolutions carry a bias (ganimation_replicate, ULME-GAN).
-# "instance_affine": InstanceNorm with affine scale/shift, convolutions without bias (original GANimation, N2ME).
+# "instance_affine": InstanceNorm with affine scale/shift, convolutions without bias (original GANimation).
+# N2ME's neutral model has neither affine norms nor conv biases: it imports exactly as "instance" with zero biases.
 NORMS = ("instance", "instance_affine")
 
 

@@ -19,6 +19,7 @@ class OpenFaceRows:
     presence: np.ndarray
     confidence: np.ndarray
     face: np.ndarray
+    success: np.ndarray | None = None  # FeatureExtraction's per-frame tracking flag (1 when absent)
 
 
 def read_openface_csv(path: str | Path) -> OpenFaceRows:
@@ -38,4 +39,5 @@ def read_openface_csv(path: str | Path) -> OpenFaceRows:
 
     intensity = np.stack([column(f"{au}_r") for au in OPENFACE_AUS], axis=1)
     presence = np.stack([column(f"{au}_c", 0.0) for au in OPENFACE_PRESENCE], axis=1)
-    return OpenFaceRows(path, intensity, presence, column("confidence", 1.0), column("face", 0.0))
+    return OpenFaceRows(path, intensity, presence, column("confidence", 1.0), column("face", 0.0),
+                        column("success", 1.0))

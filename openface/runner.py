@@ -315,7 +315,8 @@ def select_rows(rows: OpenFaceRows, index: int | np.ndarray) -> OpenFaceRows:
     """The same CSV reduced to some rows (keeps 2-D arrays)."""
     keep = np.atleast_1d(index)
     return dataclasses.replace(rows, intensity=rows.intensity[keep], presence=rows.presence[keep],
-                               confidence=rows.confidence[keep], face=rows.face[keep])
+                               confidence=rows.confidence[keep], face=rows.face[keep],
+                               success=None if rows.success is None else rows.success[keep])
 
 
 def au_table_from_rows(rows: Mapping[str, OpenFaceRows], pick: str = "confidence"

@@ -51,7 +51,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ndf", type=int, default=64, help="critic base width")
     g.add_argument("--n_blocks", type=int, default=6, help="generator residual blocks")
     g.add_argument("--norm", default="instance", choices=NORMS,
-                   help="instance: no affine, conv bias (ULME/replicate); instance_affine: GANimation/N2ME")
+                   help="instance: no affine, conv bias (ULME/replicate; N2ME's bias-free convs import exactly); "
+                        "instance_affine: affine, no conv bias (original GANimation)")
     g.add_argument("--d_layers", type=int, default=0, help="critic downsamplings (0: 6 at >=128 px)")
 
 
@@ -63,6 +64,11 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--name", default=None, help="run folder name (None: <model>_<YYMMDD_HHMMSS>)")
     g.add_argument("--load_epoch", default=None,
                    help="N or latest: in train mode, fine-tune from that checkpoint of --ckpt_dir")
+    g.add_argument("--ckpt_format", default="auto",
+                   choices=("auto", "native", "ulme", "replicate", "ganimation", "n2me"),
+                   help="format of --ckpt / --ckpt_dir (test mode and --load_epoch fine-tuning): auto detects this "
+                        "toolkit's checkpoints or a seed's (ULME-GAN/replicate <E>_net_gen.pth, GANimation "
+                        "net_epoch_<E>_id_G.pth, N2ME net_epoch_<E>_G.pth) from key and file names")
     g.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run exactly (RUN_DIR defaults to --ckpt_dir)")
     g.add_argument("--epoch_count", type=int, default=1, help="number of the first epoch (fine-tuning)")
@@ -132,6 +138,26 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--openface_bin", default=None, help="OpenFace build/bin folder or tool (default $OPENFACE_BIN)")
 
 
+def add_n2me_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("N2ME two-stage pipeline (--mode test --test_mode neutral|me|all)")
+    g.add_argument("--test_mode", default="sequence", choices=("sequence", "neutral", "me", "all"),
+                   help="sequence: ULME-style test (above); neutral: neutralise faces; me/all: neutral + real ME clips")
+    g.add_argument("--test_dir", default=None, help="N2ME output root (neutral/, <emotion>/ ...)")
+    g.add_argument("--input_dir", default=None, help="input faces (relative to --test_dir or absolute)")
+    g.add_argument("--neutral_ckpt", default=None, help="neutral model: checkpoint file or run folder")
+    g.add_argument("--neutral_expr_name", default=None, help="name of the neutral outputs (default: run name)")
+    g.add_argument("--me_ckpt", default=None, help="ME model (n2me_unet or ganimation): checkpoint or run folder")
+    g.add_argument("--me_expr_name", default=None, help="name of the ME outputs (default: run name)")
+    g.add_argument("--keep_size", action="store_true", help="paste neutral faces back into the original photos")
+    for dataset in ("samm", "mmew", "casme_ii", "smic", "casme3"):
+        g.add_argument(f"--{dataset}_aus_dir", default=None,
+                       help=f"{dataset}: per-clip OpenFace CSVs (<clip>.csv) or frame folders (<clip>/)")
+    g.add_argument("--me_summary", default=None, help="me_summary.json (default <test_dir>/me_summary.json)")
+    g.add_argument("--me_annotations", nargs="*", default=[], help="annotation sheets to build a missing summary")
+    g.add_argument("--me_emotions", default="all", help="all, or a comma list of anger,disgust,fear,happiness,...")
+    g.add_argument("--me_samples", type=int, default=10, help="clips per emotion (-1: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="AU-conditioned facial micro-expression generation (GANimation family)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -141,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_options(p)
     add_logging_options(p)
     add_test_options(p)
+    add_n2me_options(p)
     return p
 
 

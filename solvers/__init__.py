@@ -27,12 +27,14 @@ RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample
 # Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
 PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress"}
 # Flags that only say which run to open; never taken from a checkpoint.
-RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit"}
+RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format"}
 
 
 def create_solver(opt: argparse.Namespace):
     if opt.mode == "train":
         return _create_trainer(opt)
+    if opt.mode == "test" and opt.test_mode != "sequence":
+        return create_n2me_pipeline(opt)
     if opt.mode == "test":
         return create_tester(opt)
     raise ValueError(f"unknown mode {opt.mode}")
@@ -125,6 +127,7 @@ def _create_trainer(opt: argparse.Namespace):
         source = Path(opt.resume or opt.ckpt_dir)
         resume_from = ckpt.resolve(source, opt.load_epoch or "latest")
         state = ckpt.load(resume_from)
+        ckpt.check_resumable(state, resume_from)
         opt = _merge_resumed_options(opt, state["options"])
         run_dir, model_args = resume_from.parent, state["model"]
     elif opt.load_epoch is not None:
@@ -214,3 +217,24 @@ def create_tester(opt: argparse.Namespace):
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
         batch_size=opt.batch_size, amp=opt.amp, progress=not opt.no_progress,
         au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin)
+
+
+def create_n2me_pipeline(opt: argparse.Namespace):
+    from solvers.n2me_pipeline import N2MEPipeline, N2MESettings
+
+    setup_logging(None, True)
+    if not opt.test_dir or not opt.input_dir or not opt.neutral_ckpt:
+        raise ValueError("--test_mode neutral/me/all needs --test_dir, --input_dir and --neutral_ckpt")
+    test_dir = Path(opt.test_dir)
+    neutral = ckpt.resolve(Path(opt.neutral_ckpt), opt.load_epoch or "latest")
+    me = ckpt.resolve(Path(opt.me_ckpt), opt.load_epoch or "latest") if opt.me_ckpt else None
+    aus_dirs = {name: Path(getattr(opt, f"{name}_aus_dir"))
+                for name in ("samm", "mmew", "casme_ii", "smic", "casme3") if getattr(opt, f"{name}_aus_dir")}
+    settings = N2MESettings(
+        test_dir=test_dir, input_dir=test_dir / opt.input_dir, mode=opt.test_mode, neutral_ckpt=neutral,
+        neutral_expr_name=opt.neutral_expr_name or neutral.parent.name, me_ckpt=me,
+        me_expr_name=opt.me_expr_name or (me.parent.name if me else "me"), keep_size=opt.keep_size,
+        aus_dirs=aus_dirs, me_summary=Path(opt.me_summary) if opt.me_summary else None,
+        me_annotations=[Path(p) for p in opt.me_annotations], me_emotions=opt.me_emotions,
+        me_samples=opt.me_samples, seed=opt.seed, fps=opt.fps, videos=not opt.no_video)
+    return N2MEPipeline(settings, select_device(opt.gpu_ids, 0), batch_size=opt.batch_size, amp=opt.amp)

@@ -97,6 +97,17 @@ def check_native(state, path: Path) -> dict:
     return state
 
 
+def check_resumable(state: dict, path: Path) -> dict:
+    """--resume continues a run exactly, so it needs what only a training run saves (imported weights lack it)."""
+    missing = [k for k in ("optim_G", "optim_D", "rng", "options") if not state.get(k)]
+    if missing:
+        origin = state.get("imported_from", {}).get("format")
+        raise ValueError(f"{path}: cannot be resumed: it has no {', '.join(missing)}"
+                         f"{f' (weights imported from {origin})' if origin else ''}. Fine-tune from it instead: "
+                         f"--ckpt_dir {Path(path).parent} --load_epoch {state.get('progress', {}).get('epoch', 'N')}")
+    return state
+
+
 def load_state_strict(module: torch.nn.Module, state_dict: dict, what: str, path: Path) -> None:
     """Strict load with a readable list of what does not match (missing, unexpected, wrong shape)."""
     own = module.state_dict()

@@ -15,13 +15,14 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((size, size), method)) for f in frames])
 
 
-def write_png_frames(frames: np.ndarray, folder: Path, stem: str = "") -> list[Path]:
+def write_png_frames(frames: np.ndarray, folder: Path, stem: str = "", ext: str = ".png") -> list[Path]:
+    """NNN.png (or .jpg, N2ME's format) with at least three digits, so names sort in time order."""
     folder.mkdir(parents=True, exist_ok=True)
     width = max(3, len(str(len(frames))))
     paths = []
     for i, frame in enumerate(frames):
-        path = folder / f"{stem}{i:0{width}d}.png"
-        Image.fromarray(frame).save(path)
+        path = folder / f"{stem}{i:0{width}d}{ext}"
+        Image.fromarray(frame).save(path, **({"quality": 95} if ext == ".jpg" else {}))
         paths.append(path)
     return paths
 

@@ -201,7 +201,7 @@ def _write_outputs(folder: Path, model: SequenceGenerator, clip: DrivingClip, te
     result = media.resize_frames(generated, size)
     media.write_png_frames(result, folder / "frames")
     files = ["frames/"]
-    _write_au_csv(folder / "aus_driven.csv", model.schema.names, targets)
+    write_au_csv(folder / "aus_driven.csv", model.schema.names, targets)
     files.append("aus_driven.csv")
     media.plot_au_curves(folder / "au_curves.png", model.schema.names, targets, clip_aus, fps, apex)
     files.append("au_curves.png")
@@ -219,12 +219,13 @@ def _write_outputs(folder: Path, model: SequenceGenerator, clip: DrivingClip, te
     return files + ["target.mp4", "compare.mp4", "target.gif"]
 
 
-def _write_au_csv(path: Path, names: tuple[str, ...], aus: np.ndarray) -> None:
+def write_au_csv(path: Path, names: tuple[str, ...], aus: np.ndarray, row_names: list[str] | None = None) -> None:
+    """One row per frame (``frame`` = index) or per named image (``name``), AU columns by name."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["frame", *names])
+    writer.writerow(["frame" if row_names is None else "name", *names])
     for i, row in enumerate(aus):
-        writer.writerow([i, *(f"{v:.4f}" for v in row)])
+        writer.writerow([i if row_names is None else row_names[i], *(f"{v:.4f}" for v in row)])
     path.write_text(buf.getvalue())
 
 

@@ -261,6 +261,22 @@ def test_replicate_dropout_blocks_are_realigned(tmp_path):
     assert generator_difference(G, imported.native_state()) <= 1e-6
 
 
+def test_n2me_18_au_neutral_generator_gets_the_n2me_schema(tmp_path):
+    """N2ME's neutral model with --use_18_aus 1: 3 + 18 input channels."""
+    G, D = random_networks("instance", aus_nc=18, conv_bias=False)
+    write_seed_run(tmp_path / "n2me18", "n2me", G, D)
+    state = importers.import_checkpoint(tmp_path / "n2me18").native_state()
+    assert state["model"]["aus_schema"] == "n2me18" and state["model"]["discriminator"]["aus_nc"] == 18
+    assert generator_difference(G, state) <= 1e-6
+
+
+def test_imported_checkpoints_are_refused_for_exact_resume(tmp_path):
+    _, _, g_file, _ = seed_run(tmp_path, "replicate")
+    state = importers.import_checkpoint(g_file).native_state()
+    with pytest.raises(ValueError, match=r"no optim_G, optim_D, rng, options \(weights imported from replicate\)"):
+        ckpt.check_resumable(state, tmp_path / "epoch_0003.pth")
+
+
 # ------------------------------------------------------------------------------------------------ detection
 @pytest.mark.parametrize("fmt", ["replicate", "ganimation", "n2me"])
 def test_auto_detection_names_the_format_and_why(tmp_path, fmt, caplog):

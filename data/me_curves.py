@@ -1,0 +1,100 @@
+"""Real micro-expression AU curves for N2ME's second stage: one clip id -> per-frame AU intensities.
+
+Clip ids follow N2ME: ``c_sub01_EP02_01f`` (CASME II), ``s_006_1_2`` (SAMM), ``m_<clip>`` (MMEW), and this
+toolkit's ``c3_...`` (CAS(ME)^3) and ``smic_...`` (SMIC). In the dataset's AU folder a clip is either
+``<clip>.csv`` (OpenFace FeatureExtraction output: one row per frame) or ``<clip>/`` (its frames, measured by the
+built-in front end).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data.images import list_images, load_rgb
+from openface.csv_io import read_openface_csv
+
+# Longest run of frames without a face that is filled by interpolation without comment.
+MAX_SILENT_GAP = 5
+PREFIXES = (("c3_", "casme3"), ("smic_", "smic"), ("c_", "casme_ii"), ("s_", "samm"), ("m_", "mmew"))
+DATASET_FPS = {"casme_ii": 200, "samm": 200, "mmew": 90, "casme3": 30, "smic": 100}
+
+
+@dataclass
+class ClipCurve:
+    clip_id: str
+    aus: np.ndarray  # (T, 17) raw OpenFace intensities
+    fps: float
+    source: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def split_clip_id(clip_id: str) -> tuple[str, str]:
+    for prefix, dataset in PREFIXES:
+        if clip_id.startswith(prefix):
+            return dataset, clip_id[len(prefix):]
+    raise ValueError(f"clip id '{clip_id}' has no known dataset prefix ({', '.join(p for p, _ in PREFIXES)})")
+
+
+def fill_gaps(aus: np.ndarray, valid: np.ndarray, max_silent_gap: int = MAX_SILENT_GAP):
+    """Linearly interpolate the frames where no face was tracked (ends take the nearest valid frame).
+
+    Returns the filled curve and the (start, length) of gaps longer than ``max_silent_gap``, to be reported."""
+    valid = np.asarray(valid, dtype=bool)
+    if not valid.any():
+        raise ValueError("no frame of the clip has a tracked face")
+    t = np.arange(len(aus))
+    filled = np.stack([np.interp(t, t[valid], aus[valid, j]) for j in range(aus.shape[1])], axis=1)
+    long_gaps, start = [], None
+    for i, ok in enumerate(np.append(valid, True)):
+        if not ok and start is None:
+            start = i
+        elif ok and start is not None:
+            if i - start > max_silent_gap:
+                long_gaps.append((start, i - start))
+            start = None
+    return filled, long_gaps
+
+
+def load_clip_curve(clip_id: str, aus_dirs: dict[str, Path], front_end=None) -> ClipCurve:
+    """The clip's AU curve from its dataset folder (CSV, or frames measured by ``front_end``)."""
+    dataset, clip = split_clip_id(clip_id)
+    folder = aus_dirs.get(dataset)
+    if folder is None:
+        raise FileNotFoundError(f"{clip_id}: no AU folder given for {dataset} (--{dataset}_aus_dir)")
+    fps = DATASET_FPS[dataset]
+    if (folder / f"{clip}.csv").is_file():
+        rows = read_openface_csv(folder / f"{clip}.csv")
+        valid = ~np.isnan(rows.intensity).any(axis=1)
+        if rows.success is not None:
+            valid &= rows.success > 0
+        aus, gaps = fill_gaps(np.nan_to_num(rows.intensity), valid)
+        return ClipCurve(clip_id, aus, fps, folder / f"{clip}.csv", _gap_notes(clip_id, gaps, int((~valid).sum())))
+    if (folder / clip).is_dir() and front_end is not None:
+        return _measure_frames(clip_id, folder / clip, fps, front_end)
+    raise FileNotFoundError(f"{clip_id}: neither {folder / (clip + '.csv')} nor a frame folder {folder / clip}")
+
+
+def _measure_frames(clip_id: str, frames_dir: Path, fps: float, front_end) -> ClipCurve:
+    from openface.frontend import NoFaceError
+
+    frames = list(list_images(frames_dir).values())
+    if not frames:
+        raise FileNotFoundError(f"{frames_dir} holds no frames")
+    aus, valid = np.zeros((len(frames), 17)), np.zeros(len(frames), dtype=bool)
+    for i, path in enumerate(frames):
+        try:
+            aus[i] = front_end.measure(load_rgb(path), str(path)).intensity
+            valid[i] = True
+        except NoFaceError:
+            pass
+    filled, gaps = fill_gaps(aus, valid)
+    return ClipCurve(clip_id, filled, fps, frames_dir, _gap_notes(clip_id, gaps, int((~valid).sum())))
+
+
+def _gap_notes(clip_id: str, gaps: list, missing: int) -> list[str]:
+    notes = [f"{clip_id}: no face in {missing} frame(s), interpolated"] if missing else []
+    notes += [f"{clip_id}: {length} frames without a face from frame {start}: interpolated across a long gap"
+              for start, length in gaps]
+    return notes
