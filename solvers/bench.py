@@ -26,7 +26,7 @@ import torch
 
 from models.ganimation import LossWeights, critic_losses, generator_losses
 from models.networks import NORMS, count_parameters, init_weights
-from models.registry import MODELS, build_networks
+from models.registry import MODELS, build_networks, conditioning
 from openface.au_schema import SCHEMAS
 from solvers import model_args_from_options
 from solvers.trainer import OptimSettings
@@ -97,7 +97,7 @@ def model_args(args: Namespace) -> dict:
     """The same constructor arguments (and validation) that training derives from its flags."""
     opt = Namespace(model=args.model, aus_schema=args.aus_schema, aus_nc=None, final_size=args.final_size,
                     ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, norm=args.norm, d_layers=args.d_layers,
-                    explicit=())
+                    n_down=3, explicit=())
     return model_args_from_options(opt)
 
 
@@ -112,6 +112,7 @@ class Bench:
         self.model_args = model_args(args)
         torch.manual_seed(args.seed)
         self.G, self.D = build_networks(self.model_args)
+        self.condition = conditioning(self.model_args)
         init_weights(self.G)
         init_weights(self.D)
         self.G.to(self.device, memory_format=self.memory_format)
@@ -119,7 +120,8 @@ class Bench:
         optim = OptimSettings()
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=optim.lr, betas=optim.betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=optim.lr, betas=optim.betas)
-        self.weights = LossWeights()
+        # The trainer's default weights for this model (N2ME's U-Net adds self-reconstruction).
+        self.weights = LossWeights(self_rec=10.0 if self.model_args["name"] == "n2me_unet" else 0.0)
         self.gen = torch.Generator().manual_seed(args.seed + 1)  # CPU generator, as the trainer's
         self.aus_nc = self.model_args["generator"]["aus_nc"]
         self.batch = self.synthetic_batch(args.batch_size)
@@ -151,14 +153,14 @@ class Bench:
         """One ``Trainer._train_step``: a critic update, then a generator update when its turn has come."""
         alpha = torch.rand(self.args.batch_size, 1, 1, 1, generator=self.gen).to(self.device, non_blocking=True)
         with self.autocast():
-            d_total, _ = critic_losses(self.G, self.D, self.batch, self.weights, alpha)
+            d_total, _ = critic_losses(self.G, self.D, self.batch, self.weights, alpha, self.condition)
         self.opt_D.zero_grad(set_to_none=True)
         d_total.backward()
         self.opt_D.step()
         if with_generator:
             self.D.requires_grad_(False)
             with self.autocast():
-                g_total, _ = generator_losses(self.G, self.D, self.batch, self.weights)
+                g_total, _ = generator_losses(self.G, self.D, self.batch, self.weights, self.condition)
             self.opt_G.zero_grad(set_to_none=True)
             g_total.backward()
             self.opt_G.step()
