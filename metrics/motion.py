@@ -27,6 +27,9 @@ REGION_LANDMARKS: dict[str, tuple[tuple[int, ...], ...]] = {
 # Margin around each outline, as a fraction of the crop size: brows and mouth pull the skin around them.
 REGION_MARGIN = {"brows": 0.055, "eyes": 0.04, "nose": 0.03, "mouth": 0.055}
 REGIONS = tuple(REGION_LANDMARKS)
+# The face outline (mesh silhouette): the skin inside it but outside the regions moves only with the head.
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
+             149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 MIN_SOURCE_PEAK_PX = 0.05  # below this the source region does not move: its amplitude ratio is meaningless
 FLOW_METHODS = ("farneback", "tvl1")
 
@@ -54,6 +57,15 @@ def expression_mask(masks: dict[str, np.ndarray]) -> np.ndarray:
     return np.logical_or.reduce(list(masks.values()))
 
 
+def head_mask(landmarks: np.ndarray, size: int, masks: dict[str, np.ndarray]) -> np.ndarray:
+    """Skin inside the face outline and outside the expression regions: it moves with the head only."""
+    import cv2
+
+    oval = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(oval, cv2.convexHull(np.round(landmarks[list(FACE_OVAL), :2]).astype(np.int32)), 1)
+    return oval.astype(bool) & ~expression_mask(masks)
+
+
 # ---------------------------------------------------------------------------------------- flow and strain
 
 def optical_flow(first: np.ndarray, second: np.ndarray, method: str = "farneback") -> np.ndarray:
@@ -66,6 +78,23 @@ def optical_flow(first: np.ndarray, second: np.ndarray, method: str = "farneback
     if method == "tvl1":
         return cv2.optflow.DualTVL1OpticalFlow_create().calc(first, second, None)
     raise ValueError(f"unknown flow method {method!r}; known: {', '.join(FLOW_METHODS)}")
+
+
+def remove_head_motion(flow: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
+    """Subtract the similarity motion (shift, rotation, scale) fitted by least squares to the flow on ``reference``
+    (``head_mask``). Real clips drift and nod by a pixel or two over a second, more than a micro-expression moves;
+    a generator driven by AUs renders no head motion, so comparing raw flows would score the drift."""
+    if reference is None or reference.sum() < 20:
+        return flow
+    ys, xs = np.nonzero(reference)
+    u, v = flow[ys, xs, 0], flow[ys, xs, 1]
+    # displacement = [[a, -b], [b, a]] @ (x, y) + (tx, ty): linear in (a, b, tx, ty)
+    ones, zeros = np.ones_like(xs, float), np.zeros_like(xs, float)
+    design = np.vstack([np.column_stack([xs, -ys, ones, zeros]), np.column_stack([ys, xs, zeros, ones])])
+    (a, b, tx, ty), *_ = np.linalg.lstsq(design, np.concatenate([u, v]), rcond=None)
+    gy, gx = np.mgrid[0:flow.shape[0], 0:flow.shape[1]].astype(np.float64)
+    fitted = np.stack([a * gx - b * gy + tx, b * gx + a * gy + ty], axis=-1)
+    return (flow - fitted).astype(np.float32)
 
 
 def flow_magnitude(flow: np.ndarray) -> np.ndarray:
@@ -86,8 +115,9 @@ def region_means(field: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, f
 
 
 def region_profiles(grey: np.ndarray, valid: np.ndarray, masks: dict[str, np.ndarray],
-                    method: str = "farneback") -> dict:
-    """Flow/strain profiles of a grey crop sequence (T, H, W) from its first valid frame.
+                    method: str = "farneback", reference: np.ndarray | None = None) -> dict:
+    """Flow/strain profiles of a grey crop sequence (T, H, W) from its first valid frame, head motion removed
+    (``remove_head_motion`` on ``reference``).
 
     Returns {"flow": {region: (T,)}, "strain": {region: (T,)}, "onset": index, "magnitude": (T, H, W) float32};
     frames without a face are NaN."""
@@ -99,7 +129,10 @@ def region_profiles(grey: np.ndarray, valid: np.ndarray, masks: dict[str, np.nda
         return {"flow": flow_p, "strain": strain_p, "onset": None, "magnitude": magnitude}
     onset = int(np.argmax(valid))
     for t in np.flatnonzero(valid):
-        flow = optical_flow(grey[onset], grey[t], method) if t != onset else np.zeros(grey.shape[1:] + (2,), np.float32)
+        if t == onset:
+            flow = np.zeros(grey.shape[1:] + (2,), np.float32)
+        else:
+            flow = remove_head_motion(optical_flow(grey[onset], grey[t], method), reference)
         magnitude[t] = flow_magnitude(flow)
         for region, value in region_means(magnitude[t], masks).items():
             flow_p[region][t] = value

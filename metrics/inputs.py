@@ -1,0 +1,329 @@
+"""What to evaluate: result sequences, their source clips and template faces, found on disk and paired by name.
+
+Results (``--results``), any of:
+
+- one test-mode result folder (``run.json`` + ``frames/``, written by ``main.py --mode test``);
+- a batch (``for_megc2021.py`` output): every folder below with ``run.json`` + ``frames/``; ``index.csv`` rows that
+  failed are listed as skipped;
+- another system's outputs: any folder tree. A folder holding 2+ images is one frame sequence, a video file
+  (.mp4 .avi .mov .mkv .webm .gif) is one sequence. A sequence's name is its folder name (a folder called ``imgs``
+  or ``frames`` takes its parent's name) or the video's file name without extension.
+
+Sources (``--sources``) are found the same way (``imgs2/`` and ``csvs*/`` folders are skipped: the ULME-GAN layout
+``<pair>/imgs/`` names the clip after its pair folder). Templates (``--templates``): every image in the tree; an image
+in ``<pair>/imgs2/`` is also known by the pair folder's name.
+
+Matching rule (``match``), case-insensitive: a candidate named K matches a result named R when K == R or K appears in
+R between separators (start/end of name, ``_ - . space /``): result ``casme2_Positive_asianFemale_mygan`` matches source
+``casme2_Positive_asianFemale``. The longest matching K wins; two different candidates of that length are ambiguous
+and neither is used (reported). A template is also known by the tails of its file stem (``normalized_asianFemale``
+answers to ``asianFemale``). A ``--sources``/``--templates`` that is itself one sequence / one image pairs with every
+result. For a test-mode run, the source frames and template recorded in ``run.json`` are used when they still exist;
+``--sources``/``--templates`` are searched by the run's pair and clip names otherwise.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from data.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+GENERIC_FOLDERS = ("imgs", "frames", "images")  # such a folder is named after its parent
+SKIPPED_FOLDERS = ("imgs2", "csvs", "csvs2")  # ULME-GAN layout: template and OpenFace output, not a clip
+GENERIC_VIDEOS = ("target", "video", "result", "output")  # target.mp4 inside a pair folder -> the pair's name
+SEPARATORS = "_-. /"
+
+
+@dataclass
+class Sequence:
+    """One clip: a folder of frames or a video file."""
+
+    name: str
+    path: Path
+    frames: list[Path] | None = None  # None: a video file
+
+    def load(self) -> np.ndarray:
+        """(T, H, W, 3) uint8; frames of another size than the first are resized to it."""
+        if self.frames is not None:
+            images = [load_rgb(p) for p in self.frames]
+        elif self.path.suffix.lower() == ".gif":
+            images = _read_gif(self.path)
+        else:
+            images = _read_video(self.path)
+        if not images:
+            raise ValueError(f"{self.path}: no frames")
+        h, w = images[0].shape[:2]
+        images = [im if im.shape[:2] == (h, w) else np.asarray(Image.fromarray(im).resize((w, h))) for im in images]
+        return np.stack(images)
+
+    def video_fps(self) -> float | None:
+        if self.frames is not None or self.path.suffix.lower() == ".gif":
+            return None
+        import imageio_ffmpeg
+
+        reader = imageio_ffmpeg.read_frames(str(self.path))
+        meta = next(reader)
+        reader.close()
+        return meta.get("fps")
+
+
+def _read_gif(path: Path) -> list[np.ndarray]:
+    from PIL import ImageSequence
+
+    with Image.open(path) as gif:
+        return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
+
+
+def _read_video(path: Path) -> list[np.ndarray]:
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    meta = next(reader)
+    w, h = meta["size"]
+    return [np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy() for buf in reader]
+
+
+@dataclass
+class ResultEntry:
+    """One generated sequence to score, with what is known about it."""
+
+    name: str  # unique display name (relative path for other systems, folder name for runs)
+    generated: Sequence
+    run: dict | None = None  # run.json
+    run_dir: Path | None = None
+    source: Sequence | None = None
+    template: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        """Names tried, in order, when matching sources/templates/annotations."""
+        keys = [self.generated.name, self.name]
+        if self.run and self.run.get("clip"):
+            keys.append(str(self.run["clip"]))
+        return list(dict.fromkeys(keys))
+
+
+# ---------------------------------------------------------------------------------------- discovery
+
+def _sequence_name(folder: Path) -> str:
+    return folder.parent.name if folder.name.lower() in GENERIC_FOLDERS else folder.name
+
+
+def _video_name(path: Path) -> str:
+    return path.parent.name if path.stem.lower() in GENERIC_VIDEOS else path.stem
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / "run.json").is_file() and (folder / "frames").is_dir()
+
+
+def walk_sequences(root: Path, skip_runs: bool = True) -> tuple[list[Path], list[Sequence]]:
+    """(run folders, other sequences) under ``root``; run folders are not searched further."""
+    runs, sequences = [], []
+    for here, dirs, files in os.walk(root):
+        here_path = Path(here)
+        dirs[:] = sorted((d for d in dirs if not d.startswith(".") and d.lower() not in SKIPPED_FOLDERS),
+                         key=natural_key)
+        if skip_runs and is_run_folder(here_path):
+            runs.append(here_path)
+            dirs[:] = []
+            continue
+        images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        if len(images) >= 2:
+            sequences.append(Sequence(_sequence_name(here_path), here_path, list(list_images(here_path).values())))
+        for f in sorted(files, key=natural_key):
+            if Path(f).suffix.lower() in VIDEO_EXTENSIONS:
+                sequences.append(Sequence(_video_name(here_path / f), here_path / f))
+    return runs, sequences
+
+
+def single_sequence(path: Path) -> Sequence | None:
+    """``path`` itself as one sequence (a video file, or a folder holding the frames directly), else None."""
+    if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
+        return Sequence(_video_name(path), path)
+    if path.is_dir() and len(list_images(path)) >= 2 and not any(p.is_dir() for p in path.iterdir()):
+        return Sequence(_sequence_name(path), path, list(list_images(path).values()))
+    return None
+
+
+def find_results(root: Path) -> tuple[list[ResultEntry], list[str]]:
+    """The result sequences under ``root`` and notes on what was skipped."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"--results {root} does not exist")
+    single = single_sequence(root) if not is_run_folder(root) else None
+    if single is not None:
+        return [ResultEntry(single.name, single)], []
+    runs, others = walk_sequences(root)
+    entries = [run_entry(folder, root) for folder in runs]
+    names = {e.name for e in entries}
+    for seq in others:
+        label = _unique_label(seq, root, names)
+        names.add(label)
+        entries.append(ResultEntry(label, seq))
+    return entries, failed_index_rows(root)
+
+
+def _unique_label(seq: Sequence, root: Path, taken: set[str]) -> str:
+    if seq.name not in taken:
+        return seq.name
+    rel = seq.path.relative_to(root) if seq.path != root else Path(seq.path.name)
+    return str(rel.with_suffix("") if seq.frames is None else rel)
+
+
+def run_entry(folder: Path, root: Path) -> ResultEntry:
+    run = json.loads((folder / "run.json").read_text())
+    frames = list(list_images(folder / "frames").values())
+    name = folder.name if folder != root else folder.name
+    entry = ResultEntry(name, Sequence(name, folder / "frames", frames), run, folder)
+    return entry
+
+
+def failed_index_rows(root: Path) -> list[str]:
+    """Pairs that ``for_megc2021.py`` recorded as failed: they have no result to score."""
+    index = root / "index.csv"
+    if not index.is_file():
+        return []
+    with open(index, newline="") as fh:
+        return [f"{row.get('pair')}: not generated ({row.get('error') or row.get('status')})"
+                for row in csv.DictReader(fh) if row.get("status") not in ("ok", None)]
+
+
+# ---------------------------------------------------------------------------------------- matching
+
+def name_matches(key: str, name: str) -> bool:
+    """``key`` equals ``name`` or occurs in it between separators (case-insensitive)."""
+    key, name = key.lower(), name.lower()
+    if not key:
+        return False
+    sep = re.escape(SEPARATORS)
+    return key == name or re.search(rf"(?:^|[{sep}]){re.escape(key)}(?:$|[{sep}])", name) is not None
+
+
+def match(names: list[str], candidates: dict[str, list]) -> tuple[object | None, str | None]:
+    """(chosen candidate, problem). ``candidates``: key -> objects known by that key. The first of ``names`` with a
+    match decides; among its matches the longest key wins; ties between different objects are ambiguous."""
+    for name in names:
+        hits = [(len(k), k) for k in candidates if name_matches(k, name)]
+        if not hits:
+            continue
+        longest = max(length for length, _ in hits)
+        objects = {id(o): o for length, k in hits if length == longest for o in candidates[k]}
+        if len(objects) == 1:
+            return next(iter(objects.values())), None
+        keys = sorted({k for length, k in hits if length == longest})
+        return None, f"'{name}' matches several candidates equally well ({', '.join(keys)}): none used"
+    return None, None
+
+
+def source_candidates(root: Path) -> dict[str, list[Sequence]]:
+    single = single_sequence(root)
+    if single is not None:
+        return {"": [single]}
+    _, sequences = walk_sequences(root, skip_runs=False)
+    table: dict[str, list[Sequence]] = {}
+    for seq in sequences:
+        table.setdefault(seq.name.lower(), []).append(seq)
+    return table
+
+
+def template_candidates(root: Path) -> dict[str, list[Path]]:
+    if root.is_file():
+        return {"": [root]}
+    table: dict[str, list[Path]] = {}
+    for here, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d.lower() not in ("imgs", "frames", "csvs", "csvs2")]
+        for f in files:
+            path = Path(here) / f
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            for key in template_keys(path):
+                bucket = table.setdefault(key.lower(), [])
+                if path not in bucket:
+                    bucket.append(path)
+    return table
+
+
+def template_keys(path: Path) -> list[str]:
+    """The file stem, its tails after each '_' (``normalized_asianFemale`` -> ``asianFemale``), and the pair
+    folder's name for ``<pair>/imgs2/<image>``."""
+    parts = path.stem.split("_")
+    keys = ["_".join(parts[i:]) for i in range(len(parts))]
+    if path.parent.name.lower() == "imgs2":
+        keys.append(path.parent.parent.name)
+    return keys
+
+
+def _resolve_recorded(value: str | None, run_dir: Path) -> Path | None:
+    """A path recorded in run.json: absolute, or relative to the working directory or to a folder above the run."""
+    if not value:
+        return None
+    path = Path(value)
+    tries = [path] if path.is_absolute() else [Path.cwd() / path, *(p / path for p in [run_dir, *run_dir.parents])]
+    return next((p for p in tries if p.exists()), None)
+
+
+def attach_inputs(entries: list[ResultEntry], sources: Path | None, templates: Path | None) -> None:
+    """Fill each entry's ``source`` and ``template`` (run.json first, then the name rule); notes say why not."""
+    src_table = source_candidates(Path(sources)) if sources else {}
+    tpl_table = template_candidates(Path(templates)) if templates else {}
+    for entry in entries:
+        _attach_source(entry, src_table, bool(sources))
+        _attach_template(entry, tpl_table, bool(templates))
+
+
+def _lookup(entry: ResultEntry, table: dict) -> tuple[object | None, str | None]:
+    if "" in table:  # one sequence / one image given: it pairs with everything
+        return table[""][0], None
+    return match(entry.keys, table)
+
+
+def _attach_source(entry: ResultEntry, table: dict, given: bool) -> None:
+    if entry.run is not None:
+        recorded = _resolve_recorded(entry.run.get("source_frames"), entry.run_dir)
+        if recorded is not None and recorded.is_dir() and list_images(recorded):
+            entry.source = Sequence(_sequence_name(recorded), recorded, list(list_images(recorded).values()))
+            return
+        if entry.run.get("source_frames") is None and not given:
+            entry.notes.append("no source clip: the run was driven by an AU matrix (source metrics absent)")
+            return
+    found, problem = _lookup(entry, table)
+    entry.source = found
+    if found is None:
+        entry.notes.append(problem or ("no source clip matched (source metrics absent)" if given else
+                                       "no source clip given (--sources): source metrics absent"))
+
+
+def _attach_template(entry: ResultEntry, table: dict, given: bool) -> None:
+    if entry.run is not None:
+        recorded = _resolve_recorded(entry.run.get("template"), entry.run_dir)
+        if recorded is not None and recorded.is_file():
+            entry.template = recorded
+            return
+    found, problem = _lookup(entry, table)
+    entry.template = found
+    if found is None:
+        entry.notes.append(problem or ("no template matched (identity and static-area metrics absent)" if given else
+                                       "no template given (--templates): identity and static-area metrics absent"))
+
+
+# ---------------------------------------------------------------------------------------- run.json extras
+
+def read_driven(run_dir: Path | None) -> tuple[tuple[str, ...], np.ndarray] | None:
+    """``aus_driven.csv`` of a run: (AU names, (T, n) raw intensities), or None."""
+    if run_dir is None or not (run_dir / "aus_driven.csv").is_file():
+        return None
+    with open(run_dir / "aus_driven.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    names = tuple(c for c in rows[0] if c.lower() not in ("frame", "name"))
+    first = len(rows[0]) - len(names)
+    return names, np.array([[float(v) for v in r[first:]] for r in rows[1:] if r], dtype=np.float64)
