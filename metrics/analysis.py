@@ -9,6 +9,7 @@ otherwise show up as flicker; head motion is removed from the flow instead (``mo
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,7 @@ class Tools:
         from openface.frontend import FaceFrontEnd
 
         self.front_end = FaceFrontEnd()
+        self.seen: dict[tuple[bytes, bool], FaceFrame | None] = {}  # frame digest -> measurement (see detect)
         self.identity = None
         self.identity_problem = "identity metrics switched off"
         if identity:
@@ -86,13 +88,29 @@ class ClipAnalysis:
         return motion.expression_mask(self.masks) if self.masks else np.zeros(self.grey.shape[1:], bool)
 
 
-def detect(rgb: np.ndarray, tools: Tools) -> FaceFrame | None:
+MAX_REMEMBERED = 4096  # frames; about 60 MB of landmarks and descriptors
+
+
+def detect(rgb: np.ndarray, tools: Tools, describe: bool = True) -> FaceFrame | None:
+    """Face, AUs and (``describe``) identity descriptor of one frame. Identical frames are measured once: a frozen
+    generator repeats the template, and a batch scores several results of one source clip."""
+    key = (hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest() + str(rgb.shape).encode(),
+           describe)
+    if key not in tools.seen:
+        if len(tools.seen) >= MAX_REMEMBERED:
+            tools.seen.pop(next(iter(tools.seen)))  # oldest first
+        tools.seen[key] = _measure(rgb, tools, describe)
+    return tools.seen[key]
+
+
+def _measure(rgb: np.ndarray, tools: Tools, describe: bool) -> FaceFrame | None:
     faces = tools.front_end.landmarker.detect(rgb)
     if not faces:
         return None
     face = tools.front_end.pick(faces, rgb.shape[1])
     aus = tools.front_end.estimator.intensities(face)
-    descriptor = tools.identity.describe(rgb, face.box) if tools.identity is not None else None
+    describe = describe and tools.identity is not None
+    descriptor = tools.identity.describe(rgb, face.box) if describe else None
     return FaceFrame(face.landmarks, aus, descriptor)
 
 
@@ -111,9 +129,12 @@ def warp_to_canonical(rgb: np.ndarray, matrix: np.ndarray, size: int = ANALYSIS_
     return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def analyse(frames: np.ndarray, tools: Tools, flow_method: str | None = "farneback") -> ClipAnalysis:
-    """Measure a clip (T, H, W, 3). ``flow_method=None`` skips flow and flicker (a template image)."""
-    found = [detect(f, tools) for f in frames]
+def analyse(frames: np.ndarray, tools: Tools, flow_method: str | None = "farneback",
+            describe: bool = True) -> ClipAnalysis:
+    """Measure a clip (T, H, W, 3). ``flow_method=None`` skips flow and flicker (a template image);
+    ``describe=False`` skips the identity descriptors (the slowest step, about 0.1 s a frame) when nothing needs
+    them."""
+    found = [detect(f, tools, describe) for f in frames]
     valid = np.array([f is not None for f in found], dtype=bool)
     aus = np.full((len(frames), 17), np.nan)
     descriptors = np.full((len(frames), 128), np.nan)

@@ -49,11 +49,16 @@ def per_au_correlation(source: np.ndarray, generated: np.ndarray, names=OPENFACE
     """AU name -> r for every AU that moves in the source. A result curve that stays flat while the source moves
     counts as r = 0 (no linear relation), not as missing: a frozen result must score badly."""
     out = {}
+    both = np.isfinite(source).all(axis=1) & np.isfinite(generated).all(axis=1)
+    if both.sum() < 3:  # too few frames with a face on both sides: nothing to correlate
+        return out
     for j in moving_aus(source, min_range):
         r = pearson_r(source[:, j], generated[:, j])
-        flat = np.nanstd(generated[:, j]) <= 1e-9 if np.isfinite(generated[:, j]).any() else True
-        out[names[j]] = 0.0 if r is None and flat else r
-    return {k: v for k, v in out.items() if v is not None}
+        if r is None and np.ptp(generated[both, j]) <= 1e-9:
+            r = 0.0
+        if r is not None:
+            out[names[j]] = r
+    return out
 
 
 def au_correlation(source: np.ndarray, generated: np.ndarray, names=OPENFACE_AUS,

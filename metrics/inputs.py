@@ -269,7 +269,8 @@ def _resolve_recorded(value: str | None, run_dir: Path) -> Path | None:
         return None
     path = Path(value)
     tries = [path] if path.is_absolute() else [Path.cwd() / path, *(p / path for p in [run_dir, *run_dir.parents])]
-    return next((p for p in tries if p.exists()), None)
+    found = next((p for p in tries if p.exists()), None)
+    return found.resolve() if found is not None else None
 
 
 def attach_inputs(entries: list[ResultEntry], sources: Path | None, templates: Path | None) -> None:

@@ -30,6 +30,7 @@ REGIONS = tuple(REGION_LANDMARKS)
 # The face outline (mesh silhouette): the skin inside it but outside the regions moves only with the head.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
              149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+FLAT_PX = 1e-3  # a profile spanning less than this does not move (flow of identical frames is ~1e-6, not 0)
 MIN_SOURCE_PEAK_PX = 0.05  # below this the source region does not move: its amplitude ratio is meaningless
 FLOW_METHODS = ("farneback", "tvl1")
 
@@ -143,18 +144,19 @@ def region_profiles(grey: np.ndarray, valid: np.ndarray, masks: dict[str, np.nda
 
 # ---------------------------------------------------------------------------------------- metrics (pure)
 
+def _span(profile: np.ndarray) -> float:
+    return float(np.nanmax(profile) - np.nanmin(profile)) if np.isfinite(profile).any() else 0.0
+
+
 def per_region_correlation(source: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
     """Region -> Pearson r of the two profiles (same timeline). A flat result profile against a moving source is
-    r = 0; a flat source profile gives no value."""
+    r = 0 (a frozen result must score badly); a flat source profile gives no value."""
     out = {}
     for region, src in source.items():
         gen = generated.get(region)
-        if gen is None:
+        if gen is None or _span(src) < FLAT_PX:
             continue
-        r = pearson_r(src, gen)
-        src_moves = np.nanstd(src) > 1e-9 if np.isfinite(src).any() else False
-        if r is None and src_moves:
-            r = 0.0
+        r = 0.0 if _span(gen) < FLAT_PX else pearson_r(src, gen)
         if r is not None:
             out[region] = r
     return out

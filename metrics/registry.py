@@ -24,6 +24,7 @@ class Metric:
     fn: Callable | None = None  # the pure function computing it (None: carried from run.json)
 
     def markdown_row(self) -> str:
+        """One README table row (the docs avoid '|', which would split the cell)."""
         arrow = {"higher": "higher is better", "lower": "lower is better", "info": "information"}[self.direction]
         return f"| `{self.name}` | {self.group} | {self.doc} | {arrow} | {self.value_range} | {self.needs} |"
 
@@ -36,7 +37,8 @@ _ENTRIES = (
            "mean absolute difference between the AUs re-measured on the result and the driving AUs (every AU, frame)",
            au.au_mae),
     Metric("apex_error_frames", "AU fidelity", "lower", "0..clip length", 0.0, "source or run.json apex",
-           "|result apex - source apex| in source frames (apex: largest AU change from the first frame)",
+           "distance between the result's apex and the source's, in source frames (apex: the largest AU change "
+           "from the first frame)",
            au.apex_error_frames),
     Metric("apex_error_ms", "AU fidelity", "lower", "0..clip duration", 0.0, "source or run.json apex",
            "the apex error in milliseconds at the clip's frame rate", au.apex_error_ms),
@@ -57,7 +59,7 @@ _ENTRIES = (
     Metric("strain_r", "motion", "higher", "-1..1", 1.0, "source",
            "the same for the optical-strain magnitude profiles", motion.profile_correlation),
     Metric("flow_amplitude_error", "motion", "lower", "0..inf", 0.0, "source",
-           "mean over regions of |ln(result peak flow / source peak flow)|: 0 = the same amount of motion, "
+           "mean over regions of abs(ln(result peak flow / source peak flow)): 0 = the same amount of motion, "
            "0.69 = twice or half", motion.amplitude_log_ratio),
     Metric("ssim_static", "image quality", "higher", "-1..1", 1.0, "template",
            "mean SSIM (grey, Gaussian 11x11, sigma 1.5) of each result frame against the template outside the "
