@@ -9,7 +9,7 @@ import sys
 
 from openface.au_schema import SCHEMAS
 
-MODES = ("train", "test")
+MODES = ("train", "test", "eval")  # eval: main.py hands over to metrics.evaluate (its own flags)
 MODELS = ("ganimation", "n2me_unet")
 NORMS = ("instance", "instance_affine")
 
@@ -161,7 +161,8 @@ def add_n2me_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="AU-conditioned facial micro-expression generation (GANimation family)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--mode", default="train", choices=MODES)
+    p.add_argument("--mode", default="train", choices=MODES,
+                   help="train; test (generate sequences); eval (score results: python main.py --mode eval --help)")
     add_data_options(p)
     add_model_options(p)
     add_train_options(p)

@@ -37,7 +37,7 @@ def create_solver(opt: argparse.Namespace):
         return create_n2me_pipeline(opt)
     if opt.mode == "test":
         return create_tester(opt)
-    raise ValueError(f"unknown mode {opt.mode}")
+    raise ValueError(f"unknown mode {opt.mode} here: --mode eval is run by main.py (metrics.evaluate.main)")
 
 
 def resolve_schema(opt: argparse.Namespace):
@@ -193,12 +193,34 @@ def trajectory_settings(opt: argparse.Namespace):
                               factor=opt.factor, smooth_window=opt.smooth)
 
 
+# The generator shipped in the repository (pretrained/MODEL_CARD.md): test mode's model when none is named.
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "pretrained" / "ganimation_cpu_small.pth"
+
+
 def test_checkpoint(opt: argparse.Namespace) -> Path:
-    """The checkpoint file test mode loads: native, or a seed's generator file (imported when loaded)."""
+    """The checkpoint file test mode loads: native, or a seed's generator file (imported when loaded).
+
+    Without --ckpt and without a typed --ckpt_dir, the bundled generator (``BUNDLED_CHECKPOINT``)."""
     from solvers import importers
 
     fmt = getattr(opt, "ckpt_format", "auto")
-    path = importers.resolve_checkpoint(Path(opt.ckpt or opt.ckpt_dir), opt.load_epoch or "latest", fmt)
+    explicit = getattr(opt, "explicit", None)
+    if explicit is None:  # parsed elsewhere (for_megc2021.py): a --ckpt_dir other than the default was typed
+        from options import build_parser
+
+        typed_dir = opt.ckpt_dir != build_parser().get_default("ckpt_dir")
+    else:
+        typed_dir = "ckpt_dir" in explicit
+    if not opt.ckpt and not typed_dir:
+        if not BUNDLED_CHECKPOINT.is_file():
+            raise FileNotFoundError(f"no --ckpt or --ckpt_dir given, and the bundled model {BUNDLED_CHECKPOINT} is "
+                                    f"missing: name a checkpoint (--ckpt FILE or --ckpt_dir RUN)")
+        log.info("no --ckpt or --ckpt_dir given: using the bundled model %s (pretrained/MODEL_CARD.md)",
+                 BUNDLED_CHECKPOINT)
+        source = BUNDLED_CHECKPOINT
+    else:
+        source = Path(opt.ckpt or opt.ckpt_dir)
+    path = importers.resolve_checkpoint(source, opt.load_epoch or "latest", fmt)
     importers.check_format(path, fmt)  # an explicit --ckpt_format that does not fit fails here, named
     return path
 

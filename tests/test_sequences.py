@@ -1,5 +1,6 @@
 """Test mode and the MEGC batch driver, end to end, with a small randomly initialised checkpoint."""
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 from for_megc2021 import main as megc_main
 from main import main
+from solvers import BUNDLED_CHECKPOINT
 from solvers.media import probe_video
 
 EXAMPLES = ROOT / "examples" / "au_matrices"
@@ -159,3 +161,28 @@ def test_megc2022_form_clips_times_templates_with_a_failing_pair(tiny_ckpt, tmp_
     assert all(r["status"] == "failed" for p, r in rows.items() if p.startswith("casme2_Negative"))
     assert sum(r["status"] == "ok" for r in rows.values()) == 2
     assert Image.open(tmp_path / "out" / "contact_sheet.png").size[1] == 2 * (128 + 16)
+
+
+def test_generated_run_is_scored_by_main_eval(tiny_ckpt, tmp_path, megc_root):
+    """Test mode on a real clip with the bundled generator, then ``main.py --mode eval`` on its run folder: source
+    and template come from run.json and the metrics have values. A random generator's faceless frames are counted
+    and excluded, and the metrics that need a face are absent, never zero."""
+    pair = _small_pair(tmp_path, megc_root, frames=6)
+    for name, ckpt in (("bundled", BUNDLED_CHECKPOINT), ("random", tiny_ckpt)):
+        assert run_test_mode(ckpt, "--data_root", str(pair), "--results_dir", str(tmp_path / name),
+                             "--output_size", "128", "--no_video") == 0
+        run = only_child(tmp_path / name)
+        assert main(["--mode", "eval", "--results", str(run), "--out", str(tmp_path / f"eval_{name}"),
+                     "--no_report"]) == 0
+    (record,) = json.loads((tmp_path / "eval_bundled" / "metrics.json").read_text())["pairs"]
+    assert record["status"] == "ok" and record["source"].endswith("imgs") and record["fps"] == 200
+    assert record["no_face_result"] == []
+    values = record["metrics"]
+    for name in ("au_r", "au_mae", "identity_distance", "ssim_static", "flicker", "flow_r", "frames_per_s"):
+        assert values[name] is not None, name
+    assert values["identity_same_rate"] == 1.0 and values["device"] == "cpu"
+    assert (tmp_path / "eval_bundled" / "metrics.csv").read_text().count("\n") == 2  # header + one pair
+    (garbage,) = json.loads((tmp_path / "eval_random" / "metrics.json").read_text())["pairs"]
+    assert garbage["no_face_result"] == list(range(6)) and "no face in 6 of 6" in garbage["notes"][0]
+    assert garbage["metrics"]["au_mae"] is None and garbage["metrics"]["identity_distance"] is None
+    assert main(["--mode=eval", "--results", str(tmp_path / "nothing")]) == 2
