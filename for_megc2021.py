@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from data.images import list_images, load_rgb, natural_key
 from data.sequences import read_clip_folder, read_pair_folder, template_from_image
-from options import build_parser
-from solvers import test_checkpoint, trajectory_settings
+from options import build_parser, explicit_flags
+from solvers import speed_settings, test_checkpoint, trajectory_settings
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
 from solvers.tester import (
@@ -58,7 +58,9 @@ def parse(argv: list[str] | None):
     g.add_argument("--templates", default=None, help="folder of template face images")
     g.add_argument("--dry_run", action="store_true", help="list pairs and output folders, generate nothing")
     parser.set_defaults(mode="test", results_dir="./results/megc")
+    argv = sys.argv[1:] if argv is None else argv
     opt = parser.parse_args(argv)
+    opt.explicit = sorted(explicit_flags(parser, argv))  # as main.py: which flags were typed (e.g. --ckpt_dir)
     if bool(opt.megc_root) == bool(opt.clips):
         parser.error("give either --megc_root, or --clips with --templates")
     if opt.clips and not opt.templates:
@@ -98,7 +100,8 @@ def run_batch(opt) -> int:
     pairs = find_pairs(opt)
     if not pairs:
         raise FileNotFoundError("no pair folders with imgs/ found")
-    model = SequenceGenerator(test_checkpoint(opt), select_device(opt.gpu_ids, 0), opt.batch_size, opt.amp)
+    device = select_device(opt.gpu_ids, 0)
+    model = SequenceGenerator(test_checkpoint(opt), device, opt.batch_size, opt.amp, speed_settings(opt, device))
     traj = trajectory_settings(opt)
     out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
                          max_frames=opt.max_dataset_size)

@@ -45,8 +45,12 @@ ABSOLUTE = Conditioning("absolute")
 
 
 def critic_losses(generator, critic, batch: dict, weights: LossWeights, gp_alpha: torch.Tensor,
-                  condition: Conditioning = ABSOLUTE):
-    """Critic objective. G runs without a graph: a critic step needs only its fake images, no reconstruction."""
+                  condition: Conditioning = ABSOLUTE, gp_critic=None):
+    """Critic objective. G runs without a graph: a critic step needs only its fake images, no reconstruction.
+
+    ``gp_critic``: the same critic for the gradient-penalty pass when ``critic`` is a compiled wrapper (the
+    penalty's double backward cannot run through a compiled graph). The penalty needs its own forward at the
+    interpolated images; folding it into the real + fake pass would run the double backward over all 3 B rows."""
     src, src_aus, tar_aus = batch["src_img"], batch["src_aus"], batch["tar_aus"]
     with torch.no_grad():
         fake, _, _ = generator(src, condition(src_aus, tar_aus))
@@ -58,7 +62,7 @@ def critic_losses(generator, critic, batch: dict, weights: LossWeights, gp_alpha
         "D/real": losses.critic_real_loss(score_real),
         "D/fake": losses.critic_fake_loss(score_fake),
         "D/aus": losses.au_regression_loss(aus_real, src_aus),
-        "D/gp": losses.gradient_penalty(critic, src, fake, gp_alpha),
+        "D/gp": losses.gradient_penalty(critic if gp_critic is None else gp_critic, src, fake, gp_alpha),
     }
     total = (weights.dis * (terms["D/real"] + terms["D/fake"]) + weights.aus * terms["D/aus"]
              + weights.wgan_gp * terms["D/gp"])

@@ -88,8 +88,14 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help="self-reconstruction G(x, own AUs) = x weight (None: 10 for n2me_unet, 0 for ganimation)")
     g.add_argument("--train_gen_iter", type=int, default=5, help="one generator step every N critic steps")
     g.add_argument("--seed", "--lucky_seed", dest="seed", type=int, default=2021, help="random seed (rank folded in)")
-    g.add_argument("--amp", action="store_true", help="bf16 autocast")
-    g.add_argument("--channels_last", action="store_true", help="NHWC memory layout (faster convs on GPU)")
+    g.add_argument("--fast_path", default="auto", choices=("auto", "on", "off"),
+                   help="on: bf16 autocast + channels_last + torch.compile + fused Adam + cudnn.benchmark; "
+                        "auto: on for CUDA, off on CPU; off: the plain fp32 eager reference path")
+    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="torch.compile of G and D: auto follows --fast_path")
+    g.add_argument("--amp", action="store_true", help="bf16 autocast (also part of --fast_path on)")
+    g.add_argument("--channels_last", action="store_true",
+                   help="NHWC memory layout, faster convolutions on GPU (also part of --fast_path on)")
     g.add_argument("--save_epoch_freq", type=int, default=1, help="save a checkpoint every N epochs")
     g.add_argument("--save_latest_freq", type=int, default=0,
                    help="also save latest.pth every N steps inside an epoch (0: only on stop/interrupt)")

@@ -15,6 +15,7 @@ from models.ganimation import LossWeights
 from models.networks import default_d_layers
 from openface.au_schema import SCHEMAS, schema_for_size
 from solvers import checkpoint as ckpt
+from solvers import fast_path
 from solvers.distributed import init_from_env, local_rank_from_env, select_device
 from solvers.logs import setup_logging
 
@@ -25,7 +26,7 @@ RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample
                "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
                "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
 # Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
-PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress"}
+PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile"}
 # Flags that only say which run to open; never taken from a checkpoint.
 RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format"}
 
@@ -160,6 +161,7 @@ def _create_trainer(opt: argparse.Namespace):
     load_size = opt.load_size or (round(opt.final_size * 1.15625) if cropping else opt.final_size)
     if load_size < opt.final_size:
         raise ValueError(f"--load_size {load_size} is smaller than --final_size {opt.final_size}")
+    path = speed_settings(opt, device)
     return Trainer(
         data=DataSettings(
             data_root=opt.data_root, imgs_dir=opt.imgs_dir, aus_file=opt.aus_file, batch_size=opt.batch_size,
@@ -169,8 +171,9 @@ def _create_trainer(opt: argparse.Namespace):
             cache_images=opt.cache_images),
         optim=OptimSettings(
             lr=opt.lr, betas=(opt.beta1, opt.beta2), train_gen_iter=opt.train_gen_iter, epoch_count=opt.epoch_count,
-            niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=opt.amp,
-            channels_last=opt.channels_last),
+            niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=path.amp,
+            channels_last=path.channels_last, compile=path.compile, fused_adam=path.fused_adam,
+            cudnn_benchmark=path.cudnn_benchmark),
         out=OutputSettings(
             run_dir=run_dir, save_epoch_freq=opt.save_epoch_freq, save_latest_freq=opt.save_latest_freq,
             keep_last=opt.keep_last, print_losses_freq=opt.print_losses_freq, sample_img_freq=opt.sample_img_freq,
@@ -225,19 +228,29 @@ def test_checkpoint(opt: argparse.Namespace) -> Path:
     return path
 
 
+def speed_settings(opt: argparse.Namespace, device) -> fast_path.FastPath:
+    """--fast_path / --compile / --amp / --channels_last resolved for this device (see solvers/fast_path.py)."""
+    path = fast_path.resolve(opt.fast_path, device, amp=opt.amp, channels_last=opt.channels_last,
+                             compile_mode=opt.compile)
+    if path != fast_path.PLAIN:  # the plain path is the default on CPU: nothing to report
+        log.info("speed settings: %s", path.describe())
+    return path
+
+
 def create_tester(opt: argparse.Namespace):
     from solvers.tester import OutputSettings as SequenceOutput
     from solvers.tester import Tester
 
     setup_logging(None, True)
+    device = select_device(opt.gpu_ids, 0)
     return Tester(
-        checkpoint=test_checkpoint(opt), device=select_device(opt.gpu_ids, 0), results_dir=Path(opt.results_dir),
+        checkpoint=test_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
         traj=trajectory_settings(opt),
         out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
                            max_frames=opt.max_dataset_size),
         data_root=Path(opt.data_root) if opt.data_root else None,
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
-        batch_size=opt.batch_size, amp=opt.amp, progress=not opt.no_progress,
+        batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device), progress=not opt.no_progress,
         au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin)
 
 

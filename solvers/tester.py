@@ -30,6 +30,7 @@ from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
 from solvers import importers, media
+from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.trajectory import build_trajectory, presence_majority_mask
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ class OutputSettings:
 class SequenceGenerator:
     """A checkpoint's generator, ready to stream (template, target AUs) through in batches."""
 
-    def __init__(self, checkpoint: Path, device: torch.device, batch_size: int = 32, amp: bool = False):
+    def __init__(self, checkpoint: Path, device: torch.device, batch_size: int = 32, amp: bool = False,
+                 speed: FastPath | None = None):
         # Native checkpoints load as before; a seed's generator file (ULME-GAN, GANimation, N2ME) is imported.
         state = importers.load_any(checkpoint)
         self.model_args = state["model"]
@@ -72,8 +74,12 @@ class SequenceGenerator:
         self.epoch = state["progress"]["epoch"]
         self.generator = build_generator(self.model_args)
         ckpt.load_state_strict(self.generator, state["G"], "generator", checkpoint)
-        self.generator.to(device).eval()
-        self.device, self.batch_size, self.amp = device, max(1, batch_size), amp
+        self.speed = speed if speed is not None else FastPath(amp=amp)
+        fmt = torch.channels_last if self.speed.channels_last else torch.preserve_format
+        self.generator.to(device, memory_format=fmt).eval()
+        apply_backend_settings(self.speed)
+        self.run_generator = maybe_compile(self.generator, self.speed, device)
+        self.device, self.batch_size, self.amp = device, max(1, batch_size), self.speed.amp
         self.checkpoint = checkpoint
 
     def load_template(self, template: Template) -> torch.Tensor:
@@ -101,12 +107,17 @@ class SequenceGenerator:
                          torch.from_numpy(self.schema.to_network(targets_raw)))
         results = []
         src = template.to(self.device)[None]
+        if self.speed.channels_last:
+            src = src.contiguous(memory_format=torch.channels_last)
         for start in tqdm(range(0, len(cond), self.batch_size), desc="generating", leave=False,
                           disable=not progress):
             aus = cond[start:start + self.batch_size].to(self.device)
+            n = len(aus)
+            if self.speed.compile and n < self.batch_size:  # one batch shape: the compiled graph is reused
+                aus = torch.cat([aus, aus[-1:].expand(self.batch_size - n, -1)])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out, _, _ = self.generator(src.expand(len(aus), -1, -1, -1), aus)
-            results.append(_to_uint8(out.float()))
+                out, _, _ = self.run_generator(src.expand(len(aus), -1, -1, -1), aus)
+            results.append(_to_uint8(out[:n].float()))
         return np.concatenate(results)
 
 
@@ -248,12 +259,13 @@ class Tester:
     template: str | None = None  # a name in imgs2/ or, with an AU matrix, an image path
     batch_size: int = 32
     amp: bool = False
+    speed: FastPath | None = None  # the fast-path settings (None: plain, plus --amp)
     progress: bool = True
     au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's "builtin" | "openface" | "csv"
     openface_bin: str | None = None
 
     def run(self) -> SequenceResult:
-        model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp)
+        model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp, self.speed)
         clip, template = self._inputs(model.schema)
         name = f"{clip.name}_{model.model_args['name']}_{model.epoch}_{self.traj.folder_tag()}"
         out_dir = unique_folder(self.results_dir / name)

@@ -30,6 +30,7 @@ from openface.au_schema import SCHEMAS
 from solvers import checkpoint as ckpt
 from solvers.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
 from solvers.distributed import DistInfo, barrier, gather_objects
+from solvers.fast_path import FastPath, adam, apply_backend_settings, maybe_compile
 from solvers.logs import StatsWriter
 from solvers.visuals import sample_grid, save_png
 
@@ -83,6 +84,13 @@ class OptimSettings:
     max_steps: int | None = None
     amp: bool = False
     channels_last: bool = False
+    compile: bool = False
+    fused_adam: bool = False
+    cudnn_benchmark: bool = False
+
+    def speed(self) -> FastPath:
+        return FastPath(amp=self.amp, channels_last=self.channels_last, compile=self.compile,
+                        fused_adam=self.fused_adam, cudnn_benchmark=self.cudnn_benchmark)
 
 
 @dataclass
@@ -144,20 +152,31 @@ class Trainer:
         fmt = torch.channels_last if self.optim.channels_last else torch.preserve_format
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.optim.lr, betas=self.optim.betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=self.optim.lr, betas=self.optim.betas)
+        speed = self.optim.speed()
+        self.opt_G = adam(self.G.parameters(), self.optim.lr, self.optim.betas, speed)
+        self.opt_D = adam(self.D.parameters(), self.optim.lr, self.optim.betas, speed)
         self.gen = torch.Generator().manual_seed(self.seed + 1_000 * self.dist.rank)  # all per-step randomness
         if self.resume_from is not None:
             self._restore(self.resume_from)
         # DDP wraps copies of the references used for gradient steps; saving always uses the plain modules.
         self.G_train = DDP(self.G) if self.dist.enabled else self.G
         self.D_train = DDP(self.D) if self.dist.enabled else self.D
+        self._compile_networks(speed)
         self._stop_requested = False
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n: dict[str, int] = {}
         self._warned_attention = False
         if self.dist.is_main:
             self._open_outputs()
+
+    def _compile_networks(self, speed: FastPath) -> None:
+        """The callables each pass uses: compiled on the fast path, else the modules themselves. The critic of
+        the gradient penalty stays eager (``D_train``): a double backward cannot run through a compiled graph."""
+        apply_backend_settings(speed)
+        self.G_fake = maybe_compile(self.G, speed, self.device)  # critic step: fakes without a graph
+        self.G_step = maybe_compile(self.G_train, speed, self.device)  # generator step
+        self.D_step = maybe_compile(self.D_train, speed, self.device)  # critic step: real + fake scores
+        self.D_judge = maybe_compile(self.D, speed, self.device)  # generator step (critic frozen)
 
     def _open_outputs(self) -> None:
         run = self.out.run_dir
@@ -281,7 +300,8 @@ class Trainer:
         n = batch["src_img"].shape[0]
         alpha = torch.rand(n, 1, 1, 1, generator=self.gen).to(self.device, non_blocking=True)
         with self._autocast():
-            d_total, d_stats = critic_losses(self.G, self.D_train, batch, self.weights, alpha, self.condition)
+            d_total, d_stats = critic_losses(self.G_fake, self.D_step, batch, self.weights, alpha, self.condition,
+                                             gp_critic=self.D_train)
         self.opt_D.zero_grad(set_to_none=True)
         d_total.backward()
         self.opt_D.step()
@@ -290,7 +310,7 @@ class Trainer:
         if (self.progress.step + 1) % self.optim.train_gen_iter == 0:
             self.D.requires_grad_(False)  # G's step must not build critic weight gradients
             with self._autocast():
-                g_total, g_stats = generator_losses(self.G_train, self.D, batch, self.weights, self.condition)
+                g_total, g_stats = generator_losses(self.G_step, self.D_judge, batch, self.weights, self.condition)
             self.opt_G.zero_grad(set_to_none=True)
             g_total.backward()
             self.opt_G.step()
