@@ -1,12 +1,19 @@
-"""Throughput benchmark on synthetic tensors: training images/s, generator inference frames/s, peak memory.
+"""Throughput benchmark on synthetic tensors: plain and fast path side by side, one or more image sizes.
 
-    python -m solvers.bench [--device cpu|cuda] [--final_size 128] [--batch_size 25] [--amp] [--channels_last]
-                            [--steps N] [--warmup W] [--threads T] [--json PATH]
+    python -m solvers.bench [--device cpu|cuda] [--final_size 128 256] [--paths plain,fast] [--batch_size 25]
+                            [--steps N] [--warmup W] [--threads T] [--peak_tflops P] [--json PATH]
+
+Per (path, size): training images/s, generator inference frames/s, peak memory, the FLOPs of a training image and
+of an inference frame (counted by ``torch.utils.flop_counter`` on the real ops, backward and the gradient penalty's
+double backward included) and the model FLOPs utilisation (MFU): achieved FLOP/s over the device's peak. The peak
+is the datasheet's dense figure for known GPUs in the path's precision (``--peak_tflops`` overrides it); on CPU it
+is measured (a large matmul in the path's precision), so CPU MFU is a fraction of what this CPU's matmul reaches.
 
 Training steps are the trainer's own: ``critic_losses`` on every step, ``generator_losses`` on every
-``train_gen_iter``-th step, Adam on both, the same bf16 autocast and channels_last handling. No data is read,
-so the numbers are model compute only (no image decoding, loader or augmentation). One JSON object goes to
-stdout (and to ``--json``); a one-line summary goes to stderr.
+``train_gen_iter``-th step, Adam on both, with the path's settings (``solvers/fast_path.py``): "plain" is fp32
+eager; "fast" is what ``--fast_path on`` gives on this device. No data is read, so the numbers are model compute
+only (the loader is measured by ``python -m data.loader_bench``). One JSON object goes to stdout (and to
+``--json``); a table goes to stderr.
 """
 from __future__ import annotations
 
@@ -20,15 +27,18 @@ import statistics
 import sys
 import time
 from argparse import Namespace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from models.ganimation import LossWeights, critic_losses, generator_losses
 from models.networks import NORMS, count_parameters, init_weights
 from models.registry import MODELS, build_networks, conditioning
 from openface.au_schema import SCHEMAS
-from solvers import model_args_from_options
+from solvers import fast_path, model_args_from_options
+from solvers.fast_path import FastPath
 from solvers.trainer import OptimSettings
 
 # Per-device defaults for flags left unset: CPU numbers keep the full 128 px model within a few minutes on two
@@ -38,6 +48,15 @@ DEFAULTS = {
     "cuda": {"steps": 100, "warmup": 10, "infer_iters": 50, "infer_warmup": 5},
 }
 MIB = 1024 * 1024
+PATHS = ("plain", "fast")
+# Dense (no sparsity) datasheet peaks in TFLOP/s: bf16 tensor cores, and TF32, which cuDNN uses for fp32
+# convolutions by default (torch.backends.cudnn.allow_tf32). Matched against torch.cuda.get_device_name.
+GPU_PEAK_TFLOPS = {
+    "H100 SXM": {"bf16": 989.4, "fp32": 494.7}, "H100 80GB HBM3": {"bf16": 989.4, "fp32": 494.7},
+    "H100 PCIe": {"bf16": 756.0, "fp32": 378.0}, "H100 NVL": {"bf16": 835.0, "fp32": 417.5},
+    "H200": {"bf16": 989.4, "fp32": 494.7}, "A100": {"bf16": 312.0, "fp32": 156.0},
+    "L40S": {"bf16": 362.05, "fp32": 183.0}, "RTX 4090": {"bf16": 165.2, "fp32": 82.6},
+}
 
 
 # ---------------------------------------------------------------- command line
@@ -45,15 +64,18 @@ def parse_args(argv: list[str] | None) -> Namespace:
     p = argparse.ArgumentParser(prog="python -m solvers.bench", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    p.add_argument("--paths", default="plain,fast",
+                   help="comma list of plain (fp32 eager) and fast (--fast_path on for this device)")
+    p.add_argument("--compile", default="auto", choices=fast_path.CHOICES,
+                   help="torch.compile on the fast path: auto (on), or on/off to force it")
     p.add_argument("--batch_size", type=int, default=25)
-    p.add_argument("--final_size", type=int, default=128, help="image side in pixels (128 or 256 usual)")
+    p.add_argument("--final_size", type=int, nargs="+", default=[128],
+                   help="image side(s) in pixels: each size is measured on every path")
     p.add_argument("--steps", type=int, default=None,
                    help="measured training steps, rounded up to whole G/D cycles (default: 10 cpu, 100 cuda)")
     p.add_argument("--warmup", type=int, default=None, help="unmeasured training steps first (default: 2 cpu, 10 cuda)")
     p.add_argument("--train_gen_iter", type=int, default=OptimSettings.train_gen_iter,
                    help="one generator step every this many critic steps, as in training")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast, as the trainer's --amp")
-    p.add_argument("--channels_last", action="store_true")
     p.add_argument("--model", default="ganimation", choices=sorted(MODELS))
     p.add_argument("--aus_schema", default="openface17", choices=sorted(SCHEMAS))
     p.add_argument("--ngf", type=int, default=64)
@@ -66,6 +88,11 @@ def parse_args(argv: list[str] | None) -> Namespace:
     p.add_argument("--infer_warmup", type=int, default=None,
                    help="unmeasured inference batches (default: 1 cpu, 5 cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--peak_tflops", type=float, default=None,
+                   help="the device's peak TFLOP/s for MFU (default: datasheet table on GPU, measured on CPU)")
+    p.add_argument("--loader", type=Path, default=None,
+                   help="also measure the training data path alone (decode cache, sampler, augmentation) on this "
+                        "data root, in images/s")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = p.parse_args(argv)
@@ -78,6 +105,9 @@ def _resolve_defaults(args: Namespace, parser: argparse.ArgumentParser) -> None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
+    args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if not args.paths or any(p not in PATHS for p in args.paths):
+        parser.error(f"--paths takes a comma list of {', '.join(PATHS)}")
     for key, value in DEFAULTS[args.device].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -93,9 +123,15 @@ def _resolve_defaults(args: Namespace, parser: argparse.ArgumentParser) -> None:
     args.steps = math.ceil(args.steps / args.train_gen_iter) * args.train_gen_iter
 
 
-def model_args(args: Namespace) -> dict:
+def path_settings(name: str, args: Namespace) -> FastPath:
+    if name == "plain":
+        return fast_path.PLAIN
+    return fast_path.resolve("on", torch.device(args.device), compile_mode=args.compile)
+
+
+def model_args(args: Namespace, final_size: int) -> dict:
     """The same constructor arguments (and validation) that training derives from its flags."""
-    opt = Namespace(model=args.model, aus_schema=args.aus_schema, aus_nc=None, final_size=args.final_size,
+    opt = Namespace(model=args.model, aus_schema=args.aus_schema, aus_nc=None, final_size=final_size,
                     ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, norm=args.norm, d_layers=args.d_layers,
                     n_down=3, explicit=())
     return model_args_from_options(opt)
@@ -105,21 +141,25 @@ def model_args(args: Namespace) -> dict:
 class Bench:
     """Networks, optimisers and one synthetic batch, set up the way ``Trainer._setup`` sets them up."""
 
-    def __init__(self, args: Namespace):
-        self.args = args
+    def __init__(self, args: Namespace, path: FastPath, final_size: int):
+        self.args, self.path, self.final_size = args, path, final_size
         self.device = torch.device(args.device)
-        self.memory_format = torch.channels_last if args.channels_last else torch.preserve_format
-        self.model_args = model_args(args)
+        self.model_args = model_args(args, final_size)
         torch.manual_seed(args.seed)
         self.G, self.D = build_networks(self.model_args)
         self.condition = conditioning(self.model_args)
         init_weights(self.G)
         init_weights(self.D)
-        self.G.to(self.device, memory_format=self.memory_format)
-        self.D.to(self.device, memory_format=self.memory_format)
+        fmt = torch.channels_last if path.channels_last else torch.preserve_format
+        self.G.to(self.device, memory_format=fmt)
+        self.D.to(self.device, memory_format=fmt)
         optim = OptimSettings()
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=optim.lr, betas=optim.betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=optim.lr, betas=optim.betas)
+        self.opt_G = fast_path.adam(self.G.parameters(), optim.lr, optim.betas, path)
+        self.opt_D = fast_path.adam(self.D.parameters(), optim.lr, optim.betas, path)
+        fast_path.apply_backend_settings(path)
+        # The trainer's callables: compiled on the fast path; the gradient-penalty critic stays eager.
+        self.G_fake = self.G_step = fast_path.maybe_compile(self.G, path, self.device)
+        self.D_step = self.D_judge = fast_path.maybe_compile(self.D, path, self.device)
         # The trainer's default weights for this model (N2ME's U-Net adds self-reconstruction).
         self.weights = LossWeights(self_rec=10.0 if self.model_args["name"] == "n2me_unet" else 0.0)
         self.gen = torch.Generator().manual_seed(args.seed + 1)  # CPU generator, as the trainer's
@@ -128,9 +168,9 @@ class Bench:
 
     def images(self, n: int) -> torch.Tensor:
         """Random pixels in [-1, 1]: the values do not change the work a convolution does."""
-        size = self.args.final_size
+        size = self.final_size
         img = torch.rand(n, 3, size, size, generator=self.gen).mul_(2).sub_(1).to(self.device)
-        return img.contiguous(memory_format=torch.channels_last) if self.args.channels_last else img
+        return img.contiguous(memory_format=torch.channels_last) if self.path.channels_last else img
 
     def aus(self, n: int) -> torch.Tensor:
         return torch.rand(n, self.aus_nc, generator=self.gen).to(self.device)
@@ -141,7 +181,7 @@ class Bench:
         return {"src_img": src, "src_aus": self.aus(n), "tar_img": src.roll(1, dims=0), "tar_aus": self.aus(n)}
 
     def autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.args.amp)
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.path.amp)
 
     def sync(self) -> None:
         """CUDA runs asynchronously: the clock may only be read once the queued kernels are done."""
@@ -149,33 +189,108 @@ class Bench:
             torch.cuda.synchronize(self.device)
 
     # ---------------------------------------------------------------- the work being timed
-    def train_step(self, with_generator: bool) -> None:
-        """One ``Trainer._train_step``: a critic update, then a generator update when its turn has come."""
+    def critic_step(self, eager: bool = False) -> None:
         alpha = torch.rand(self.args.batch_size, 1, 1, 1, generator=self.gen).to(self.device, non_blocking=True)
+        G, D = (self.G, self.D) if eager else (self.G_fake, self.D_step)
         with self.autocast():
-            d_total, _ = critic_losses(self.G, self.D, self.batch, self.weights, alpha, self.condition)
+            d_total, _ = critic_losses(G, D, self.batch, self.weights, alpha, self.condition, gp_critic=self.D)
         self.opt_D.zero_grad(set_to_none=True)
         d_total.backward()
         self.opt_D.step()
-        if with_generator:
-            self.D.requires_grad_(False)
-            with self.autocast():
-                g_total, _ = generator_losses(self.G, self.D, self.batch, self.weights, self.condition)
-            self.opt_G.zero_grad(set_to_none=True)
-            g_total.backward()
-            self.opt_G.step()
-            self.D.requires_grad_(True)
 
-    def infer(self, frames: torch.Tensor, aus: torch.Tensor) -> None:
+    def generator_step(self, eager: bool = False) -> None:
+        G, D = (self.G, self.D) if eager else (self.G_step, self.D_judge)
+        self.D.requires_grad_(False)
+        with self.autocast():
+            g_total, _ = generator_losses(G, D, self.batch, self.weights, self.condition)
+        self.opt_G.zero_grad(set_to_none=True)
+        g_total.backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+
+    def train_step(self, with_generator: bool) -> None:
+        """One ``Trainer._train_step``: a critic update, then a generator update when its turn has come."""
+        self.critic_step()
+        if with_generator:
+            self.generator_step()
+
+    def infer(self, frames: torch.Tensor, aus: torch.Tensor, eager: bool = False) -> None:
         with torch.inference_mode(), self.autocast():
-            self.G(frames, aus)
+            (self.G if eager else self.G_step)(frames, aus)
+
+
+# ---------------------------------------------------------------- FLOPs
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's per-module tracker, whose backward hooks break ``autograd.grad`` (the
+    gradient penalty): every count goes to the "Global" total, which is all the benchmark reads."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def count_flops(fn) -> int:
+    """FLOPs of the aten ops ``fn`` runs (matmuls and convolutions, forward and backward), counted by torch's
+    own per-op formulas (``torch.utils.flop_counter``). tests/test_bench.py checks a known count."""
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalOnly()
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def model_flops(bench: Bench) -> dict:
+    """Per training image (a whole D/G cycle over its images) and per inference frame. Counted on the eager
+    modules: compilation fuses kernels but does the same matmul/convolution work."""
+    args = bench.args
+    critic = count_flops(lambda: bench.critic_step(eager=True))
+    generator = count_flops(lambda: bench.generator_step(eager=True))
+    frames, aus = bench.images(args.infer_batch), bench.aus(args.infer_batch)
+    infer = count_flops(lambda: bench.infer(frames, aus, eager=True))
+    per_cycle = args.train_gen_iter * critic + generator
+    return {
+        "flops_per_critic_step": critic, "flops_per_generator_step": generator,
+        "train_flops_per_image": per_cycle / (args.train_gen_iter * args.batch_size),
+        "infer_flops_per_frame": infer / args.infer_batch,
+    }
+
+
+def measured_cpu_peak_tflops(dtype: torch.dtype, size: int = 2048, reps: int = 5) -> float:
+    """What a large matmul reaches on this CPU in ``dtype``: the ceiling dense conv/matmul work can approach."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b)
+    return 2 * size ** 3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def peak_tflops(args: Namespace, path: FastPath, cache: dict) -> tuple[float | None, str]:
+    precision = "bf16" if path.amp else "fp32"
+    if args.peak_tflops is not None:
+        return args.peak_tflops, "--peak_tflops"
+    if args.device == "cuda":
+        name = torch.cuda.get_device_name(torch.device("cuda"))
+        for key, peaks in GPU_PEAK_TFLOPS.items():
+            if key in name:
+                label = "bf16 tensor core" if precision == "bf16" else "TF32 tensor core (cuDNN's fp32 default)"
+                return peaks[precision], f"datasheet dense {label} peak of {key}"
+        return None, f"unknown GPU {name!r}: pass --peak_tflops"
+    if precision not in cache:
+        cache[precision] = measured_cpu_peak_tflops(torch.bfloat16 if path.amp else torch.float32)
+    return cache[precision], f"measured {precision} 2048x2048 matmul on this CPU"
 
 
 # ---------------------------------------------------------------- measurements
 def warm_up_training(bench: Bench, steps: int) -> None:
-    """Unmeasured steps; the last one includes a G step so both code paths (and their allocations) are warm."""
-    for i in range(steps):
-        bench.train_step(with_generator=i == steps - 1)
+    """Unmeasured steps; the last one includes a G step so both code paths (and their allocations, and on the
+    fast path their compiled graphs) are warm."""
+    for i in range(max(steps, 1) if bench.path.compile else steps):
+        bench.train_step(with_generator=i == max(steps, 1) - 1)
     bench.sync()
 
 
@@ -211,7 +326,7 @@ def measure_inference(bench: Bench) -> dict:
     frames, aus = bench.images(args.infer_batch), bench.aus(args.infer_batch)
     bench.G.eval()
     try:
-        for _ in range(args.infer_warmup):
+        for _ in range(max(args.infer_warmup, 1) if bench.path.compile else args.infer_warmup):
             bench.infer(frames, aus)
         bench.sync()
         start = time.perf_counter()
@@ -224,6 +339,31 @@ def measure_inference(bench: Bench) -> dict:
     return {"infer_frames_per_s": args.infer_iters * args.infer_batch / seconds, "infer_seconds": seconds}
 
 
+def measure_loader(args: Namespace, final_size: int) -> dict:
+    """The trainer's data path alone: cached decode, epoch sampler, DataLoader, transfer and augmentation."""
+    from data.augment import prepare_batch
+    from data.dataset import build_training_set, collate_batch
+    from data.sampler import EpochBatchSampler
+
+    schema = SCHEMAS[args.aus_schema]
+    started = time.perf_counter()
+    dataset, _ = build_training_set(args.loader, schema, load_size=final_size, workers=args.threads or 2)
+    setup = time.perf_counter() - started
+    device, gen = torch.device(args.device), torch.Generator().manual_seed(args.seed)
+    sampler = EpochBatchSampler(len(dataset), args.batch_size, seed=args.seed, epoch=1, shuffle=True)
+    workers = 0 if dataset.pixels is not None else 2
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                         collate_fn=collate_batch, pin_memory=device.type == "cuda")
+    images, start = 0, time.perf_counter()
+    for batch_images, aus, _ in loader:
+        batch = prepare_batch(batch_images.to(device, non_blocking=True), aus.to(device, non_blocking=True),
+                              final_size=final_size, crop=False, flip=True, aus_noise=0.1, generator=gen)
+        images += batch["src_img"].shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return {"loader_images_per_s": images / seconds, "loader_images": images, "loader_setup_seconds": setup,
+            "loader_cached_in_ram": dataset.pixels is not None}
 # ---------------------------------------------------------------- memory and environment
 def process_peak_rss_mib() -> float:
     """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
@@ -272,15 +412,14 @@ def environment(device: torch.device) -> dict:
     }
 
 
-def settings(args: Namespace, model: dict) -> dict:
+def settings(args: Namespace) -> dict:
     optim = OptimSettings()
     return {
-        "device": args.device, "batch_size": args.batch_size, "final_size": args.final_size,
+        "device": args.device, "paths": args.paths, "batch_size": args.batch_size, "final_sizes": args.final_size,
         "steps": args.steps, "steps_requested": args.steps_requested, "warmup": args.warmup,
-        "train_gen_iter": args.train_gen_iter, "amp": args.amp, "channels_last": args.channels_last,
-        "infer_batch": args.infer_batch, "infer_iters": args.infer_iters, "infer_warmup": args.infer_warmup,
-        "threads_requested": args.threads, "seed": args.seed, "lr": optim.lr, "betas": list(optim.betas),
-        "model": model,
+        "train_gen_iter": args.train_gen_iter, "infer_batch": args.infer_batch, "infer_iters": args.infer_iters,
+        "infer_warmup": args.infer_warmup, "threads_requested": args.threads, "seed": args.seed, "lr": optim.lr,
+        "betas": list(optim.betas), "compile": args.compile,
     }
 
 
@@ -289,15 +428,59 @@ def _note(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def summary_line(result: dict) -> str:
-    s = result["settings"]
-    precision = "bf16" if s["amp"] else "fp32"
-    layout = " channels_last" if s["channels_last"] else ""
-    return (f"{result['device_name']} x{result['threads']} threads | {s['final_size']}px batch {s['batch_size']} "
-            f"{precision}{layout} | train {result['train_images_per_s']:.2f} img/s | "
-            f"infer {result['infer_frames_per_s']:.2f} frames/s (batch {s['infer_batch']}) | "
-            f"peak {result['peak_memory_mib']:.0f} MiB | G {result['g_params'] / 1e6:.2f}M "
-            f"D {result['d_params'] / 1e6:.2f}M params")
+def table(result: dict) -> str:
+    rows = ["path  size  settings                                          train img/s  infer fr/s  "
+            "GFLOP/img  MFU train  MFU infer  peak MiB"]
+    for r in result["runs"]:
+        mfu_t = "-" if r["train_mfu"] is None else f"{100 * r['train_mfu']:.1f}%"
+        mfu_i = "-" if r["infer_mfu"] is None else f"{100 * r['infer_mfu']:.1f}%"
+        rows.append(f"{r['path']:<5} {r['final_size']:>4}  {r['settings_text'][:48]:<48}  "
+                    f"{r['train_images_per_s']:>11.2f}  {r['infer_frames_per_s']:>10.2f}  "
+                    f"{r['train_flops_per_image'] / 1e9:>9.2f}  {mfu_t:>9}  {mfu_i:>9}  {r['peak_memory_mib']:>8.0f}")
+    for size, ratio in result["speedups"].items():
+        rows.append(f"fast / plain at {size}px: train x{ratio['train']:.2f}, inference x{ratio['infer']:.2f}")
+    for loader in result["loader"]:
+        rows.append(f"loader alone at {loader['final_size']}px: {loader['loader_images_per_s']:.0f} images/s "
+                    f"({'RAM cache' if loader['loader_cached_in_ram'] else 'streamed'})")
+    env = result["environment"]
+    rows.append(f"{env['device_name']}, {env['threads']} threads, torch {env['torch_version']}; G "
+                f"{result['g_params'] / 1e6:.2f}M, D {result['d_params'] / 1e6:.2f}M params; peak: "
+                + "; ".join(sorted({r['peak_tflops_source'] for r in result['runs']})))
+    return "\n".join(rows)
+
+
+def _mfu(per_s: float, flops_each: float, peak_tflops_value: float | None) -> float | None:
+    return None if peak_tflops_value is None else per_s * flops_each / (peak_tflops_value * 1e12)
+
+
+def run_one(args: Namespace, name: str, final_size: int, peaks: dict) -> tuple[dict, Bench]:
+    device = torch.device(args.device)
+    path = path_settings(name, args)
+    bench = Bench(args, path, final_size)
+    _note(f"{name} path ({path.describe()}), {final_size}px batch {args.batch_size}: {args.warmup} warm-up + "
+          f"{args.steps} measured training steps")
+    warm_up_training(bench, args.warmup)
+    reset_peak_memory(device)
+    train = measure_training(bench)
+    train_peak = peak_memory_mib(device)
+    reset_peak_memory(device)
+    infer = measure_inference(bench)
+    # The CPU peak RSS cannot be reset, so it has no inference-only reading: only the whole-run peak.
+    infer_peak = peak_memory_mib(device) if device.type == "cuda" else None
+    overall_peak = max(train_peak, infer_peak) if infer_peak is not None else peak_memory_mib(device)
+    flops = model_flops(bench)
+    peak, source = peak_tflops(args, path, peaks)
+    return {
+        "path": name, "final_size": final_size, "settings": asdict(path), "settings_text": path.describe(),
+        **train, **infer, **flops,
+        "achieved_train_tflops": train["train_images_per_s"] * flops["train_flops_per_image"] / 1e12,
+        "achieved_infer_tflops": infer["infer_frames_per_s"] * flops["infer_flops_per_frame"] / 1e12,
+        "peak_tflops": peak, "peak_tflops_source": source,
+        "train_mfu": _mfu(train["train_images_per_s"], flops["train_flops_per_image"], peak),
+        "infer_mfu": _mfu(infer["infer_frames_per_s"], flops["infer_flops_per_frame"], peak),
+        "peak_memory_mib": overall_peak, "train_peak_memory_mib": train_peak, "infer_peak_memory_mib": infer_peak,
+        "model": bench.model_args,
+    }, bench
 
 
 def run(args: Namespace) -> dict:
@@ -305,33 +488,24 @@ def run(args: Namespace) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     baseline_mib = process_peak_rss_mib()
-    bench = Bench(args)
-    _note(f"{args.final_size}px batch {args.batch_size} on {device_name(device)}: {args.warmup} warm-up + "
-          f"{args.steps} measured training steps")
-
-    warm_up_training(bench, args.warmup)
-    reset_peak_memory(device)
-    train = measure_training(bench)
-    train_peak = peak_memory_mib(device)
-
-    reset_peak_memory(device)
-    infer = measure_inference(bench)
-    # The CPU peak RSS cannot be reset, so it has no inference-only reading: only the whole-run peak.
-    infer_peak = peak_memory_mib(device) if device.type == "cuda" else None
-    overall_peak = max(train_peak, infer_peak) if infer_peak is not None else peak_memory_mib(device)
-
+    runs, peaks, bench = [], {}, None
+    for size in args.final_size:
+        for name in args.paths:
+            record, bench = run_one(args, name, size, peaks)
+            runs.append(record)
+    speedups = {}
+    for size in args.final_size:
+        by_path = {r["path"]: r for r in runs if r["final_size"] == size}
+        if {"plain", "fast"} <= by_path.keys():
+            speedups[str(size)] = {
+                "train": by_path["fast"]["train_images_per_s"] / by_path["plain"]["train_images_per_s"],
+                "infer": by_path["fast"]["infer_frames_per_s"] / by_path["plain"]["infer_frames_per_s"]}
+    loader = [{"final_size": size, **measure_loader(args, size)} for size in args.final_size] if args.loader else []
     return {
-        **train,
-        **infer,
-        "peak_memory_mib": overall_peak,
-        "train_peak_memory_mib": train_peak,
-        "infer_peak_memory_mib": infer_peak,
-        "peak_memory_kind": memory_kind(device),
-        "baseline_rss_mib": baseline_mib,
-        "g_params": count_parameters(bench.G),
-        "d_params": count_parameters(bench.D),
-        **environment(device),
-        "settings": settings(args, bench.model_args),
+        "runs": runs, "speedups": speedups, "loader": loader,
+        "peak_memory_kind": memory_kind(device), "baseline_rss_mib": baseline_mib,
+        "g_params": count_parameters(bench.G), "d_params": count_parameters(bench.D),
+        "environment": environment(device), "settings": settings(args),
     }
 
 
@@ -344,7 +518,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
-    _note(summary_line(result))
+    _note("\n" + table(result))
     return result
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import math
 
+import torch
+
+from conftest import make_tiny_dataset
 from solvers import bench
 
 TINY = ["--final_size", "32", "--ngf", "8", "--ndf", "8", "--n_blocks", "1", "--batch_size", "4", "--device", "cpu",
@@ -16,22 +19,53 @@ def _positive_finite(value) -> bool:
 
 def test_bench_reports_positive_numbers_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench" / "result.json"
-    result = bench.main([*TINY, "--steps", "5", "--warmup", "1", "--json", str(out)])
+    # the fast path without compilation: compiling would only make the test slower, not check more here
+    result = bench.main([*TINY, "--steps", "5", "--warmup", "1", "--compile", "off", "--json", str(out)])
 
-    for key in ("train_images_per_s", "train_steps_per_s", "infer_frames_per_s", "peak_memory_mib",
-                "train_peak_memory_mib", "g_params", "d_params", "threads"):
-        assert _positive_finite(result[key]), (key, result[key])
-    assert "RSS" in result["peak_memory_kind"]
-    assert result["device_name"] and result["torch_version"]
-
+    assert [(r["path"], r["final_size"]) for r in result["runs"]] == [("plain", 32), ("fast", 32)]
+    for run in result["runs"]:
+        for key in ("train_images_per_s", "train_steps_per_s", "infer_frames_per_s", "peak_memory_mib",
+                    "train_peak_memory_mib", "train_flops_per_image", "infer_flops_per_frame", "peak_tflops",
+                    "train_mfu", "infer_mfu"):
+            assert _positive_finite(run[key]), (run["path"], key, run[key])
+        assert len(run["train_cycle_seconds"]) == 1  # 5 steps at train_gen_iter 5: one whole cycle
+        assert run["model"]["generator"]["ngf"] == 8
+        # a training image costs more than an inference frame: backward, the critic, the penalty
+        assert run["train_flops_per_image"] > 2 * run["infer_flops_per_frame"]
+    plain, fast = result["runs"]
+    assert plain["settings_text"] == "plain fp32 eager" and fast["settings"]["amp"] and fast["settings"]["fused_adam"]
+    assert plain["train_flops_per_image"] == fast["train_flops_per_image"]  # the same work on either path
+    assert set(result["speedups"]["32"]) == {"train", "infer"}
+    assert "RSS" in result["peak_memory_kind"] and result["environment"]["torch_version"]
+    assert _positive_finite(result["g_params"]) and _positive_finite(result["d_params"])
     settings = result["settings"]
-    assert (settings["final_size"], settings["batch_size"], settings["steps"], settings["warmup"]) == (32, 4, 5, 1)
-    assert settings["model"]["generator"]["ngf"] == 8
-    assert len(result["train_cycle_seconds"]) == 1  # 5 steps at train_gen_iter 5: one whole cycle
+    assert (settings["final_sizes"], settings["batch_size"], settings["steps"], settings["warmup"]) == ([32], 4, 5, 1)
 
     assert json.loads(out.read_text()) == result
-    printed = capsys.readouterr().out
-    assert json.loads(printed) == result  # stdout carries exactly the JSON object
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == result  # stdout carries exactly the JSON object
+    assert "fast / plain at 32px" in captured.err
+
+
+def test_flops_are_counted_including_backward_and_double_backward():
+    layer = torch.nn.Linear(10, 20, bias=False)
+    x = torch.randn(4, 10, requires_grad=True)
+    assert bench.count_flops(lambda: layer(x)) == 2 * 4 * 10 * 20
+    assert bench.count_flops(lambda: layer(x).sum().backward()) == 3 * 2 * 4 * 10 * 20  # + grad input, weight
+
+    def penalty():  # autograd.grad with create_graph, as the WGAN-GP term: must not break the counter
+        (grad,) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
+        grad.sum().backward()
+
+    assert bench.count_flops(penalty) > 3 * 2 * 4 * 10 * 20
+
+
+def test_loader_is_measured_alone(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n=20, size=40)
+    result = bench.main([*TINY, "--steps", "5", "--warmup", "0", "--paths", "plain", "--loader", str(data)])
+    (loader,) = result["loader"]
+    assert loader["final_size"] == 32 and loader["loader_images"] == 16  # 19 training images, whole batches of 4
+    assert _positive_finite(loader["loader_images_per_s"])
 
 
 def test_steps_round_up_to_whole_generator_cycles():
@@ -42,4 +76,5 @@ def test_steps_round_up_to_whole_generator_cycles():
 
 def test_cpu_defaults_apply_when_flags_are_left_out():
     args = bench.parse_args(["--device", "cpu"])
-    assert (args.steps, args.warmup, args.batch_size, args.final_size, args.infer_batch) == (10, 2, 25, 128, 64)
+    assert (args.steps, args.warmup, args.batch_size, args.final_size, args.infer_batch) == (10, 2, 25, [128], 64)
+    assert args.paths == ["plain", "fast"]
