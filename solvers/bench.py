@@ -160,6 +160,7 @@ class Bench:
         # The trainer's callables: compiled on the fast path; the gradient-penalty critic stays eager.
         self.G_fake = self.G_step = fast_path.maybe_compile(self.G, path, self.device)
         self.D_step = self.D_judge = fast_path.maybe_compile(self.D, path, self.device)
+        self.G_infer = fast_path.maybe_compile(self.G, path, self.device, inference=True)
         # The trainer's default weights for this model (N2ME's U-Net adds self-reconstruction).
         self.weights = LossWeights(self_rec=10.0 if self.model_args["name"] == "n2me_unet" else 0.0)
         self.gen = torch.Generator().manual_seed(args.seed + 1)  # CPU generator, as the trainer's
@@ -216,7 +217,7 @@ class Bench:
 
     def infer(self, frames: torch.Tensor, aus: torch.Tensor, eager: bool = False) -> None:
         with torch.inference_mode(), self.autocast():
-            (self.G if eager else self.G_step)(frames, aus)
+            (self.G if eager else self.G_infer)(frames, aus)
 
 
 # ---------------------------------------------------------------- FLOPs

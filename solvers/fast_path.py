@@ -1,8 +1,11 @@
 """The fast path: how training, inference and the benchmark run the networks when speed matters.
 
-``--fast_path on`` turns on together: bf16 autocast, channels_last memory layout, ``torch.compile`` of G and D,
-fused Adam and ``cudnn.benchmark``. ``auto`` (the default) means on for CUDA and off on CPU, where the plain fp32
-eager path is the reference that every test runs. Each part keeps its own switch (``--amp``,
+``--fast_path on`` turns on together, on CUDA: bf16 autocast, channels_last memory layout, ``torch.compile`` of G
+and D, fused Adam and ``cudnn.benchmark``. On CPU it means ``torch.compile`` (with weight freezing for inference)
+and fused Adam in fp32: on the AVX-512 Xeon this was measured on, bf16 autocast and channels_last made oneDNN's
+convolutions slower, not faster (README, Benchmark). ``auto`` (the default) means on for CUDA and off on CPU,
+where the plain fp32 eager path is the reference that every test runs and compiling (about a minute on 2 cores)
+would cost more than a short job gains. Each part keeps its own switch (``--amp``,
 ``--channels_last``, ``--compile``) so one can be added to the plain path or taken out of the fast one.
 
 What stays eager on purpose: the critic pass of the gradient penalty. It needs a double backward
@@ -44,7 +47,8 @@ def resolve(mode: str, device: torch.device, *, amp: bool = False, channels_last
         raise ValueError(f"--fast_path and --compile take one of {CHOICES}, got {mode!r}, {compile_mode!r}")
     fast = mode == "on" or (mode == "auto" and device.type == "cuda")
     compiled = fast if compile_mode == "auto" else compile_mode == "on"
-    return FastPath(amp=fast or amp, channels_last=fast or channels_last, compile=compiled,
+    gpu_fast = fast and device.type == "cuda"
+    return FastPath(amp=gpu_fast or amp, channels_last=gpu_fast or channels_last, compile=compiled,
                     fused_adam=fast and fused_adam_supported(device),
                     cudnn_benchmark=fast and device.type == "cuda")
 
@@ -84,9 +88,13 @@ def compiler_problem(device: torch.device) -> str | None:
     return _COMPILER_CHECKED[key]
 
 
-def maybe_compile(module: torch.nn.Module, path: FastPath, device: torch.device) -> torch.nn.Module:
+def maybe_compile(module: torch.nn.Module, path: FastPath, device: torch.device,
+                  inference: bool = False) -> torch.nn.Module:
     """``torch.compile(module)`` on the fast path, else the module itself. The compiled wrapper shares the
-    module's parameters: optimisers, checkpoints and DDP keep using the plain module."""
+    module's parameters: optimisers, checkpoints and DDP keep using the plain module.
+
+    ``inference``: the weights are frozen into the graph (constant folding, oneDNN weight pre-packing on CPU);
+    only for a module that is no longer trained."""
     if not path.compile:
         return module
     problem = compiler_problem(device)
@@ -95,4 +103,4 @@ def maybe_compile(module: torch.nn.Module, path: FastPath, device: torch.device)
         return module
     # A graph that fails to compile later (an unsupported op) falls back to eager for that graph, not the run.
     torch._dynamo.config.suppress_errors = True
-    return torch.compile(module, dynamic=False)
+    return torch.compile(module, dynamic=False, options={"freezing": True} if inference else None)

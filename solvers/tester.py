@@ -78,7 +78,7 @@ class SequenceGenerator:
         fmt = torch.channels_last if self.speed.channels_last else torch.preserve_format
         self.generator.to(device, memory_format=fmt).eval()
         apply_backend_settings(self.speed)
-        self.run_generator = maybe_compile(self.generator, self.speed, device)
+        self.run_generator = maybe_compile(self.generator, self.speed, device, inference=True)
         self.device, self.batch_size, self.amp = device, max(1, batch_size), self.speed.amp
         self.checkpoint = checkpoint
 

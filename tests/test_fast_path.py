@@ -37,6 +37,8 @@ def test_resolve_defaults_by_device():
     assert not fast_path.resolve("auto", cuda, compile_mode="off").compile
     assert fast_path.resolve("off", cuda, amp=True) == FastPath(amp=True)
     assert fast_path.resolve("off", cpu, compile_mode="on") == FastPath(compile=True)
+    # on CPU the fast path is compilation in fp32 (bf16 and channels_last measured slower there)
+    assert fast_path.resolve("on", cpu) == FastPath(compile=True, fused_adam=True)
     with pytest.raises(ValueError, match="fast_path"):
         fast_path.resolve("fast", cpu)
 
