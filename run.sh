@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Set-up and the main job on an embedded default, on a fresh machine (Python 3.11 + pip):
-#   1. a virtual environment .venv with the pinned requirements;
-#   2. a synthetic cartoon-face dataset whose AU labels are true by construction (data/synthetic.py);
-#   3. a short CPU training run of the GANimation model on it, with sample grids, stats and checkpoints
-#      under results/ckpts/<run>/;
-#   4. test mode: the trained generator turns a held-out synthetic face into a sequence driven by the bundled
-#      positive AU matrix (frames, mp4, GIF, side-by-side, AU curves) under results/sequences/.
-# Extra arguments go to the training command (e.g. ./run.sh --niter 5 to train longer).
+# Set-up and the main job on an embedded default, on a fresh machine (Python 3.11 + pip).
+#
+#   ./run.sh              the demo: .venv with the pinned requirements, then the bundled generator
+#                         (pretrained/MODEL_CARD.md) animates a face photo every install has (matplotlib's
+#                         sample photo), driven by the bundled positive and surprise AU matrices; frames, mp4,
+#                         GIF, side-by-side and AU curves land under results/demo/ (about 15 s on 2 CPU cores).
+#                         Extra arguments go to python -m solvers.demo (e.g. --template my_face.jpg).
+#   ./run.sh train [...]  the training check: a synthetic cartoon-face dataset whose AU labels are true by
+#                         construction, a short CPU training run under results/ckpts/<run>/, then test mode on a
+#                         held-out synthetic face under results/sequences/<run>/. Extra arguments go to the
+#                         training command (e.g. ./run.sh train --niter 5).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +17,14 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+
+if [ "${1:-}" != "train" ]; then
+    .venv/bin/python -m solvers.demo --out results/demo "$@"
+    echo "Done: results/demo/overview.png, results/demo/{positive,surprise}/ (frames/, target.mp4, compare.mp4,"
+    echo "      target.gif, au_curves.png)."
+    exit 0
+fi
+shift
 
 data=results/synthetic_faces
 if [ ! -d "$data/imgs" ]; then
