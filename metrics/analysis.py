@@ -70,6 +70,7 @@ class ClipAnalysis:
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # regions on the first face frame
     profiles: dict | None = None  # motion.region_profiles output
     change: np.ndarray | None = None  # quality.static_change
+    inception: np.ndarray | None = None  # (T, 2048) Inception features of the full frames (--inception only)
 
     @property
     def length(self) -> int:

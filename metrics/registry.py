@@ -73,6 +73,11 @@ _ENTRIES = (
     Metric("fd_dlib128", "image quality", "lower", "0..inf", 0.0, "source",
            "Frechet distance between the dlib-128 descriptors of the real source frames and the result frames "
            "(not Inception FID)", frechet.frechet_distance),
+    Metric("fid_inception", "image quality", "lower", "0..inf", 0.0, "source and --inception weights",
+           "Frechet distance between the Inception-v3 pool features (2048-d, NVIDIA's TorchScript "
+           "inception-2015-12-05.pt) of the full real source frames and result frames; with a clip's few frames it "
+           "is biased upwards, so compare on the same pairs, not with published 50k-image FIDs",
+           frechet.frechet_distance),
     Metric("frames_per_s", "efficiency", "higher", "0..inf", None, "run.json",
            "generation speed recorded by the run (frames per second)"),
     Metric("device", "efficiency", "info", "text", None, "run.json", "where the run generated (cpu, cuda:0 ...)"),

@@ -15,6 +15,7 @@ import numpy as np
 
 from metrics import timeline
 from metrics.analysis import ClipAnalysis
+from metrics.frechet import INCEPTION_ABSENT
 from metrics.registry import METRICS
 from openface.au_schema import OPENFACE_AUS
 
@@ -178,12 +179,12 @@ def _arrow(name: str) -> str:
     return {"higher": "&uarr;", "lower": "&darr;"}.get(METRICS[name].direction, "")
 
 
-def summary_table(rows: list[dict]) -> str:
+def summary_table(rows: list[dict], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
     # "_<wbr>" lets long metric names wrap so the table fits a normal window
-    head = "".join(f"<th>{c.replace('_', '_<wbr>')} {_arrow(c)}</th>" for c in SUMMARY_COLUMNS)
+    head = "".join(f"<th>{c.replace('_', '_<wbr>')} {_arrow(c)}</th>" for c in columns)
     body = []
     for row in rows:
-        cells = "".join(f'<td class="num">{_fmt(row.get(c))}</td>' for c in SUMMARY_COLUMNS)
+        cells = "".join(f'<td class="num">{_fmt(row.get(c))}</td>' for c in columns)
         body.append(f"<tr><td>{html.escape(row['dataset'])}</td><td>{html.escape(row['emotion'])}</td>"
                     f'<td class="num">{row["pairs"]}</td>{cells}</tr>')
     return f"<table><tr><th>dataset</th><th>emotion</th><th>pairs</th>{head}</tr>{''.join(body)}</table>"
@@ -220,14 +221,23 @@ def render(doc: dict, figures: list[dict]) -> str:
     skipped = "".join(f"<li>{html.escape(s)}</li>" for s in doc.get("skipped", []))
     sections = "".join(pair_section(r, f) for r, f in zip(doc["pairs"], figures))
     batch = doc["batch"]
+    if doc.get("inputs", {}).get("inception"):
+        frames = batch.get("fid_inception_frames") or {}
+        fid = (f"Batch Inception FID ({html.escape(doc['inputs']['inception'])}, full frames, "
+               f"{frames.get('real', 0)} source vs {frames.get('generated', 0)} result frames): "
+               f"{_fmt(batch.get('fid_inception'))}.")
+        columns = (*SUMMARY_COLUMNS[:-1], "fid_inception", SUMMARY_COLUMNS[-1])
+    else:
+        fid, columns = html.escape(INCEPTION_ABSENT) + ".", SUMMARY_COLUMNS
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ME generation evaluation</title><style>{CSS}</style></head>
 <body><h1>Micro-expression generation: evaluation report</h1>
 <p>{batch['pairs']} pairs ({batch['failed']} failed) evaluated in {doc['seconds']} s.
 Batch FD-dlib128 (all source frames vs all result frames): {_fmt(batch.get('fd_dlib128'))}.
+{fid}
 Absent values (&mdash;) could not be computed (missing source, template, face or driving AUs): they are not zeros.</p>
 <h2>Summary per dataset and emotion (means over pairs; &uarr; higher / &darr; lower is better)</h2>
-{summary_table(doc['summary'])}
+{summary_table(doc['summary'], columns)}
 {f'<p>Not evaluated:</p><ul class=notes>{skipped}</ul>' if skipped else ''}
 <h2>Command and versions</h2><pre>{html.escape(doc['command'])}</pre><p>{html.escape(versions)}</p>
 {sections}

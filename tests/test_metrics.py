@@ -106,6 +106,19 @@ def test_frechet_distance_known_values():
     assert frechet.frechet_distance(x[:1], x) is None
 
 
+def test_frechet_distance_few_rows_in_many_dimensions(monkeypatch):
+    """Fewer frames than dimensions (a clip's 2048-d Inception features) take the n x n route: the same number as
+    the d x d covariance route, and 0 for identical sets."""
+    real = RNG.normal(size=(12, 300)) + 0.5
+    fake = RNG.normal(size=(9, 300)) * 1.5
+    fast = frechet.frechet_distance(real, fake)
+    assert frechet.frechet_distance(real, real) == pytest.approx(0.0, abs=1e-9)
+    monkeypatch.setattr(frechet, "GRAM_MAX_ELEMENTS", 0)  # force the covariance route
+    # the covariance route takes square roots of ~1e-13 eigenvalues that are 0 in exact arithmetic: 1e-8 apart
+    assert frechet.frechet_distance(real, fake) == pytest.approx(fast, rel=1e-6)
+    assert frechet.frechet_distance(real, real) == pytest.approx(0.0, abs=1e-6)
+
+
 # ---------------------------------------------------------------------------------------- image quality
 
 def test_ssim_psnr_and_masks():
