@@ -440,6 +440,11 @@ def table(result: dict) -> str:
                     f"{r['train_flops_per_image'] / 1e9:>9.2f}  {mfu_t:>9}  {mfu_i:>9}  {r['peak_memory_mib']:>8.0f}")
     for size, ratio in result["speedups"].items():
         rows.append(f"fast / plain at {size}px: train x{ratio['train']:.2f}, inference x{ratio['infer']:.2f}")
+    comm = result["ddp_communication"]
+    per_step = comm["mean_allreduce_bytes_per_step"] / MIB
+    ring8 = comm["ring_bytes_sent_per_rank_per_step"]["8"] / MIB
+    rows.append(f"DDP all-reduce per step (mean over a D/G cycle): {per_step:.1f} MiB of fp32 gradients; "
+                f"ring traffic per rank with 8 ranks {ring8:.1f} MiB")
     for loader in result["loader"]:
         rows.append(f"loader alone at {loader['final_size']}px: {loader['loader_images_per_s']:.0f} images/s "
                     f"({'RAM cache' if loader['loader_cached_in_ram'] else 'streamed'})")
@@ -448,6 +453,21 @@ def table(result: dict) -> str:
                 f"{result['g_params'] / 1e6:.2f}M, D {result['d_params'] / 1e6:.2f}M params; peak: "
                 + "; ".join(sorted({r['peak_tflops_source'] for r in result['runs']})))
     return "\n".join(rows)
+
+
+def ddp_communication(bench: Bench, train_gen_iter: int) -> dict:
+    """What DDP all-reduces per step: every critic step the critic's gradients, every ``train_gen_iter``-th step
+    also the generator's, in fp32 whatever the autocast precision (gradients live in the parameters' dtype). A
+    ring all-reduce sends (and receives) 2 (k - 1) / k of that per rank for k ranks, so per-rank traffic stays
+    below twice the gradient size however many GPUs there are; scaling then depends on link bandwidth vs step time."""
+    def grad_bytes(module: torch.nn.Module) -> int:
+        return sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
+
+    d_bytes, g_bytes = grad_bytes(bench.D), grad_bytes(bench.G)
+    per_step = d_bytes + g_bytes / train_gen_iter
+    return {"critic_gradient_bytes": d_bytes, "generator_gradient_bytes": g_bytes,
+            "mean_allreduce_bytes_per_step": per_step,
+            "ring_bytes_sent_per_rank_per_step": {str(k): per_step * 2 * (k - 1) / k for k in (2, 4, 8)}}
 
 
 def _mfu(per_s: float, flops_each: float, peak_tflops_value: float | None) -> float | None:
@@ -504,6 +524,7 @@ def run(args: Namespace) -> dict:
     loader = [{"final_size": size, **measure_loader(args, size)} for size in args.final_size] if args.loader else []
     return {
         "runs": runs, "speedups": speedups, "loader": loader,
+        "ddp_communication": ddp_communication(bench, args.train_gen_iter),
         "peak_memory_kind": memory_kind(device), "baseline_rss_mib": baseline_mib,
         "g_params": count_parameters(bench.G), "d_params": count_parameters(bench.D),
         "environment": environment(device), "settings": settings(args),

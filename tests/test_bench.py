@@ -36,6 +36,9 @@ def test_bench_reports_positive_numbers_and_writes_json(tmp_path, capsys):
     assert plain["settings_text"] == "plain fp32 eager" and fast["settings"]["fused_adam"]
     assert plain["train_flops_per_image"] == fast["train_flops_per_image"]  # the same work on either path
     assert set(result["speedups"]["32"]) == {"train", "infer"}
+    comm = result["ddp_communication"]
+    assert comm["critic_gradient_bytes"] == 4 * result["d_params"]  # fp32 gradients of every critic weight
+    assert comm["mean_allreduce_bytes_per_step"] == 4 * result["d_params"] + 4 * result["g_params"] / 5
     assert "RSS" in result["peak_memory_kind"] and result["environment"]["torch_version"]
     assert _positive_finite(result["g_params"]) and _positive_finite(result["d_params"])
     settings = result["settings"]
