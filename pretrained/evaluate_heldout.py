@@ -13,6 +13,9 @@
 3. With --train_ckpt (the training checkpoint, which has the critic): the critic's AU head on the held-out real
    faces, MAE against their labels, next to predicting the training mean.
 4. With --fp32_ckpt: the largest difference between fp32 and the shipped weights' frames (0..255 levels).
+5. With --identity: dlib's 128-d face descriptor distance (metrics/identity.py, same-person below 0.6) between each
+   input face and its AU transfer, its reconstruction, and (the scale of "another person") the face whose AUs
+   drove it. Faces are enlarged to 256 px first, as for the AUs.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fp32_ckpt", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--identity", action="store_true", help="also the dlib identity distances (section 5)")
     args = p.parse_args(argv)
 
     model = SequenceGenerator(args.ckpt, torch.device("cpu"), batch_size=64)
@@ -117,11 +121,39 @@ def main(argv: list[str] | None = None) -> int:
         diff = np.abs(run(ref, targets).astype(int) - driven.astype(int))
         record["fp16_vs_fp32"] = {"max_levels": int(diff.max()), "mean_levels": round(float(diff.mean()), 4),
                                   "fraction_differing": round(float((diff > 0).mean()), 5)}
+    if args.identity:
+        record["identity"] = identity_distances(inputs, driven, recon, perm)
     text = json.dumps(record, indent=2)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
     return 0
+
+
+def identity_distances(inputs: np.ndarray, driven: np.ndarray, recon: np.ndarray, perm: np.ndarray) -> dict:
+    from metrics.analysis import detect, shared_tools
+    from metrics.identity import SAME_PERSON_THRESHOLD
+    from solvers.media import resize_frames
+
+    tools = shared_tools()
+
+    def descriptors(frames: np.ndarray) -> np.ndarray:
+        frames = resize_frames(frames, 256) if frames.shape[1] < 256 else frames
+        found = [detect(f, tools) for f in frames]
+        return np.stack([f.descriptor if f is not None and f.descriptor is not None else np.full(128, np.nan)
+                         for f in found])
+
+    src, gen, rec = descriptors(inputs), descriptors(driven), descriptors(recon)
+
+    def summary(a: np.ndarray, b: np.ndarray) -> dict:
+        d = np.linalg.norm(a - b, axis=1)
+        d = d[np.isfinite(d)]
+        same = float((d < SAME_PERSON_THRESHOLD).mean())
+        return {"mean": round(float(d.mean()), 3), "same_person_rate": round(same, 3), "pairs": int(d.size)}
+
+    return {"threshold": SAME_PERSON_THRESHOLD, "input_vs_transfer": summary(src, gen),
+            "input_vs_reconstruction": summary(src, rec),
+            "input_vs_driving_face (another person)": summary(src, src[perm])}
 
 
 if __name__ == "__main__":
