@@ -7,6 +7,7 @@ for training at all (finite, falling AU loss), since its numbers differ by desig
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,3 +92,21 @@ def test_compiler_failure_falls_back_to_eager(monkeypatch, caplog):
 def test_fast_path_flags_are_per_invocation():
     # a run started on a GPU (fast path) can be resumed on a CPU (plain path) and vice versa
     assert {"fast_path", "compile"} <= solvers.PER_INVOCATION
+
+
+@pytest.mark.skipif(fast_path.compiler_problem(torch.device("cpu")) is not None,
+                    reason="torch.compile does not work on this machine (no C++ compiler?)")
+def test_compiled_inference_gives_the_plain_frames(tiny_data, tmp_path):
+    """Test mode's fast path (compiled generator with frozen weights; a short last batch padded to the compiled
+    shape and cut back) writes the frames the plain path writes, within a grey level."""
+    from solvers.tester import SequenceGenerator
+
+    assert train(tiny_data, tmp_path, "g", "--fast_path", "off", "--niter", "1") == 0
+    ckpt_file = tmp_path / "g" / "epoch_0001.pth"
+    template = torch.rand(3, 32, 32) * 2 - 1
+    targets = np.linspace(0, 5, 7 * 17).reshape(7, 17)  # 7 frames in batches of 4: the last batch is short
+    plain = SequenceGenerator(ckpt_file, torch.device("cpu"), batch_size=4).generate(template, targets)
+    fast = SequenceGenerator(ckpt_file, torch.device("cpu"), batch_size=4,
+                             speed=fast_path.resolve("on", torch.device("cpu"))).generate(template, targets)
+    assert fast.shape == plain.shape == (7, 32, 32, 3)
+    assert np.abs(fast.astype(int) - plain.astype(int)).max() <= 1
