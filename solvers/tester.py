@@ -81,6 +81,15 @@ class SequenceGenerator:
         self.run_generator = maybe_compile(self.generator, self.speed, device, inference=True)
         self.device, self.batch_size, self.amp = device, max(1, batch_size), self.speed.amp
         self.checkpoint = checkpoint
+        if self.speed.compile:
+            self._compile_now()
+
+    def _compile_now(self) -> None:
+        """Compile on a dummy batch here, so that the frames/s a run reports measures generation, not
+        compilation (tens of seconds on a CPU)."""
+        size, n = self.image_size, self.schema.n
+        template = torch.zeros(3, size, size)
+        self.generate(template, np.zeros((self.batch_size, n)), template_aus=np.zeros(n))
 
     def load_template(self, template: Template) -> torch.Tensor:
         img = template_pixels(template, self.image_size)
@@ -106,7 +115,9 @@ class SequenceGenerator:
         cond = condition(torch.from_numpy(self.schema.to_network(source))[None],
                          torch.from_numpy(self.schema.to_network(targets_raw)))
         results = []
-        src = template.to(self.device)[None]
+        # A fresh contiguous inference tensor whatever the caller passed: one kind of input, so a compiled generator
+        # is not recompiled per template (strides and inference-mode dispatch keys are part of its guards).
+        src = template.to(self.device).clone(memory_format=torch.contiguous_format)[None]
         if self.speed.channels_last:
             src = src.contiguous(memory_format=torch.channels_last)
         for start in tqdm(range(0, len(cond), self.batch_size), desc="generating", leave=False,
