@@ -272,4 +272,5 @@ def create_n2me_pipeline(opt: argparse.Namespace):
         aus_dirs=aus_dirs, me_summary=Path(opt.me_summary) if opt.me_summary else None,
         me_annotations=[Path(p) for p in opt.me_annotations], me_emotions=opt.me_emotions,
         me_samples=opt.me_samples, seed=opt.seed, fps=opt.fps, videos=not opt.no_video)
-    return N2MEPipeline(settings, select_device(opt.gpu_ids, 0), batch_size=opt.batch_size, amp=opt.amp)
+    device = select_device(opt.gpu_ids, 0)
+    return N2MEPipeline(settings, device, batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device))

@@ -30,6 +30,7 @@ from openface.align import paste_back
 from openface.au_schema import OPENFACE_AUS
 from openface.frontend import FaceFrontEnd, NoFaceError, au_vector
 from solvers import media
+from solvers.fast_path import FastPath
 from solvers.tester import SequenceGenerator, write_au_csv
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,14 @@ class NeutralFace:
 
 
 class N2MEPipeline:
-    def __init__(self, settings: N2MESettings, device: torch.device, batch_size: int = 32, amp: bool = False):
+    def __init__(self, settings: N2MESettings, device: torch.device, batch_size: int = 32, amp: bool = False,
+                 speed: FastPath | None = None):
         self.s, self.device, self.batch_size, self.amp = settings, device, batch_size, amp
+        self.speed = speed  # fast-path settings for both generators (None: plain, plus amp)
         self.problems: list[str] = []
 
     def run(self) -> dict:
-        neutral_model = SequenceGenerator(self.s.neutral_ckpt, self.device, self.batch_size, self.amp)
+        neutral_model = SequenceGenerator(self.s.neutral_ckpt, self.device, self.batch_size, self.amp, self.speed)
         with FaceFrontEnd(size=neutral_model.image_size) as front_end:
             neutrals = self.neutralise(neutral_model, front_end)
             written = {"neutral": len(neutrals), "sequences": 0}
@@ -117,7 +120,7 @@ class N2MEPipeline:
             raise ValueError("--test_mode me/all needs the ME model: --me_ckpt")
         selection = select_clips(self.load_summary(), self.s.me_emotions, self.s.me_samples, self.s.seed,
                                  self.problems)
-        model = SequenceGenerator(self.s.me_ckpt, self.device, self.batch_size, self.amp)
+        model = SequenceGenerator(self.s.me_ckpt, self.device, self.batch_size, self.amp, self.speed)
         if model.schema.names != OPENFACE_AUS:
             raise ValueError(f"{self.s.me_ckpt}: the ME model must use the 17 OpenFace AUs (has {model.schema.key})")
         count = 0

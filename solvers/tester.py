@@ -124,7 +124,9 @@ class SequenceGenerator:
                           disable=not progress):
             aus = cond[start:start + self.batch_size].to(self.device)
             n = len(aus)
-            if self.speed.compile and n < self.batch_size:  # one batch shape: the compiled graph is reused
+            # A sequence's short last batch is padded to the full batch shape, so the compiled graph is reused; a
+            # call shorter than one batch (N2ME's single neutral face) runs at its own size instead of 25x work.
+            if self.speed.compile and n < self.batch_size <= len(cond):
                 aus = torch.cat([aus, aus[-1:].expand(self.batch_size - n, -1)])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 out, _, _ = self.run_generator(src.expand(len(aus), -1, -1, -1), aus)

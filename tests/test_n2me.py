@@ -50,7 +50,9 @@ def test_fill_gaps_interpolates_and_reports_long_gaps():
     assert long_gaps == [(4, 7)] and filled[-1, 0] == 4
 
 
-def test_two_stage_pipeline_on_real_frames(tmp_path):
+# "on": compiled generators for both stages (on CPU the fast path is compilation in fp32)
+@pytest.mark.parametrize("fast_path", ["off", "on"])
+def test_two_stage_pipeline_on_real_frames(tmp_path, fast_path):
     need(MEGC, LONDON)
     neutral = tiny_run(tmp_path, "neutral18", "--aus_nc", "18")
     me = tiny_run(tmp_path, "me_unet", "--model", "n2me_unet")
@@ -76,7 +78,7 @@ def test_two_stage_pipeline_on_real_frames(tmp_path):
     assert main(["--mode", "test", "--test_mode", "all", "--test_dir", str(test_dir), "--input_dir", "inputs",
                  "--neutral_ckpt", str(neutral), "--me_ckpt", str(me), "--keep_size", "--gpu_ids", "-1",
                  "--casme_ii_aus_dir", str(casme), "--samm_aus_dir", str(samm), "--me_emotions",
-                 "happiness,surprise", "--me_samples", "5", "--no_progress"]) == 0
+                 "happiness,surprise", "--me_samples", "5", "--no_progress", "--fast_path", fast_path]) == 0
     neutral_dir = test_dir / "neutral" / "neutral18"
     assert sorted(p.name for p in neutral_dir.iterdir()) == ["aus.csv", "person_a.jpg", "person_b.jpg"]
     assert Image.open(neutral_dir / "person_a.jpg").size == (512, 512)  # --keep_size: the whole photo
