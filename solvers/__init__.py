@@ -207,13 +207,7 @@ def test_checkpoint(opt: argparse.Namespace) -> Path:
     from solvers import importers
 
     fmt = getattr(opt, "ckpt_format", "auto")
-    explicit = getattr(opt, "explicit", None)
-    if explicit is None:  # parsed elsewhere (for_megc2021.py): a --ckpt_dir other than the default was typed
-        from options import build_parser
-
-        typed_dir = opt.ckpt_dir != build_parser().get_default("ckpt_dir")
-    else:
-        typed_dir = "ckpt_dir" in explicit
+    typed_dir = "ckpt_dir" in opt.explicit  # main.py and for_megc2021.py both record the flags typed
     if not opt.ckpt and not typed_dir:
         if not BUNDLED_CHECKPOINT.is_file():
             raise FileNotFoundError(f"no --ckpt or --ckpt_dir given, and the bundled model {BUNDLED_CHECKPOINT} is "

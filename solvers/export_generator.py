@@ -27,11 +27,8 @@ EXPORT_KEYS = ("kind", "format_version", "progress", "model", "G")
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def generator_state(source: Path, load_epoch="latest", ckpt_format: str = "auto") -> tuple[Path, dict]:

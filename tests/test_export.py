@@ -1,5 +1,4 @@
 """Generator-only export (solvers/export_generator.py), the bundled model, and test mode's default checkpoint."""
-import argparse
 import json
 import logging
 
@@ -109,17 +108,17 @@ def test_test_mode_without_a_checkpoint_flag_uses_the_bundled_model(tiny_run, tm
         tiny_run / "latest.pth")
 
 
-def test_options_parsed_elsewhere_keep_a_typed_ckpt_dir(tiny_run, tmp_path, monkeypatch):
-    """for_megc2021.py parses its own flags (no ``explicit`` list): a --ckpt_dir other than the default wins."""
+def test_for_megc2021_keeps_a_typed_ckpt_dir(tiny_run, tmp_path, monkeypatch):
+    """for_megc2021.py parses its own flags; like main.py it records which were typed, so a --ckpt_dir given
+    there wins over the bundled model, and leaving it out selects the bundled model."""
+    from for_megc2021 import parse
+
     bundled = tmp_path / "bundled.pth"
     assert export_generator.main([str(tiny_run), "--out", str(bundled)]) == 0
     monkeypatch.setattr(solvers, "BUNDLED_CHECKPOINT", bundled)
-
-    def opt(ckpt_dir):
-        return argparse.Namespace(ckpt=None, ckpt_dir=ckpt_dir, load_epoch=None, ckpt_format="auto")
-
-    assert solvers.test_checkpoint(opt(str(tiny_run))) == tiny_run / "latest.pth"
-    assert solvers.test_checkpoint(opt("./ckpts")) == bundled
+    args = ["--megc_root", str(tmp_path)]
+    assert solvers.test_checkpoint(parse([*args, "--ckpt_dir", str(tiny_run)])) == tiny_run / "latest.pth"
+    assert solvers.test_checkpoint(parse(args)) == bundled
 
 
 def test_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
