@@ -48,7 +48,7 @@ DEFAULTS = {
     "cuda": {"steps": 100, "warmup": 10, "infer_iters": 50, "infer_warmup": 5},
 }
 MIB = 1024 * 1024
-PATHS = ("plain", "fast")
+PATHS = ("plain", "fast", "bf16")  # bf16: the plain path plus bf16 autocast and channels_last, eager
 # Dense (no sparsity) datasheet peaks in TFLOP/s: bf16 tensor cores, and TF32, which cuDNN uses for fp32
 # convolutions by default (torch.backends.cudnn.allow_tf32). Matched against torch.cuda.get_device_name.
 GPU_PEAK_TFLOPS = {
@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None) -> Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--paths", default="plain,fast",
-                   help="comma list of plain (fp32 eager) and fast (--fast_path on for this device)")
+                   help="comma list of plain (fp32 eager), fast (--fast_path on for this device) and bf16 (eager "
+                        "with bf16 autocast and channels_last: what the CUDA fast path adds besides compilation)")
     p.add_argument("--compile", default="auto", choices=fast_path.CHOICES,
                    help="torch.compile on the fast path: auto (on), or on/off to force it")
     p.add_argument("--batch_size", type=int, default=25)
@@ -126,6 +127,8 @@ def _resolve_defaults(args: Namespace, parser: argparse.ArgumentParser) -> None:
 def path_settings(name: str, args: Namespace) -> FastPath:
     if name == "plain":
         return fast_path.PLAIN
+    if name == "bf16":
+        return FastPath(amp=True, channels_last=True)
     return fast_path.resolve("on", torch.device(args.device), compile_mode=args.compile)
 
 
@@ -293,8 +296,9 @@ def peak_tflops(args: Namespace, path: FastPath, cache: dict) -> tuple[float | N
 def warm_up_training(bench: Bench, steps: int) -> None:
     """Unmeasured steps; the last one includes a G step so both code paths (and their allocations, and on the
     fast path their compiled graphs) are warm."""
-    for i in range(max(steps, 1) if bench.path.compile else steps):
-        bench.train_step(with_generator=i == max(steps, 1) - 1)
+    steps = max(steps, 1) if bench.path.compile else steps  # compilation must not fall in the measured window
+    for i in range(steps):
+        bench.train_step(with_generator=i == steps - 1)
     bench.sync()
 
 

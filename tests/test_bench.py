@@ -8,6 +8,7 @@ import torch
 
 from conftest import make_tiny_dataset
 from solvers import bench
+from solvers.fast_path import FastPath
 
 TINY = ["--final_size", "32", "--ngf", "8", "--ndf", "8", "--n_blocks", "1", "--batch_size", "4", "--device", "cpu",
         "--infer_batch", "8", "--infer_iters", "2", "--infer_warmup", "1"]
@@ -81,3 +82,4 @@ def test_cpu_defaults_apply_when_flags_are_left_out():
     args = bench.parse_args(["--device", "cpu"])
     assert (args.steps, args.warmup, args.batch_size, args.final_size, args.infer_batch) == (10, 2, 25, [128], 64)
     assert args.paths == ["plain", "fast"]
+    assert bench.path_settings("bf16", args) == FastPath(amp=True, channels_last=True)
