@@ -39,6 +39,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache_images", default="auto", choices=("auto", "ram", "stream", "off"),
                    help="auto: keep decoded images in RAM when under 4 GiB; stream: decode per step; "
                         "off: also skip the up-front check that every image decodes")
+    g.add_argument("--data_on_device", default="auto", choices=("auto", "on", "off"),
+                   help="keep the decoded images on the training device and draw batches there (no loader, no "
+                        "per-step host work); auto: on for CUDA when they fit, off on CPU")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample
                "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
                "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
 # Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
-PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile"}
+PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile", "data_on_device"}
 # Flags that only say which run to open; never taken from a checkpoint.
 RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format"}
 
@@ -168,7 +168,7 @@ def _create_trainer(opt: argparse.Namespace):
             n_threads=opt.n_threads, serial_batches=opt.serial_batches, max_dataset_size=opt.max_dataset_size,
             final_size=opt.final_size, load_size=load_size if cropping else opt.final_size, random_crop=cropping,
             flip=not opt.no_flip, aus_noise=0.0 if opt.no_aus_noise else opt.aus_noise, skip_bad=opt.skip_bad,
-            cache_images=opt.cache_images),
+            cache_images=opt.cache_images, data_on_device=opt.data_on_device),
         optim=OptimSettings(
             lr=opt.lr, betas=(opt.beta1, opt.beta2), train_gen_iter=opt.train_gen_iter, epoch_count=opt.epoch_count,
             niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=path.amp,
