@@ -26,6 +26,7 @@ import shlex
 import statistics
 import sys
 import time
+import warnings
 from argparse import Namespace
 from dataclasses import asdict
 from pathlib import Path
@@ -325,6 +326,25 @@ def measure_training(bench: Bench) -> dict:
     }
 
 
+def count_host_syncs(bench: Bench) -> dict:
+    """Synchronising CUDA calls (``torch.cuda.set_sync_debug_mode``) in one warm D/G cycle: each one makes the
+    host wait for the GPU queue to drain. None on CPU, where nothing is asynchronous."""
+    if bench.device.type != "cuda":
+        return {"train_host_syncs_per_cycle": None, "train_host_sync_examples": []}
+    cycle = bench.args.train_gen_iter
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for step in range(cycle):
+                bench.train_step(with_generator=step == cycle - 1)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    # where each one was called from (the Python line that triggered it)
+    syncs = [f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
+    return {"train_host_syncs_per_cycle": len(syncs), "train_host_sync_examples": sorted(set(syncs))[:5]}
+
+
 def measure_inference(bench: Bench) -> dict:
     """G forward under inference_mode on ``infer_batch`` frames, in eval mode as a deployed generator runs."""
     args = bench.args
@@ -492,6 +512,7 @@ def run_one(args: Namespace, name: str, final_size: int, batch_size: int, peaks:
     reset_peak_memory(device)
     train = measure_training(bench)
     train_peak = peak_memory_mib(device)
+    syncs = count_host_syncs(bench)
     reset_peak_memory(device)
     with_inference = batch_size == args.batch_size[0]
     infer = measure_inference(bench) if with_inference else {"infer_frames_per_s": None, "infer_seconds": None}
@@ -503,7 +524,7 @@ def run_one(args: Namespace, name: str, final_size: int, batch_size: int, peaks:
     infer_tflops = None if not with_inference else infer["infer_frames_per_s"] * flops["infer_flops_per_frame"] / 1e12
     return {
         "path": name, "final_size": final_size, "batch_size": batch_size, "settings": asdict(path),
-        "settings_text": path.describe(), **train, **infer, **flops,
+        "settings_text": path.describe(), **train, **syncs, **infer, **flops,
         "achieved_train_tflops": train["train_images_per_s"] * flops["train_flops_per_image"] / 1e12,
         "achieved_infer_tflops": infer_tflops,
         "peak_tflops": peak, "peak_tflops_source": source,
