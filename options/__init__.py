@@ -96,6 +96,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                         "auto: on for CUDA, off on CPU; off: the plain fp32 eager reference path")
     g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="torch.compile of G and D: auto follows --fast_path")
+    g.add_argument("--compile_mode", default="default", choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile mode of the training step when compiled (reduce-overhead: CUDA graphs)")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (also part of --fast_path on)")
     g.add_argument("--channels_last", action="store_true",
                    help="NHWC memory layout, faster convolutions on GPU (also part of --fast_path on)")

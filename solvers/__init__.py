@@ -26,7 +26,8 @@ RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample
                "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
                "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
 # Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
-PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile", "data_on_device"}
+PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile", "data_on_device",
+                  "compile_mode"}
 # Flags that only say which run to open; never taken from a checkpoint.
 RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format"}
 
@@ -173,7 +174,7 @@ def _create_trainer(opt: argparse.Namespace):
             lr=opt.lr, betas=(opt.beta1, opt.beta2), train_gen_iter=opt.train_gen_iter, epoch_count=opt.epoch_count,
             niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=path.amp,
             channels_last=path.channels_last, compile=path.compile, fused_adam=path.fused_adam,
-            cudnn_benchmark=path.cudnn_benchmark),
+            cudnn_benchmark=path.cudnn_benchmark, compile_mode=opt.compile_mode),
         out=OutputSettings(
             run_dir=run_dir, save_epoch_freq=opt.save_epoch_freq, save_latest_freq=opt.save_latest_freq,
             keep_last=opt.keep_last, print_losses_freq=opt.print_losses_freq, sample_img_freq=opt.sample_img_freq,

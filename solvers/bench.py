@@ -1,19 +1,22 @@
 """Throughput benchmark on synthetic tensors: plain and fast path side by side, one or more image sizes.
 
-    python -m solvers.bench [--device cpu|cuda] [--final_size 128 256] [--paths plain,fast] [--batch_size 25 50 100]
-                            [--steps N] [--warmup W] [--threads T] [--peak_tflops P] [--json PATH]
+    python -m solvers.bench [--device cpu|cuda] [--final_size 128 256] [--paths plain,fast]
+                            [--batch_size 25 50 100] [--compile_mode reduce-overhead] [--steps N]
+                            [--warmup W] [--threads T] [--peak_tflops P] [--json PATH]
 
-Per (path, size, batch size): training images/s, generator inference frames/s, peak memory, the FLOPs of a training image and
-of an inference frame (counted by ``torch.utils.flop_counter`` on the real ops, backward and the gradient penalty's
-double backward included) and the model FLOPs utilisation (MFU): achieved FLOP/s over the device's peak. The peak
-is the datasheet's dense figure for known GPUs in the path's precision (``--peak_tflops`` overrides it); on CPU it
-is measured (a large matmul in the path's precision), so CPU MFU is a fraction of what this CPU's matmul reaches.
+Per (path, size, batch size): training images/s, generator inference frames/s, peak memory, the FLOPs of a
+training image and of an inference frame (counted by ``torch.utils.flop_counter`` on the real ops, backward and
+the gradient penalty's double backward included) and the model FLOPs utilisation (MFU): achieved FLOP/s over
+the device's peak. The peak is the datasheet's dense figure for known GPUs in the path's precision
+(``--peak_tflops`` overrides it); on CPU it is measured (a large matmul in the path's precision), so CPU MFU is
+a fraction of what this CPU's matmul reaches.
 
 Training steps are the trainer's own code (``solvers/train_step.py``): a critic update on every step, a generator
 update on every ``train_gen_iter``-th step, with the path's settings (``solvers/fast_path.py``): "plain" is fp32
-eager; "fast" is what ``--fast_path on`` gives on this device (``--compile_mode reduce-overhead`` adds CUDA graphs). No data is read, so the numbers are model compute
-only (the loader is measured by ``python -m data.loader_bench``). One JSON object goes to stdout (and to
-``--json``); a table goes to stderr.
+eager; "fast" is what ``--fast_path on`` gives on this device (``--compile_mode reduce-overhead`` adds CUDA
+graphs). No data is read, so the numbers are model compute only (``--loader`` measures the data path alone).
+On CUDA each record also counts the host synchronisations of one D/G cycle. One JSON object goes to stdout (and
+to ``--json``); a table goes to stderr.
 """
 from __future__ import annotations
 
@@ -73,7 +76,7 @@ def parse_args(argv: list[str] | None) -> Namespace:
                    help="torch.compile on the fast path: auto (on), or on/off to force it")
     p.add_argument("--batch_size", type=int, nargs="+", default=[25],
                    help="images per training step: each batch size is measured on every path and size")
-    p.add_argument("--compile_mode", default=None, choices=("default", "reduce-overhead", "max-autotune"),
+    p.add_argument("--compile_mode", default="default", choices=("default", "reduce-overhead", "max-autotune"),
                    help="torch.compile mode of the fast path's training step (reduce-overhead: CUDA graphs)")
     p.add_argument("--final_size", type=int, nargs="+", default=[128],
                    help="image side(s) in pixels: each size is measured on every path")

@@ -90,6 +90,7 @@ class OptimSettings:
     compile: bool = False
     fused_adam: bool = False
     cudnn_benchmark: bool = False
+    compile_mode: str = "default"  # torch.compile's mode for the step ("reduce-overhead": CUDA graphs)
 
     def speed(self) -> FastPath:
         return FastPath(amp=self.amp, channels_last=self.channels_last, compile=self.compile,
@@ -168,7 +169,8 @@ class Trainer:
         apply_backend_settings(speed)
         self.step = TrainStep(self.G, self.D, self.opt_G, self.opt_D, weights=self.weights, condition=self.condition,
                               path=speed, device=self.device, G_train=DDP(self.G) if self.dist.enabled else None,
-                              D_train=DDP(self.D) if self.dist.enabled else None)
+                              D_train=DDP(self.D) if self.dist.enabled else None,
+                              compile_mode=self.optim.compile_mode)
         self._stop_requested = False
         self.meter = LossMeter()
         self._warned_attention = False
