@@ -34,7 +34,7 @@ if [[ $SMOKE == 1 ]]; then
   MODEL=(--ngf 8 --ndf 8 --n_blocks 1)
   BATCHES="${BATCHES:-4 8}"; BENCH_STEPS="${BENCH_STEPS:-5}"; BENCH_EXTRA=(--warmup 1 --infer_batch 8 --infer_iters 2)
   TRAIN_STEPS="${TRAIN_STEPS:-12}"; CURVE_STEPS="${CURVE_STEPS:-8}"; BATCH=4; LOG_IMAGES=8
-  PREPARED="${DATA_ROOT:-datasets/gpu_check_smoke}"; UTK_LIMIT=48
+  PREPARED="${DATA_ROOT:-datasets/gpu_check_smoke}"; UTK_LIMIT=48  # crops at 128 px, decoded at 32
 else
   DEVICE=cuda; GPU_IDS=0; SIZE=128
   MODEL=()
@@ -53,11 +53,11 @@ stage_prepare() {
   local source="$SHARED_DATA/utkface"
   if [[ $UTK_LIMIT -gt 0 ]]; then  # smoke: a few real faces only
     source="$WORK/utk_subset"; mkdir -p "$source"
-    ls "$SHARED_DATA/utkface" | head -n "$UTK_LIMIT" | while read -r f; do
-      ln -sf "$(realpath "$SHARED_DATA/utkface/$f")" "$source/$f"; done
+    local faces=("$SHARED_DATA"/utkface/*.jpg)  # a glob, not ls | head: pipefail would stop on SIGPIPE
+    for f in "${faces[@]:0:$UTK_LIMIT}"; do ln -sf "$(realpath "$f")" "$source/"; done
   fi
   local start=$SECONDS
-  "$PY" -m openface.prepare "$source" "$PREPARED" --size "$SIZE" --workers "$WORKERS" 2>&1 | tail -n 2
+  "$PY" -m openface.prepare "$source" "$PREPARED" --size 128 --workers "$WORKERS" 2>&1 | tail -n 2
   note "data: prepared $PREPARED from $source in $((SECONDS - start)) s ($(wc -l < "$PREPARED/train_ids.txt") train)"
 }
 
