@@ -200,7 +200,7 @@ def trajectory_settings(opt: argparse.Namespace):
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "pretrained" / "ganimation_cpu_small.pth"
 
 
-def test_checkpoint(opt: argparse.Namespace) -> Path:
+def generation_checkpoint(opt: argparse.Namespace) -> Path:
     """The checkpoint file test mode loads: native, or a seed's generator file (imported when loaded).
 
     Without --ckpt and without a typed --ckpt_dir, the bundled generator (``BUNDLED_CHECKPOINT``)."""
@@ -238,7 +238,7 @@ def create_tester(opt: argparse.Namespace):
     setup_logging(None, True)
     device = select_device(opt.gpu_ids, 0)
     return Tester(
-        checkpoint=test_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
+        checkpoint=generation_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
         traj=trajectory_settings(opt),
         out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
                            max_frames=opt.max_dataset_size),
