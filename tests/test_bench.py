@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from conftest import make_tiny_dataset
+from helpers import make_tiny_dataset
 from solvers import bench
 from solvers.fast_path import FastPath
 
