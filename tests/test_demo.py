@@ -1,4 +1,4 @@
-"""The one-command demo (solvers/demo.py) with the bundled model, and the AU-control grid (solvers/au_grid.py)."""
+"""The one-command demo (tools/demo.py) with the bundled model, and the AU-control grid (tools/au_grid.py)."""
 import json
 
 import numpy as np
@@ -7,8 +7,8 @@ from PIL import Image
 
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
-from solvers import au_grid, demo
 from solvers.media import probe_video
+from tools import au_grid, demo
 
 BUNDLED = ROOT / "pretrained" / "ganimation_cpu_small.pth"
 FRAMES = 30  # rows of examples/au_matrices/positive.csv and surprise.csv

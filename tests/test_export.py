@@ -1,4 +1,4 @@
-"""Generator-only export (solvers/export_generator.py), the bundled model, and test mode's default checkpoint."""
+"""Generator-only export (tools/export_generator.py), the bundled model, and test mode's default checkpoint."""
 import json
 import logging
 
@@ -11,8 +11,8 @@ import solvers
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
 from solvers import checkpoint as ckpt
-from solvers import export_generator
 from solvers.tester import SequenceGenerator
+from tools import export_generator
 
 EXAMPLES = ROOT / "examples" / "au_matrices"
 BUNDLED = ROOT / "pretrained" / "ganimation_cpu_small.pth"

@@ -1,12 +1,12 @@
 """AU-control grid: does each AU move what it should? Rows = faces, columns = one AU at increasing intensity.
 
-    python -m solvers.au_grid --ckpt FILE --faces FACES --out grid.png \
+    python -m tools.au_grid --ckpt FILE --faces FACES --out grid.png \
         [--aus AU12,AU06,AU04,AU01,AU02,AU26] [--levels 0,1,2,3,4,5] [--base measured|zeros] [--rows 4] \
         [--names a,b] [--cell 96] [--measure]
 
 FACES is
 - a training data root (``imgs/`` + ``aus.csv`` + ``test_ids.txt``, e.g. one made by ``openface.prepare`` or
-  ``solvers.pretrain_data``): its held-out faces (``test_ids.txt``), with the AUs of its table;
+  ``tools.pretrain_data``): its held-out faces (``test_ids.txt``), with the AUs of its table;
 - a folder of face photos, or a text file listing image paths one per line: each photo is aligned and measured
   by the built-in front end.
 ``--names`` picks faces by name; otherwise ``--rows`` faces spread evenly over the list.
@@ -243,7 +243,7 @@ def _floats(text: str) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m solvers.au_grid", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.au_grid", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", type=Path, default=None, help="generator checkpoint (default: the bundled model)")
     p.add_argument("--faces", required=True, help="data root (its test_ids.txt), photo folder, list file, or a,b")
