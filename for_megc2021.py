@@ -21,8 +21,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from data.images import list_images, load_rgb, natural_key
 from data.sequences import read_clip_folder, read_pair_folder, template_from_image
+from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
 from solvers import generation_checkpoint, speed_settings, trajectory_settings
 from solvers.distributed import select_device

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from data.au_table import find_au_table, load_au_table
 from data.id_lists import deterministic_split, find_id_list, read_id_list
-from data.images import BadImageError, list_images, load_rgb
+from media.images import BadImageError, list_images, load_rgb
 from openface.au_schema import AUSchema
 
 log = logging.getLogger(__name__)

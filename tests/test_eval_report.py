@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.images import list_images, load_rgb
+from media.images import list_images, load_rgb
 from metrics.analysis import analyse, shared_tools
 from metrics.evaluate import evaluate, main
 from openface.au_schema import OPENFACE_AUS

@@ -65,7 +65,7 @@ def _spread(items: list, n: int) -> list:
 def faces_from_root(root: Path, schema, names: list[str] | None, rows: int) -> list[Face]:
     from data.au_table import AU_TABLE_NAMES, load_au_table
     from data.id_lists import find_id_list, read_id_list
-    from data.images import list_images, load_rgb
+    from media.images import list_images, load_rgb
 
     table_path = next((root / n for n in AU_TABLE_NAMES if (root / n).is_file()), None)
     if table_path is None:
@@ -94,7 +94,7 @@ def faces_from_photos(paths: list[Path], schema) -> list[Face]:
 
 
 def load_faces(spec: str, schema, names: list[str] | None = None, rows: int = 4) -> list[Face]:
-    from data.images import IMAGE_EXTENSIONS, list_images
+    from media.images import IMAGE_EXTENSIONS, list_images
 
     path = Path(spec)
     if path.is_dir() and (path / "imgs").is_dir():

@@ -29,7 +29,7 @@ import torch
 
 from data.au_table import load_au_table
 from data.id_lists import read_id_list
-from data.images import load_rgb
+from media.images import load_rgb
 from models.registry import build_networks
 from solvers import checkpoint as ckpt
 from solvers.tester import SequenceGenerator
