@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from data.id_lists import deterministic_split
+from media.images import deterministic_split
 
 UTK_PREFIX, LONDON_PREFIX = "utk", "london"
 _LONDON_NAME = re.compile(r"^(?:neutral|smiling)__(\d+)_\d+$")
