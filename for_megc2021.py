@@ -88,9 +88,9 @@ def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
         if pair.template is None:
             return read_pair_folder(pair.clip_dir, model.schema, need_presence=need_csv, template=opt.template,
                                     front_end=backend.front_end, csv_root=backend.csv_root,
-                                    use_table=not backend.csv_only)
+                                    use_table=not backend.csv_only, clip_aus=opt.clip_aus)
         clip, _ = read_clip_folder(pair.clip_dir, model.schema, need_presence=need_csv, front_end=backend.front_end,
-                                   csv_root=backend.csv_root, use_table=not backend.csv_only)
+                                   csv_root=backend.csv_root, use_table=not backend.csv_only, clip_aus=opt.clip_aus)
         clip.name = pair.name
         return clip, template_from_image(pair.template, model.schema, backend.front_end)
 

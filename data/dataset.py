@@ -119,7 +119,8 @@ def collate_batch(batch):
 
 def build_training_set(data_root: str | Path, schema: AUSchema, *, imgs_dir: str = "imgs", aus_file: str | None = None,
                        load_size: int = 128, max_dataset_size: int | None = None, skip_bad: bool = False,
-                       cache: str = "auto", workers: int = 4) -> tuple[FaceAUDataset, SplitInfo]:
+                       cache: str = "auto", workers: int = 4,
+                       clip_aus: bool = False) -> tuple[FaceAUDataset, SplitInfo]:
     """Everything checked before the first step: folder, AU table, id lists, every image decodable."""
     root = Path(data_root)
     if not root.is_dir():
@@ -131,7 +132,7 @@ def build_training_set(data_root: str | Path, schema: AUSchema, *, imgs_dir: str
     if not images:
         raise FileNotFoundError(f"{img_folder} holds no images (.jpg/.png/.bmp/...)")
     au_path = Path(aus_file) if aus_file else find_au_table(root)
-    table = load_au_table(au_path, schema)
+    table = load_au_table(au_path, schema, clip=clip_aus)
     train, test, id_source = resolve_split(root, images, table)
     check_names(train, images, table, img_folder, str(au_path), id_source)
     if max_dataset_size:

@@ -36,6 +36,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no_aus_noise", action="store_true", help="no U(-aus_noise, aus_noise) on target AUs")
     g.add_argument("--aus_noise", type=float, default=0.1, help="target AU jitter on the [0, 1] scale")
     g.add_argument("--skip_bad", action="store_true", help="leave unreadable images out (reported) instead of stopping")
+    g.add_argument("--clip_aus", action="store_true",
+                   help="clip AU values outside the schema's 0..5 to that range (count logged) instead of stopping")
     g.add_argument("--cache_images", default="auto", choices=("auto", "ram", "stream", "off"),
                    help="auto: keep decoded images in RAM when under 4 GiB; stream: decode per step; "
                         "off: also skip the up-front check that every image decodes")

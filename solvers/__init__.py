@@ -168,7 +168,7 @@ def _create_trainer(opt: argparse.Namespace):
             n_threads=opt.n_threads, serial_batches=opt.serial_batches, max_dataset_size=opt.max_dataset_size,
             final_size=opt.final_size, load_size=load_size if cropping else opt.final_size, random_crop=cropping,
             flip=not opt.no_flip, aus_noise=0.0 if opt.no_aus_noise else opt.aus_noise, skip_bad=opt.skip_bad,
-            cache_images=opt.cache_images),
+            cache_images=opt.cache_images, clip_aus=opt.clip_aus),
         optim=OptimSettings(
             lr=opt.lr, betas=(opt.beta1, opt.beta2), train_gen_iter=opt.train_gen_iter, epoch_count=opt.epoch_count,
             niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=path.amp,
@@ -245,7 +245,8 @@ def create_tester(opt: argparse.Namespace):
         data_root=Path(opt.data_root) if opt.data_root else None,
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
         batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device), progress=not opt.no_progress,
-        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin)
+        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
+        clip_aus=opt.clip_aus)
 
 
 def create_n2me_pipeline(opt: argparse.Namespace):

@@ -276,6 +276,7 @@ class Tester:
     progress: bool = True
     au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's "builtin" | "openface" | "csv"
     openface_bin: str | None = None
+    clip_aus: bool = False  # --clip_aus: clip out-of-range AUs (counted) instead of stopping
 
     def run(self) -> SequenceResult:
         model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp, self.speed)
@@ -291,7 +292,7 @@ class Tester:
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
         with measurement_backend(self.au_backend, self.data_root, self.openface_bin) as backend:
             if self.aus_matrix is not None:
-                clip = read_au_matrix(self.aus_matrix, schema)
+                clip = read_au_matrix(self.aus_matrix, schema, self.clip_aus)
                 if self.template and Path(self.template).is_file():
                     return clip, template_from_image(Path(self.template), schema, backend.front_end)
                 if self.data_root is None:
@@ -301,7 +302,8 @@ class Tester:
                 raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
             return read_pair_folder(self.data_root, schema, need_presence=self.traj.re_code or backend.csv_only,
                                     template=self.template, front_end=backend.front_end,
-                                    csv_root=backend.csv_root, use_table=not backend.csv_only)
+                                    csv_root=backend.csv_root, use_table=not backend.csv_only,
+                                    clip_aus=self.clip_aus)
 
 
 @dataclass

@@ -1,0 +1,62 @@
+"""Bad input never corrupts a run or a score (issue 16): each test feeds one careless or hostile input and checks
+that it gets a one-line error (exit 2), a warning, or a counted skip, and that nothing half-written is left."""
+import csv
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from conftest import TINY_MODEL, make_tiny_dataset
+from data.au_table import load_au_table
+from data.sequences import read_au_matrix
+from main import main
+from openface.au_schema import OPENFACE_17
+
+ONE_STEP = ["--batch_size", "4", "--max_steps", "1", "--niter", "1", "--niter_decay", "0"]
+
+
+def train(data, ckpt_dir, *extra):
+    return main(["--mode", "train", "--data_root", str(data), "--ckpt_dir", str(ckpt_dir), *TINY_MODEL, *ONE_STEP,
+                 *extra])
+
+
+def set_au(table: object, row: int, column: str, value: str) -> None:
+    """Overwrite one cell of an AU CSV (row counts data rows from 0)."""
+    lines = list(csv.reader(open(table)))
+    lines[row + 1][lines[0].index(column)] = value
+    with open(table, "w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(lines)
+
+
+# ------------------------------------------------------------------ 1. AU values outside the schema's range
+
+def test_au_value_out_of_range_names_file_row_and_column(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n=4, table="csv")
+    set_au(data / "aus.csv", 2, "AU12", "450")
+    with pytest.raises(ValueError) as err:
+        load_au_table(data / "aus.csv", OPENFACE_17)
+    message = str(err.value)
+    assert str(data / "aus.csv") in message and "face0002" in message and "AU12=450" in message
+    assert "--clip_aus" in message
+
+
+def test_training_refuses_out_of_range_aus_and_clip_aus_clips_with_a_count(tmp_path, capsys, caplog):
+    data = make_tiny_dataset(tmp_path / "d", n=12, table="csv")
+    set_au(data / "aus.csv", 3, "AU04", "450")
+    assert train(data, tmp_path / "ck", "--name", "typo") == 2
+    assert "AU04=450" in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING):
+        assert train(data, tmp_path / "ck", "--name", "clipped", "--clip_aus") == 0
+    assert "clipped 1 AU value(s)" in caplog.text
+
+
+def test_au_matrix_out_of_range_is_refused_or_clipped_with_a_count(tmp_path, caplog):
+    path = tmp_path / "m.csv"
+    path.write_text("AU12,AU04\n1.0,0\n7.5,0\n6,0\n")
+    with pytest.raises(ValueError, match=r"m.csv row 2: .*AU12=7.5"):
+        read_au_matrix(path, OPENFACE_17)
+    with caplog.at_level(logging.WARNING):
+        clip = read_au_matrix(path, OPENFACE_17, clip_aus=True)
+    assert clip.aus[:, OPENFACE_17.index("AU12")].tolist() == [1.0, 5.0, 5.0]
+    assert "clipped 2 AU value(s)" in caplog.text
