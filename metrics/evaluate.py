@@ -419,7 +419,9 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
         raise FileNotFoundError(f"{results}: no result sequences found (a run folder with run.json and frames/, "
                                 f"folders of 2+ images, or videos)")
     extractor = load_inception(inception, inception_device)
-    attach_inputs(entries, sources, templates)
+    count_notes = attach_inputs(entries, sources, templates)
+    for note in count_notes:
+        log.warning("%s", note)
     coded = load_codes(annotations)
     tools = shared_tools()
     outcomes, cache = [], {}
@@ -453,7 +455,7 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
                   "fd_dlib128": _clean(pooled_fd(list(cache.values()), outcomes)),
                   "fid_inception": _clean(frechet.frechet_distance(*fid) if fid is not None else None),
                   "fid_inception_frames": {"real": len(fid[0]), "generated": len(fid[1])} if fid is not None else None,
-                  "notes": [] if extractor is not None else [frechet.INCEPTION_ABSENT]},
+                  "notes": count_notes + ([] if extractor is not None else [frechet.INCEPTION_ABSENT])},
         "skipped": skipped,
         "metrics": {m.name: {"group": m.group, "direction": m.direction, "range": m.value_range, "ideal": m.ideal,
                              "needs": m.needs, "doc": m.doc} for m in METRICS.values()},

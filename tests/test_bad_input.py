@@ -60,3 +60,50 @@ def test_au_matrix_out_of_range_is_refused_or_clipped_with_a_count(tmp_path, cap
         clip = read_au_matrix(path, OPENFACE_17, clip_aus=True)
     assert clip.aus[:, OPENFACE_17.index("AU12")].tolist() == [1.0, 5.0, 5.0]
     assert "clipped 2 AU value(s)" in caplog.text
+
+
+# ------------------------------------------------------------------ 13. one result folder is one result
+
+def _frames(folder, n, stem="crop_img"):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(folder / f"{stem}{i:03d}.jpg")
+    return folder
+
+
+def test_result_folder_with_frames_and_videos_is_one_result(tmp_path):
+    from metrics.inputs import attach_inputs, find_results
+
+    results = tmp_path / "results"
+    for pair in ("casme2_Positive_asianFemale_X", "casme2_Negative_asianFemale_X"):
+        _frames(results / pair, 3)
+        (results / pair / "source.mp4").write_bytes(b"")  # the real clip, kept beside the frames (ULME-GAN)
+        (results / pair / "target.mp4").write_bytes(b"")
+    video_only = results / "samm_Surprise_westMale_X"
+    video_only.mkdir()
+    (video_only / "target.mp4").write_bytes(b"")
+    (video_only / "source.mp4").write_bytes(b"")
+    entries, _ = find_results(results)
+    assert sorted(e.name for e in entries) == sorted(["casme2_Positive_asianFemale_X", "casme2_Negative_asianFemale_X",
+                                                      "samm_Surprise_westMale_X"])
+    kinds = {e.name: e.generated.frames is not None for e in entries}
+    assert kinds["casme2_Positive_asianFemale_X"] and not kinds["samm_Surprise_westMale_X"]
+    assert all(e.generated.path.name != "source.mp4" for e in entries)
+    sources = tmp_path / "sources"
+    for clip in ("casme2_Positive_asianFemale", "casme2_Negative_asianFemale", "smic_Negative_asianFemale"):
+        _frames(sources / clip / "imgs", 2)
+    notes = attach_inputs(entries, sources, None)
+    assert any("1 of 3 source clips have no result" in n and "smic_Negative" in n for n in notes), notes
+
+
+def test_ulme_result_folders_are_twelve_results_not_thirty_six():
+    from conftest import SHARED_DATA
+    from metrics.inputs import find_results
+
+    root = SHARED_DATA / "ulme_megc2021_results"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found (CI provides ../shared/data)")
+    entries, _ = find_results(root)
+    assert len(entries) == 12 and all(e.generated.frames for e in entries)
