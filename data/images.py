@@ -56,3 +56,22 @@ def load_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
     if size is not None and rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.LANCZOS if size < min(rgb.size) else Image.Resampling.BICUBIC)
     return np.array(rgb, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on read-only arrays
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
+
+
+def numbering_gaps(names) -> list[int]:
+    """Frame numbers missing between the first and last frame of a numbered sequence (``img46, img48`` ->
+    ``[47]``). Names that do not share one prefix + number pattern have no numbering to check: ``[]``."""
+    matches = [_NUMBERED.match(Path(str(n)).stem) for n in names]
+    if len(matches) < 2 or not all(matches) or len({m.group(1) for m in matches}) != 1:
+        return []
+    numbers = sorted({int(m.group(2)) for m in matches})
+    return sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+
+
+def describe_gaps(gaps: list[int]) -> str:
+    """``[47, 48, 90]`` -> ``3 missing frame number(s): 47, 48, 90``."""
+    shown = ", ".join(map(str, gaps[:10])) + (" ..." if len(gaps) > 10 else "")
+    return f"{len(gaps)} missing frame number(s): {shown}"

@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from data.au_table import AU_TABLE_NAMES, load_au_table
-from data.images import list_images, load_rgb
+from data.images import describe_gaps, list_images, load_rgb, numbering_gaps
 from openface.au_schema import OPENFACE_AUS, AUSchema
 from openface.csv_io import read_openface_csv
 
@@ -41,6 +41,7 @@ class DrivingClip:
     presence: np.ndarray | None = None  # (T, 18) OpenFace `_c` columns, AU28 included
     fps: float = DEFAULT_FPS
     source: str = ""  # where the AUs came from, for the run record
+    frame_gaps: list[int] = field(default_factory=list)  # frame numbers missing from imgs/ (warned, recorded)
 
 
 @dataclass
@@ -113,10 +114,13 @@ def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool 
     if not frames:
         raise FileNotFoundError(f"{root}/imgs holds no frames: put the driving clip there, or use --aus_matrix")
     names = list(frames)
+    gaps = numbering_gaps(names)
+    if gaps:  # a missing middle frame makes the clip jump there; say so rather than generate without a word
+        log.warning("%s/imgs: %s; the generated clip skips them too", root, describe_gaps(gaps))
     if front_end is not None:
         aus, presence = measure_with_front_end(list(frames.values()), schema, front_end)
         clip = DrivingClip(root.name, aus, list(frames.values()), presence, native_fps(root.name),
-                           "built-in front end")
+                           "built-in front end", gaps)
         return clip, None
     table_path = _au_table_in(root) if use_table else None
     table = load_au_table(table_path, schema, clip=clip_aus) if table_path else None
@@ -133,7 +137,7 @@ def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool 
         if missing:
             raise KeyError(f"{table_path}: no AUs for {len(missing)} frame(s) of imgs/: {', '.join(missing[:20])}")
         aus, source = np.stack([table[n] for n in names]), str(table_path)
-    clip = DrivingClip(root.name, aus, [frames[n] for n in names], presence, native_fps(root.name), source)
+    clip = DrivingClip(root.name, aus, [frames[n] for n in names], presence, native_fps(root.name), source, gaps)
     return clip, table
 
 

@@ -41,6 +41,7 @@ from data.sequences import DEFAULT_FPS, NATIVE_FPS, native_fps
 from metrics import au, frechet, identity, motion, quality, timeline
 from metrics.analysis import ClipAnalysis, Tools, analyse, shared_tools
 from metrics.inputs import ResultEntry, attach_inputs, find_results, match, read_driven
+from metrics.integrity import check_pair
 from metrics.registry import METRICS, NUMERIC
 from openface.au_schema import OPENFACE_AUS
 
@@ -297,12 +298,13 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
             notes.append(note)
     dataset, emotion = parse_group(entry.name, *(entry.keys[1:]),
                                    entry.source.path.as_posix() if entry.source is not None else "")
-    record = {"pair": entry.name, "dataset": dataset, "emotion": emotion, "status": "ok",
+    status, complete, problems = check_pair(entry, gen.length, len(gen.no_face))
+    record = {"pair": entry.name, "dataset": dataset, "emotion": emotion, "status": status, **complete,
               "result": str(entry.generated.path), "source": str(entry.source.path) if entry.source else None,
               "template": str(entry.template) if entry.template else None, "fps": rate, "frames": gen.length,
               "source_frames": src.length if src is not None else None, "no_face_result": gen.no_face,
               "no_face_source": src.no_face if src is not None else None, "aligned": aligned,
-              "notes": notes, "metrics": metrics, "details": details}
+              "notes": problems + notes, "metrics": metrics, "details": details}
     outcome = PairOutcome(_clean(record), descriptors=gen.descriptors, inception=gen.inception)
     if figures:
         from metrics.report import pair_figures

@@ -206,6 +206,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         files = _write_outputs(tmp, model, clip, template, frames_src, clip_aus, targets, generated, apex, fps, out)
         record = {"clip": clip.name, "au_source": clip.source, "template": str(template.path),
                   "source_frames": str(frames_src[0].parent) if frames_src else None,
+                  "source_frame_gaps": clip.frame_gaps,
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
                   "fps": fps, "trajectory": asdict(traj), "output_size": out.output_size,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(len(targets) / seconds, 2),

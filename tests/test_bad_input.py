@@ -107,3 +107,56 @@ def test_ulme_result_folders_are_twelve_results_not_thirty_six():
         pytest.skip(f"{root} not found (CI provides ../shared/data)")
     entries, _ = find_results(root)
     assert len(entries) == 12 and all(e.generated.frames for e in entries)
+
+
+# ------------------------------------------------------------------ 2. gaps in frame folders are noticed
+
+def test_numbering_gaps():
+    from data.images import numbering_gaps
+
+    assert numbering_gaps(["img46", "img47", "img50.jpg"]) == [48, 49]
+    assert numbering_gaps(["000.png", "001.png", "002.png"]) == []
+    assert numbering_gaps(["a1", "b3"]) == []  # no common numbering: nothing to check
+
+
+def test_eval_reports_missing_result_frames_and_count_mismatch(tmp_path, capsys):
+    run = tmp_path / "casme2_Positive_asianFemale_run"
+    frames = _frames(run / "frames", 6, stem="")
+    (frames / "002.jpg").unlink()
+    (run / "run.json").write_text(json.dumps({"clip": "casme2_Positive_asianFemale", "frames": 6, "fps": 200}))
+    assert main(["--mode", "eval", "--results", str(run), "--out", str(tmp_path / "eval"), "--no_report"]) == 1
+    (record,) = json.loads((tmp_path / "eval" / "metrics.json").read_text())["pairs"]
+    assert record["status"] == "incomplete" and record["frames"] == 5 and record["frames_expected"] == 6
+    assert record["frame_gaps"] == [2]
+    assert any("1 missing frame number(s): 2" in n for n in record["notes"])
+    assert any("run.json records 6 frames but the result holds 5" in n for n in record["notes"])
+
+
+def test_result_without_any_face_is_not_ok(tmp_path):
+    from metrics.inputs import ResultEntry, Sequence
+    from metrics.integrity import check_pair
+
+    frames = sorted(_frames(tmp_path / "f", 3, stem="").iterdir())
+    entry = ResultEntry("p", Sequence("p", tmp_path / "f", frames), run={"frames": 3})
+    assert check_pair(entry, 3, 3)[0] == "no_face"
+    assert check_pair(entry, 3, 2)[0] == "ok"
+
+
+def test_test_mode_warns_about_a_missing_source_frame_and_records_it(tmp_path, caplog):
+    from PIL import Image
+
+    from data.au_table import save_au_table_csv
+
+    pair = tmp_path / "casme2_Positive_x"
+    _frames(pair / "imgs", 5, stem="img")
+    (pair / "imgs" / "img002.jpg").unlink()
+    _frames(pair / "imgs2", 1, stem="template")
+    Image.new("RGB", (8, 8)).save(pair / "imgs2" / "template000.jpg")
+    names = ["img000", "img001", "img003", "img004", "template000"]
+    save_au_table_csv({n: np.zeros(17) for n in names}, pair / "aus.csv", OPENFACE_17)
+    with caplog.at_level(logging.WARNING):
+        assert main(["--mode", "test", "--data_root", str(pair), "--results_dir", str(tmp_path / "res"),
+                     "--gpu_ids", "-1", "--no_progress", "--no_video", "--output_size", "128"]) == 0
+    assert "1 missing frame number(s): 2" in caplog.text
+    (out,) = (tmp_path / "res").iterdir()
+    assert json.loads((out / "run.json").read_text())["source_frame_gaps"] == [2]
