@@ -27,6 +27,7 @@ from options import build_parser, explicit_flags
 from solvers import speed_settings, test_checkpoint, trajectory_settings
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
+from solvers.run_folder import remove_stale_temp
 from solvers.tester import (
     OutputSettings,
     SequenceGenerator,
@@ -112,6 +113,7 @@ def run_batch(opt) -> int:
             print(f"{pair.name}: {pair.clip_dir} x {pair.template or 'imgs2/'} -> {results_dir / pair.name}_{suffix}")
         return 0
     results_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp(results_dir)  # hidden half-written result folders of a killed batch
     rows, sheet = [], []
     for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}

@@ -6,7 +6,6 @@ import json
 import logging
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch.distributed as dist
@@ -16,6 +15,7 @@ from models.networks import default_d_layers
 from openface.au_schema import SCHEMAS, schema_for_size
 from solvers import checkpoint as ckpt
 from solvers import fast_path
+from solvers.run_folder import LockedRun, RunLock, new_run_dir
 from solvers.distributed import init_from_env, local_rank_from_env, select_device
 from solvers.logs import setup_logging
 
@@ -99,15 +99,6 @@ def _adopt_architecture(opt: argparse.Namespace, model_args: dict) -> None:
         setattr(opt, key, value)
 
 
-def _new_run_dir(base: Path, name: str | None, model: str) -> Path:
-    name = name or f"{model}_{time.strftime('%y%m%d_%H%M%S')}"
-    run_dir = base / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(f"run folder {run_dir} already exists: continue it with --resume {run_dir}, "
-                              f"or pass --name for a new run")
-    return run_dir
-
-
 def _agree(value, world_size: int):
     """Rank 0's value on every rank (run folder names contain a timestamp)."""
     if world_size <= 1:
@@ -118,8 +109,6 @@ def _agree(value, world_size: int):
 
 
 def _create_trainer(opt: argparse.Namespace):
-    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
-
     device = select_device(opt.gpu_ids, local_rank_from_env())
     dist_info = init_from_env(device)
     setup_logging(None, dist_info.is_main)
@@ -139,28 +128,42 @@ def _create_trainer(opt: argparse.Namespace):
         # A seed's run folder (G + D files) becomes a temporary native checkpoint; native files load as they are.
         init_from, model_args = importers.fine_tuning_start(source, fmt)  # the weights decide the architecture
         _adopt_architecture(opt, model_args)
-        run_dir = _new_run_dir(source.parent.parent, opt.name, opt.model) if dist_info.is_main else None
+        run_dir = new_run_dir(source.parent.parent, opt.name, opt.model) if dist_info.is_main else None
     else:
         model_args = model_args_from_options(opt)
-        run_dir = _new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
+        run_dir = new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
     run_dir = Path(_agree(str(run_dir), dist_info.world_size))
     if not opt.data_root:
         raise ValueError("--data_root is required for training")
-
-    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
-    if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        setup_logging(run_dir, True)
-        if resume_from is None:
-            (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
-        with open(run_dir / "command.txt", "a") as fh:
-            fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
-        log.info("run folder %s", run_dir)
 
     cropping = opt.resize_or_crop != "none"
     load_size = opt.load_size or (round(opt.final_size * 1.15625) if cropping else opt.final_size)
     if load_size < opt.final_size:
         raise ValueError(f"--load_size {load_size} is smaller than --final_size {opt.final_size}")
+    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
+    lock = None
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir)  # one process per run folder; also clears temp files of killed processes
+    try:
+        if dist_info.is_main:
+            setup_logging(run_dir, True)
+            if resume_from is None:
+                (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
+            with open(run_dir / "command.txt", "a") as fh:
+                fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
+            log.info("run folder %s", run_dir)
+        return LockedRun(_trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options,
+                                  init_from, resume_from), lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options, init_from, resume_from):
+    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
+
     path = speed_settings(opt, device)
     return Trainer(
         data=DataSettings(

@@ -60,7 +60,10 @@ def resolve(source: str | Path, load_epoch: str | int | None = "latest") -> Path
             return source / LATEST
         if epochs:
             return epochs[max(epochs)]
-        raise FileNotFoundError(f"{source} holds no checkpoints (epoch_NNNN.pth or {LATEST})")
+        started = (source / "options.json").is_file()  # a run that stopped before its first save
+        raise FileNotFoundError(f"{source} holds no checkpoints (epoch_NNNN.pth or {LATEST})"
+                                + (": the run stopped before its first save; start it again with the same --name "
+                                   "(without --resume), which reuses the folder" if started else ""))
     try:
         epoch = int(load_epoch)
     except ValueError:

@@ -31,6 +31,7 @@ from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
 from solvers import importers, media
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
+from solvers.run_folder import remove_stale_temp
 from solvers.trajectory import build_trajectory, presence_majority_mask
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,7 @@ class Tester:
         model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp, self.speed)
         clip, template = self._inputs(model.schema)
         name = f"{clip.name}_{model.model_args['name']}_{model.epoch}_{self.traj.folder_tag()}"
+        remove_stale_temp(self.results_dir)  # hidden half-written result folders of killed runs
         out_dir = unique_folder(self.results_dir / name)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         result = generate_sequence(model, clip, template, out_dir, self.traj, self.out, self.progress)

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import shlex
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -239,7 +240,8 @@ class Trainer:
                 if not finished:  # max_steps reached, or a stop was requested
                     saved = self._save(latest=True)
                     self.interrupted = self._stop_requested
-                    log.info("stopped at step %d; continue with --resume %s", self.progress.step, self.out.run_dir)
+                    log.info("stopped at step %d; continue with --resume %s", self.progress.step,
+                             shlex.quote(str(self.out.run_dir)))
                     break
                 if self.progress.epoch % self.out.save_epoch_freq == 0 or self.progress.epoch == last_epoch:
                     saved = self._save(latest=False)

@@ -160,3 +160,88 @@ def test_test_mode_warns_about_a_missing_source_frame_and_records_it(tmp_path, c
     assert "1 missing frame number(s): 2" in caplog.text
     (out,) = (tmp_path / "res").iterdir()
     assert json.loads((out / "run.json").read_text())["source_frame_gaps"] == [2]
+
+
+# ------------------------------------------------------------------ 3, 6, 9. run folders
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (what a SIGKILL leaves behind)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_failed_start_does_not_block_its_name(tmp_path, capsys):
+    data = make_tiny_dataset(tmp_path / "d", n=12, table="csv")
+    set_au(data / "aus.csv", 0, "AU01", "-3")
+    assert train(data, tmp_path / "ck", "--name", "run") == 2
+    assert main(["--resume", str(tmp_path / "ck" / "run"), "--no_progress"]) == 2
+    assert "start it again with the same --name" in capsys.readouterr().err
+    set_au(data / "aus.csv", 0, "AU01", "0.5")  # data fixed: the same name works
+    assert train(data, tmp_path / "ck", "--name", "run") == 0
+    assert (tmp_path / "ck" / "run" / "latest.pth").is_file()
+
+
+def test_name_cannot_leave_ckpt_dir(tiny_data, tmp_path, capsys):
+    assert train(tiny_data, tmp_path / "ck", "--name", "../../escaped") == 2
+    assert "single folder name" in capsys.readouterr().err
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_second_process_on_a_run_folder_is_refused_and_a_stale_lock_taken_over(tiny_data, tmp_path, capsys, caplog):
+    import socket
+    import subprocess
+    import sys
+
+    assert train(tiny_data, tmp_path / "ck", "--name", "r") == 0
+    run = tmp_path / "ck" / "r"
+    assert not (run / ".lock").exists()  # released at the end of the run
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (run / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "started": "t"}))
+        before = (run / "latest.pth").stat().st_mtime_ns
+        assert main(["--resume", str(run), "--no_progress", "--max_steps", "2"]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by pid {holder.pid} on host {socket.gethostname()}" in err
+        assert (run / "latest.pth").stat().st_mtime_ns == before  # nothing written by the refused process
+    finally:
+        holder.kill()
+        holder.wait()
+    with caplog.at_level(logging.WARNING):  # the holder was killed: its lock is stale
+        assert main(["--resume", str(run), "--no_progress", "--max_steps", "2"]) == 0
+    assert "stale lock" in caplog.text and not (run / ".lock").exists()
+
+
+def test_lock_is_released_when_the_run_fails(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n=12)
+    (data / "imgs" / "face0003.jpg").write_bytes(b"broken")
+    assert train(data, tmp_path / "ck", "--name", "r") == 2
+    assert not (tmp_path / "ck" / "r" / ".lock").exists()
+
+
+def test_stale_temp_files_of_killed_processes_are_removed(tiny_data, tmp_path, caplog):
+    assert train(tiny_data, tmp_path / "ck", "--name", "r") == 0
+    run = tmp_path / "ck" / "r"
+    stale = run / f".latest.pth.tmp{dead_pid()}"
+    stale.write_bytes(b"half a checkpoint")
+    with caplog.at_level(logging.WARNING):
+        assert main(["--resume", str(run), "--no_progress", "--max_steps", "2"]) == 0
+    assert not stale.exists() and "removed 1 stale temporary file" in caplog.text
+
+
+def test_stale_hidden_result_folders_are_removed(tmp_path):
+    from PIL import Image
+
+    from conftest import ROOT
+
+    results = tmp_path / "res"
+    stale = results / f".positive_x.tmp{dead_pid()}"
+    (stale / "frames").mkdir(parents=True)
+    Image.new("RGB", (16, 16)).save(tmp_path / "t.png")
+    assert main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
+                 "--template", str(tmp_path / "t.png"), "--results_dir", str(results), "--gpu_ids", "-1",
+                 "--no_progress", "--no_video", "--max_dataset_size", "2", "--output_size", "128"]) == 0
+    assert not stale.exists() and len(list(results.iterdir())) == 1
