@@ -21,10 +21,14 @@ from solvers.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
-# Flags a resumed run may change without altering what it computes.
+# The rule on --resume (docs/robustness.md): architecture flags that differ from the run's are an error naming both
+# values; any other flag that changes what the run computes (data flags above all) is logged as a warning; the
+# flags below change nothing the run computes and are taken silently.
 RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample_img_freq", "save_latest_freq",
                "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
-               "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
+               "tensorboard", "no_progress", "niter", "niter_decay"}
+# Flags that shape the networks: the checkpoint's weights only fit the values it was trained with.
+ARCHITECTURE = {"model", "ngf", "ndf", "n_blocks", "n_down", "norm", "d_layers", "final_size", "aus_schema", "aus_nc"}
 # Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
 PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile"}
 # Flags that only say which run to open; never taken from a checkpoint.
@@ -78,10 +82,15 @@ def loss_weights(opt: argparse.Namespace, model_name: str) -> LossWeights:
 def _merge_resumed_options(opt: argparse.Namespace, saved: dict) -> argparse.Namespace:
     """A resumed run computes what it computed before: saved options win, except flags typed now."""
     merged = {**vars(opt), **saved}  # flags newer than the checkpoint keep today's defaults
+    changed = [k for k in opt.explicit if k not in RUN_SELECTION and merged.get(k) != getattr(opt, k)]
+    arch = [f"--{k} {getattr(opt, k)} (the run has {merged.get(k)})" for k in changed if k in ARCHITECTURE]
+    if arch:
+        raise ValueError(f"cannot resume with another architecture: {'; '.join(arch)}. Drop the flag to continue "
+                         f"the run, or fine-tune from it into a new run (--load_epoch N --name NEW)")
     for key in opt.explicit:
         if key in RUN_SELECTION:
             continue
-        if key not in RESUME_SAFE and merged.get(key) != getattr(opt, key):
+        if key in changed and key not in RESUME_SAFE:
             log.warning("--%s changed on resume (%r -> %r): the continued run differs from an uninterrupted one",
                         key, merged.get(key), getattr(opt, key))
         merged[key] = getattr(opt, key)

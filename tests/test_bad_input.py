@@ -245,3 +245,23 @@ def test_stale_hidden_result_folders_are_removed(tmp_path):
                  "--template", str(tmp_path / "t.png"), "--results_dir", str(results), "--gpu_ids", "-1",
                  "--no_progress", "--no_video", "--max_dataset_size", "2", "--output_size", "128"]) == 0
     assert not stale.exists() and len(list(results.iterdir())) == 1
+
+
+# ------------------------------------------------------------------ 7. flags on --resume: one rule
+
+@pytest.mark.parametrize("flag, value, old", [("--ngf", "16", "8"), ("--final_size", "64", "32")])
+def test_resume_with_another_architecture_is_an_error_naming_both_values(tiny_data, tmp_path, capsys, flag, value,
+                                                                         old):
+    assert train(tiny_data, tmp_path / "ck", "--name", "r") == 0
+    assert main(["--resume", str(tmp_path / "ck" / "r"), "--no_progress", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} {value} (the run has {old})" in err
+
+
+def test_resume_with_other_data_is_logged_loudly(tiny_data, tmp_path, caplog):
+    assert train(tiny_data, tmp_path / "ck", "--name", "r") == 0
+    other = make_tiny_dataset(tmp_path / "other", n=12, seed=3)
+    with caplog.at_level(logging.WARNING):
+        assert main(["--resume", str(tmp_path / "ck" / "r"), "--no_progress", "--max_steps", "2",
+                     "--data_root", str(other)]) == 0
+    assert f"--data_root changed on resume ('{tiny_data}' -> '{other}')" in caplog.text
