@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = parse(argv)
     try:
         return run_batch(opt)
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError) as err:  # bad input, or an output folder that cannot be written
         print(f"error: {err}", file=sys.stderr)
         return 2
 

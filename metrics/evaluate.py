@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
                        flow=opt.flow, report=not opt.no_report, progress=True,
                        command=shlex.join(["python", "-m", "metrics.evaluate", *argv]),
                        inception=opt.inception, inception_device=opt.inception_device)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written (read-only, full)
         given = any(a == "--inception" or a.startswith("--inception=") for a in argv)
         from_env = opt.inception and not given and "--inception" in str(err)
         origin = f" (--inception came from ${INCEPTION_ENV}={opt.inception})" if from_env else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import logging
@@ -157,6 +158,24 @@ def unique_folder(path: Path) -> Path:
     return path.with_name(f"{path.name}_{n}")
 
 
+@functools.lru_cache(maxsize=64)
+def _face_count(path: str, mtime_ns: int) -> int:
+    from openface.landmarks import Landmarker
+
+    landmarker = Landmarker(max_faces=1)
+    try:
+        return len(landmarker.detect(load_rgb(path)))
+    finally:
+        landmarker.close()
+
+
+def warn_if_no_face(template: Template) -> None:
+    """A template without a face still 'works' (the generator paints on whatever is there): say so, once per file.
+    A template aligned by the front end (``--pre_treatment``) has a face by construction."""
+    if template.aligned is None and _face_count(str(template.path), template.path.stat().st_mtime_ns) == 0:
+        log.warning("%s: no face found in the template; the result will not look like a face", template.path)
+
+
 def recode_mask(clip: DrivingClip, schema: AUSchema) -> np.ndarray:
     if clip.presence is None:
         raise ValueError(f"--re_code needs OpenFace presence flags (csvs/) for {clip.name}; its AUs came from "
@@ -189,6 +208,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     if needs and template.aus is None:
         raise ValueError(f"{template.path}: {needs[0]} needs the template's AUs (an entry in the AU table, "
                          f"csvs2/{template.path.stem}.csv, or --pre_treatment)")
+    warn_if_no_face(template)
     targets, apex = build_trajectory(
         clip_aus, template_aus=template.aus if template.aus is not None else np.zeros(model.schema.n),
         mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=traj.au_mode, factor=traj.factor,
@@ -294,6 +314,8 @@ class Tester:
 
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
         with measurement_backend(self.au_backend, self.data_root, self.openface_bin) as backend:
+            if self.template and not Path(self.template).is_file() and Path(self.template).suffix:
+                raise FileNotFoundError(f"--template {self.template}: no such image file")
             if self.aus_matrix is not None:
                 clip = read_au_matrix(self.aus_matrix, schema, self.clip_aus)
                 if self.template and Path(self.template).is_file():

@@ -3,6 +3,7 @@ that it gets a one-line error (exit 2), a warning, or a counted skip, and that n
 import csv
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -19,6 +20,14 @@ ONE_STEP = ["--batch_size", "4", "--max_steps", "1", "--niter", "1", "--niter_de
 def train(data, ckpt_dir, *extra):
     return main(["--mode", "train", "--data_root", str(data), "--ckpt_dir", str(ckpt_dir), *TINY_MODEL, *ONE_STEP,
                  *extra])
+
+
+def train_image(data, k: int = 0):
+    """The k-th image of the training split (the deterministic split holds one of 12 out)."""
+    from data.id_lists import deterministic_split
+
+    names = sorted(p.stem for p in (data / "imgs").iterdir())
+    return data / "imgs" / f"{deterministic_split(names)[0][k]}.jpg"
 
 
 def set_au(table: object, row: int, column: str, value: str) -> None:
@@ -217,7 +226,7 @@ def test_second_process_on_a_run_folder_is_refused_and_a_stale_lock_taken_over(t
 
 def test_lock_is_released_when_the_run_fails(tmp_path):
     data = make_tiny_dataset(tmp_path / "d", n=12)
-    (data / "imgs" / "face0003.jpg").write_bytes(b"broken")
+    train_image(data).write_bytes(b"broken")
     assert train(data, tmp_path / "ck", "--name", "r") == 2
     assert not (tmp_path / "ck" / "r" / ".lock").exists()
 
@@ -265,3 +274,191 @@ def test_resume_with_other_data_is_logged_loudly(tiny_data, tmp_path, caplog):
         assert main(["--resume", str(tmp_path / "ck" / "r"), "--no_progress", "--max_steps", "2",
                      "--data_root", str(other)]) == 0
     assert f"--data_root changed on resume ('{tiny_data}' -> '{other}')" in caplog.text
+
+
+# ------------------------------------------------------------------ 11. one-line errors, numbers checked at parse time
+
+@pytest.mark.parametrize("flags", [["--fps", "-5"], ["--fps", "0.001"], ["--fps", "inf"], ["--fps", "0"],
+                                   ["--batch_size", "0"], ["--n_threads", "-1"]])
+def test_bad_numbers_are_refused_while_parsing(tmp_path, capsys, flags):
+    with pytest.raises(SystemExit) as stop:
+        main(["--mode", "test", "--aus_matrix", str(tmp_path / "never_read.csv"), *flags])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flags[0]}" in err and "Traceback" not in err
+
+
+def _template(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), "gray").save(tmp_path / "t.png")
+    return tmp_path / "t.png"
+
+
+def _au_matrix_test(tmp_path, *extra):
+    from conftest import ROOT
+
+    return main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
+                 "--template", str(_template(tmp_path)), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
+                 "--no_progress", "--max_dataset_size", "2", "--output_size", "128", *extra])
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS"])
+def test_full_or_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch, errno_name):
+    import errno
+
+    from solvers import media
+
+    def no_space(*args, **kwargs):
+        raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), str(tmp_path / "res"))
+
+    monkeypatch.setattr(media, "write_png_frames", no_space)
+    assert _au_matrix_test(tmp_path, "--no_video") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "choose another output folder" in err and "Traceback" not in err
+    assert list((tmp_path / "res").iterdir()) == []  # no result folder, no hidden temp folder
+
+
+def test_disk_full_during_a_checkpoint_save_is_one_line_and_keeps_nothing_partial(tiny_data, tmp_path, capsys,
+                                                                                  monkeypatch):
+    import torch
+
+    def full_disk(state, path, *args, **kwargs):
+        open(path, "wb").write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0\\n"
+                           "PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    assert train(tiny_data, tmp_path / "ck", "--name", "r") == 2
+    err = capsys.readouterr().err
+    assert "could not write the checkpoint" in err and "disk full" in err and "Traceback" not in err
+    assert [p.name for p in (tmp_path / "ck" / "r").glob("*.pth*")] == []
+    assert list((tmp_path / "ck" / "r").glob(".*tmp*")) == []
+
+
+def test_image_over_the_pixel_limit_is_named_and_skip_bad_skips_it(tmp_path, capsys, monkeypatch, caplog):
+    from PIL import Image
+
+    data = make_tiny_dataset(tmp_path / "d", n=12)
+    victim = train_image(data)
+    Image.new("RGB", (200, 200), "white").save(victim)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 36 * 36)  # 200x200 is over twice the limit: PIL refuses it
+    assert train(data, tmp_path / "ck", "--name", "a") == 2
+    err = capsys.readouterr().err
+    assert victim.name in err and "pixel limit" in err and "--skip_bad" in err
+    with caplog.at_level(logging.WARNING):
+        assert train(data, tmp_path / "ck", "--name", "b", "--skip_bad") == 0
+    assert "skipping 1 unreadable image(s)" in caplog.text
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"frame1": [0, 1]}', "a name -> vector object is an AU table"),
+    ("[[0, 1], [2]]", "row 1 is not a list of 17 numbers"),
+    ("not json", "invalid JSON")])
+def test_bad_json_au_matrix_is_one_line(tmp_path, capsys, content, message):
+    (tmp_path / "m.json").write_text(content)
+    assert main(["--mode", "test", "--aus_matrix", str(tmp_path / "m.json"), "--template",
+                 str(_template(tmp_path)), "--gpu_ids", "-1"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_prepare_aus_pickle_errors_are_one_line(tmp_path, capsys):
+    from data.prepare_aus import main as prepare_main
+
+    (tmp_path / "aus.pkl").write_bytes(np.random.default_rng(1).bytes(64))
+    assert prepare_main(["--pickle", str(tmp_path / "aus.pkl"), "--out", str(tmp_path / "aus.csv")]) == 2
+    assert prepare_main(["--pickle", str(tmp_path / "none.pkl"), "--out", str(tmp_path / "aus.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read AU pickle" in err and "AU table not found" in err and not (tmp_path / "aus.csv").exists()
+
+
+def test_export_of_a_checkpoint_with_the_marker_but_no_keys_is_one_line(tmp_path, capsys):
+    import torch
+
+    from solvers import checkpoint as ckpt
+    from solvers.export_generator import main as export_main
+
+    torch.save({"kind": ckpt.KIND, "format_version": 1}, tmp_path / "epoch_0001.pth")
+    assert export_main([str(tmp_path / "epoch_0001.pth"), "--out", str(tmp_path / "g.pth")]) == 2
+    assert "damaged checkpoint" in capsys.readouterr().err and not (tmp_path / "g.pth").exists()
+
+
+# ------------------------------------------------------------------ 12. no silent changes, no misleading words
+
+def test_ragged_au_matrix_rows_are_an_error_not_zeros(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("AU12,AU04\n1.0,0.5\n2.0\n")
+    with pytest.raises(ValueError, match=r"m.csv, line 3: 1 values for 2 columns"):
+        read_au_matrix(path, OPENFACE_17)
+    path.write_text("AU12,AU04\n1.0,\n")
+    with pytest.raises(ValueError, match=r"line 2, column AU04: '' is not a number"):
+        read_au_matrix(path, OPENFACE_17)
+
+
+def test_images_without_an_au_row_are_left_out_with_a_log_line(tmp_path, caplog):
+    data = make_tiny_dataset(tmp_path / "d", n=12, table="csv")
+    lines = (data / "aus.csv").read_text().splitlines()
+    (data / "aus.csv").write_text("\n".join(lines[:-2]) + "\n")  # the last two images lose their AU rows
+    with caplog.at_level(logging.WARNING):
+        assert train(data, tmp_path / "ck", "--name", "r") == 0
+    assert "leaving out 2 image(s)" in caplog.text and "face0011" in caplog.text
+
+
+def test_template_without_a_face_is_warned_about(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert _au_matrix_test(tmp_path, "--no_video") == 0
+    assert "no face found in the template" in caplog.text
+
+
+def test_missing_template_file_is_named_as_missing(tmp_path, capsys):
+    from conftest import ROOT
+
+    assert main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
+                 "--template", str(tmp_path / "typo.png"), "--gpu_ids", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "typo.png: no such image file" in err and "needs a template face" not in err
+
+
+def test_random_bytes_are_not_called_pickled_objects(tmp_path, capsys):
+    # a pickle protocol header, then noise: the unpickler stops on an unknown opcode (same bytes every run)
+    (tmp_path / "net_G.pth").write_bytes(b"\x80\x02" + np.random.default_rng(0).bytes(4096))
+    assert main(["--mode", "test", "--ckpt", str(tmp_path / "net_G.pth"), "--gpu_ids", "-1",
+                 "--aus_matrix", "x.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "not a PyTorch checkpoint (damaged" in err and "pickles Python objects" not in err
+
+
+def test_test_mode_does_not_suggest_skip_bad(tmp_path, capsys):
+    from data.au_table import save_au_table_csv
+
+    pair = tmp_path / "pair"
+    _frames(pair / "imgs", 3, stem="img")
+    _frames(pair / "imgs2", 1, stem="t")
+    (pair / "imgs" / "img001.jpg").write_bytes(b"broken")
+    save_au_table_csv({n: np.zeros(17) for n in ("img000", "img001", "img002", "t000")}, pair / "aus.csv",
+                      OPENFACE_17)
+    assert main(["--mode", "test", "--data_root", str(pair), "--results_dir", str(tmp_path / "res"),
+                 "--gpu_ids", "-1", "--no_progress", "--output_size", "128"]) == 2
+    err = capsys.readouterr().err
+    assert "img001.jpg: cannot read image" in err and "--skip_bad" not in err
+
+
+def test_hints_quote_paths_with_spaces(tiny_data, tmp_path, capsys):
+    ck = tmp_path / "my runs"
+    assert train(tiny_data, ck, "--name", "r") == 0
+    assert train(tiny_data, ck, "--name", "r") == 2
+    assert f"--resume '{ck / 'r'}'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ 4. a bad image mid-run, with loader workers
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_bad_image_mid_run_exits_2_and_saves_with_or_without_workers(tmp_path, capsys, workers):
+    data = make_tiny_dataset(tmp_path / "d", n=12)
+    for k in range(6):  # half the training images: the first batches meet one whatever the shuffle
+        train_image(data, k).write_bytes(b"broken")
+    assert train(data, tmp_path / "ck", "--name", "r", "--cache_images", "off", "--n_threads", workers,
+                 "--max_steps", "10") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("error: ") and ": cannot read image" in err[0] and "Traceback" not in "\n".join(err)
+    assert (tmp_path / "ck" / "r" / "latest.pth").is_file()
