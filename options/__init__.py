@@ -36,7 +36,6 @@ def _number(kind, low=None, high=None, what=""):
 POSITIVE_INT = _number(int, 1)
 NON_NEGATIVE_INT = _number(int, 0)
 NON_NEGATIVE = _number(float, 0)
-POSITIVE = _number(float, 1e-12)
 FPS = _number(float, *FPS_RANGE, what=" frames per second")
 
 
@@ -103,7 +102,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--niter", type=NON_NEGATIVE_INT, default=20, help="last epoch at the initial learning rate")
     g.add_argument("--niter_decay", type=NON_NEGATIVE_INT, default=10, help="epochs of linear decay after --niter")
     g.add_argument("--max_steps", type=POSITIVE_INT, default=None, help="stop after this many steps (resumable checkpoint)")
-    g.add_argument("--lr", type=POSITIVE, default=1e-4)
+    g.add_argument("--lr", type=NON_NEGATIVE, default=1e-4)
     g.add_argument("--beta1", type=float, default=0.5)
     g.add_argument("--beta2", type=float, default=0.999)
     g.add_argument("--lambda_dis", type=float, default=1.0, help="adversarial (critic score) weight")
