@@ -197,12 +197,12 @@ def run_entry(folder: Path, root: Path) -> ResultEntry:
 
 def failed_index_rows(root: Path) -> list[str]:
     """Pairs that ``for_megc2021.py`` recorded as failed: they have no result to score."""
-    index = root / "index.csv"
-    if not index.is_file():
-        return []
-    with open(index, newline="") as fh:
-        return [f"{row.get('pair')}: not generated ({row.get('error') or row.get('status')})"
-                for row in csv.DictReader(fh) if row.get("status") not in ("ok", None)]
+    skipped = []
+    for index in sorted(root.glob("index*.csv")):  # index_2.csv ...: later batches in the same folder
+        with open(index, newline="") as fh:
+            skipped += [f"{row.get('pair')}: not generated ({row.get('error') or row.get('status')})"
+                        for row in csv.DictReader(fh) if row.get("status") not in ("ok", None)]
+    return skipped
 
 
 # ---------------------------------------------------------------------------------------- matching

@@ -462,3 +462,28 @@ def test_bad_image_mid_run_exits_2_and_saves_with_or_without_workers(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("error: ") and ": cannot read image" in err[0] and "Traceback" not in "\n".join(err)
     assert (tmp_path / "ck" / "r" / "latest.pth").is_file()
+
+
+# ------------------------------------------------------------------ 8. a batch never overwrites another's records
+
+def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tmp_path):
+    from PIL import Image
+
+    from data.au_table import save_au_table_csv
+    from for_megc2021 import main as megc_main
+
+    pair = tmp_path / "megc" / "casme2_Positive_x"
+    _frames(pair / "imgs", 3, stem="img")
+    _frames(pair / "imgs2", 1, stem="t")
+    save_au_table_csv({n: np.zeros(17) for n in ("img000", "img001", "img002", "t000")}, pair / "aus.csv",
+                      OPENFACE_17)
+    out = tmp_path / "out"
+    args = ["--megc_root", str(tmp_path / "megc"), "--results_dir", str(out), "--gpu_ids", "-1", "--no_video",
+            "--output_size", "128", "--no_progress"]
+    assert megc_main(args) == 0
+    first_index, first_sheet = (out / "index.csv").read_bytes(), (out / "contact_sheet.png").read_bytes()
+    assert megc_main(args) == 0
+    assert (out / "index.csv").read_bytes() == first_index
+    assert (out / "contact_sheet.png").read_bytes() == first_sheet
+    second = list(csv.DictReader(open(out / "index_2.csv")))
+    assert second[0]["out_dir"].endswith("_2") and Image.open(out / "contact_sheet_2.png").size[0] == 3 * 128
