@@ -8,10 +8,13 @@ change instead:
    (``openface.au_geometry``, normalised by face size) and the MediaPipe blendshapes of the same movement;
 2. each source is smoothed over ``SMOOTHING_S`` seconds (MediaPipe jitters by about a pixel between frames; the
    fastest ME onsets take 60 ms or more), and its value at the onset (first frame) is subtracted;
-3. the changes are divided by their typical within-clip spread (``scales``) and summed per AU with equal weights
-   and fixed signs, so every source pushes its AU the way the muscle moves (no fitted signs, nothing to reverse);
-4. intensity = the per-image estimate at the onset + ``gain`` x the summed change, brought into OpenFace's 0..5
-   by ``bounded`` (a smooth floor at 0, so a movement below the onset's level is not flattened away).
+3. the changes are divided by their typical within-clip spread (``scales``), softly saturated at ``SATURATION``
+   spreads (so that under a large, posed movement no single source, e.g. a blendshape that barely moves in an
+   ME, outweighs the others) and summed per AU with equal weights and fixed signs: every source pushes its AU the
+   way the muscle moves (no fitted signs, nothing to reverse);
+4. intensity = the per-image estimate (smoothed the same way) + ``gain`` x the summed change, brought into
+   OpenFace's 0..5 by ``bounded`` (a smooth floor at 0, so a movement below the onset's level is not flattened
+   away). The per-image part keeps the level, and carries large expressions the saturated part cannot.
 
 Only the spreads and one gain per AU are fitted (``python -m openface.calibrate``, stored in
 ``openface/au_calibration.json`` under "sequence"); a positive gain and the spreads do not change which way an AU
@@ -48,6 +51,7 @@ SEQUENCE_SOURCES: dict[str, tuple[str, ...]] = {
     "AU45": ("eye_closed", "eyeBlink*"),
 }
 SOURCE_NAMES = tuple(sorted({s.lstrip("-") for sources in SEQUENCE_SOURCES.values() for s in sources}))
+SATURATION = 3.0  # spreads: about the largest change of a source within the calibration's micro-expressions
 SMOOTHING_S = 0.045  # 9 frames at CASME II's and SAMM's 200 fps; one frame (none) at 30 fps
 DEFAULT_FPS = 30.0  # a clip of unknown rate is taken to be ordinary video: no smoothing
 
@@ -98,12 +102,14 @@ def source_changes(values: np.ndarray, fps: float | None) -> np.ndarray:
 
 
 def au_changes(changes: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """(T, 17) per AU the sum of its sources' changes in units of their spread, signed by ``SEQUENCE_SOURCES``."""
+    """(T, 17) per AU the sum of its sources' changes in units of their spread (each saturating smoothly at
+    ``SATURATION``), signed by ``SEQUENCE_SOURCES``."""
     out = np.zeros((len(changes), len(OPENFACE_AUS)))
     for j, au in enumerate(OPENFACE_AUS):
         for source in SEQUENCE_SOURCES[au]:
             k = SOURCE_NAMES.index(source.lstrip("-"))
-            out[:, j] += (-1.0 if source.startswith("-") else 1.0) * changes[:, k] / scales[k]
+            spreads = (-1.0 if source.startswith("-") else 1.0) * changes[:, k] / scales[k]
+            out[:, j] += SATURATION * np.tanh(spreads / SATURATION)
     return out
 
 
@@ -129,9 +135,8 @@ class SequenceCalibration:
 
 def sequence_intensities(image_intensities: np.ndarray, values: np.ndarray, calibration: SequenceCalibration,
                          fps: float | None = None) -> np.ndarray:
-    """(T, 17) intensities of a clip from its per-image intensities (T, 17) and source values (T, K): the onset's
-    level (per-image estimate averaged over the smoothing window) plus the calibrated change from the onset."""
-    window = smoothing_frames(fps)
-    onset_level = np.asarray(image_intensities, dtype=np.float64)[:window].mean(axis=0)
+    """(T, 17) intensities of a clip from its per-image intensities (T, 17) and source values (T, K): the smoothed
+    per-image estimate plus the calibrated change of the sources from the onset."""
+    image = smooth(np.asarray(image_intensities, dtype=np.float64), smoothing_frames(fps))
     change = au_changes(source_changes(values, fps), calibration.scales)
-    return bounded(onset_level + calibration.gains * change)
+    return bounded(image + calibration.gains * change)
