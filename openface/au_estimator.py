@@ -126,8 +126,12 @@ class Calibration:
         """Score 0..1 -> 0..5 linearly: used before any calibration exists."""
         return cls(np.full(len(OPENFACE_AUS), 5.0), np.zeros(len(OPENFACE_AUS)), "identity")
 
+    def linear(self, features: np.ndarray) -> np.ndarray:
+        """The per-AU lines, before bounding to 0..5 (the sequence mode adds its change to these)."""
+        return features * self.gain + self.offset
+
     def apply(self, features: np.ndarray) -> np.ndarray:
-        return bounded(features * self.gain + self.offset)
+        return bounded(self.linear(features))
 
 
 class AUEstimator:
@@ -147,9 +151,14 @@ class AUEstimator:
         neutral frame of the same person); ``fps`` sets the smoothing window (``openface.au_sequence``)."""
         if not faces:
             return np.zeros((0, len(OPENFACE_AUS)))
-        image = np.stack([self.intensities(f) for f in faces])
+        scores = np.stack([au_features(f) for f in faces])
         values = np.stack([source_values(f.landmarks, f.blendshapes) for f in faces])
-        return sequence_intensities(image, values, self.calibration.sequence, fps)
+        return self.clip_intensities(scores, values, fps)
+
+    def clip_intensities(self, scores: np.ndarray, values: np.ndarray, fps: float | None = None) -> np.ndarray:
+        """Per-clip mode from per-frame raw scores (T, 17) (``au_features``) and sources (T, K)
+        (``au_sequence.source_values``)."""
+        return sequence_intensities(self.calibration.linear(scores), values, self.calibration.sequence, fps)
 
     def measure(self, face: Face) -> dict:
         intensity = self.intensities(face)

@@ -133,10 +133,10 @@ class SequenceCalibration:
                 "gains": dict(zip(OPENFACE_AUS, self.gains.tolist()))}
 
 
-def sequence_intensities(image_intensities: np.ndarray, values: np.ndarray, calibration: SequenceCalibration,
+def sequence_intensities(image_linear: np.ndarray, values: np.ndarray, calibration: SequenceCalibration,
                          fps: float | None = None) -> np.ndarray:
-    """(T, 17) intensities of a clip from its per-image intensities (T, 17) and source values (T, K): the smoothed
-    per-image estimate plus the calibrated change of the sources from the onset."""
-    image = smooth(np.asarray(image_intensities, dtype=np.float64), smoothing_frames(fps))
+    """(T, 17) intensities of a clip from its per-image estimates before bounding (T, 17) and its source values
+    (T, K): the smoothed per-image estimate plus the calibrated change of the sources from the onset, bounded."""
+    image = smooth(np.asarray(image_linear, dtype=np.float64), smoothing_frames(fps))
     change = au_changes(source_changes(values, fps), calibration.scales)
     return bounded(image + calibration.gains * change)

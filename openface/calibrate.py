@@ -64,6 +64,10 @@ PRIOR = (5.0, 0.0)
 # gives gains near 100 that saturate every ordinary expression at 5. Gains are capped so that a score of 0.5
 # (a clear macro-expression) reaches full intensity.
 MAX_GAIN = 10.0
+# An AU that OpenFace hardly moves in the calibration clips (AU25, AU26, AU23 there) gets a gain near 0 from
+# them, which would make the sequence mode blind to it. Floor: a change of 3 spreads in two sources (a clear
+# micro-expression) then still adds 0.3, more than metrics.au.FACS_RISE (0.25).
+MIN_SEQUENCE_GAIN = 0.05
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -98,7 +102,7 @@ def fit_sequence(clips: list[ClipData], fps: float) -> SequenceCalibration:
     target = np.vstack([_centred(c.openface) for c in clips])
     # The gain matches spreads (OpenFace's within-clip spread per unit of summed change) rather than regressing:
     # a regression slope falls to 0 where OpenFace's curve is mostly noise and would switch the AU off.
-    gains = target.std(axis=0) / np.maximum(change.std(axis=0), 1e-9)
+    gains = np.maximum(MIN_SEQUENCE_GAIN, target.std(axis=0) / np.maximum(change.std(axis=0), 1e-9))
     return SequenceCalibration(scales, gains)
 
 
@@ -110,7 +114,7 @@ def fit(clips: list[ClipData], fps: float) -> Calibration:
 def predict(clip: ClipData, calibration: Calibration, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """(per-image intensities, sequence intensities) of one clip, both (T, 17)."""
     image = calibration.apply(clip.scores)
-    return image, sequence_intensities(image, clip.values, calibration.sequence, fps)
+    return image, sequence_intensities(calibration.linear(clip.scores), clip.values, calibration.sequence, fps)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -39,9 +39,9 @@ from tqdm import tqdm
 
 from data.id_lists import deterministic_split
 from data.images import IMAGE_EXTENSIONS, BadImageError, load_rgb, natural_key
-from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator
+from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features
 from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
-from openface.au_sequence import sequence_intensities, source_values
+from openface.au_sequence import source_values
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -88,6 +88,7 @@ def _measure(name: str, rgb: np.ndarray, source: str, clip: str | None = None,
         return {"name": name, "source": source, "status": "rejected", "reason": "no face found"}, None
     record = {"name": name, "source": source, "status": "ok" if not m.problems else "rejected",
               "reason": "; ".join(m.problems), "intensity": m.intensity.tolist(), "clip": clip, "fps": fps,
+              "scores": au_features(m.face).tolist(),
               "sources": source_values(m.face.landmarks, m.face.blendshapes).tolist(),
               "presence": m.presence.tolist(), "mouth_opening": round(m.mouth_opening, 3),
               "faces_found": m.faces_found, "yaw_pitch_roll": [round(v, 2) for v in m.yaw_pitch_roll],
@@ -149,15 +150,14 @@ def clip_intensities(ok: list[dict], fps: float | None, estimator: AUEstimator |
     estimator = estimator or AUEstimator()
     clips: dict[str, list[dict]] = {}
     for r in ok:
-        if r.get("clip") is not None and r.get("sources") is not None:
+        if r.get("clip") is not None and r.get("sources") is not None and r.get("scores") is not None:
             clips.setdefault(r["clip"], []).append(r)
     out = {}
     for frames in clips.values():
         frames.sort(key=lambda r: natural_key(r["name"]))
         rate = frames[0].get("fps") or fps
-        intensity = sequence_intensities(np.array([r["intensity"] for r in frames]),
-                                         np.array([r["sources"] for r in frames]), estimator.calibration.sequence,
-                                         rate)
+        intensity = estimator.clip_intensities(np.array([r["scores"] for r in frames]),
+                                               np.array([r["sources"] for r in frames]), rate)
         out.update({r["name"]: row.tolist() for r, row in zip(frames, intensity)})
     return out
 
