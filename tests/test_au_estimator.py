@@ -234,3 +234,28 @@ def test_clip_measurement_and_evaluation_use_the_sequence_mode():
     np.testing.assert_allclose(measured, expected, rtol=1e-9)
     assert not np.allclose(expected, [tools.front_end.estimator.intensities(f) for f in faces])
     assert source_values(faces[0].landmarks, faces[0].blendshapes).shape == (len(SOURCE_NAMES),)
+
+
+def test_prepare_clips_gives_each_frame_folder_the_sequence_mode(tmp_path):
+    need(MEGC)
+    import shutil
+
+    from openface.frontend import FaceFrontEnd
+    from openface.megc_clips import frame_paths, load_rgb
+    from openface.prepare import main as prepare_main
+
+    clips = {"casme2_Positive": MEGC / "casme2_Positive_westMale", "SAMM_Surprise": MEGC / "SAMM_Surprise_westMale"}
+    for name, folder in clips.items():
+        (tmp_path / "in" / name).mkdir(parents=True)
+        for path in frame_paths(folder / "imgs")[:6]:
+            shutil.copy(path, tmp_path / "in" / name / path.name)
+    assert prepare_main([str(tmp_path / "in"), str(tmp_path / "out"), "--clips", "--fps", "200",
+                         "--no_progress"]) == 0
+    rows = {line.split(",")[0]: [float(v) for v in line.split(",")[1:]]
+            for line in (tmp_path / "out" / "aus.csv").read_text().splitlines()[1:]}
+    with FaceFrontEnd() as front_end:
+        for name in clips:
+            paths = frame_paths(tmp_path / "in" / name)
+            faces = [front_end.landmarker.detect(load_rgb(p))[0] for p in paths]
+            expected = front_end.estimator.sequence(faces, fps=200)
+            np.testing.assert_allclose([rows[f"{name}__{p.stem}"] for p in paths], expected, rtol=1e-9)
