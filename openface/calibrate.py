@@ -30,8 +30,8 @@ import numpy as np
 from openface.au_estimator import CALIBRATION_FILE, Calibration, au_features
 from openface.au_geometry import MEASURE_NAMES
 from openface.au_schema import OPENFACE_AUS
-from openface.au_sequence import (SOURCE_NAMES, SequenceCalibration, au_changes, sequence_intensities,
-                                  smoothing_frames, smooth)
+from openface.au_sequence import (SOURCE_NAMES, SequenceCalibration, au_changes, sequence_intensities, smooth,
+                                  smoothing_frames, source_values)
 from openface.landmarks import Face
 from openface.megc_clips import MeasuredClip, measured_clips
 
@@ -50,8 +50,6 @@ class ClipData:
 
 
 def clip_data(clip: MeasuredClip) -> ClipData:
-    from openface.au_sequence import source_values
-
     faces = [Face(lm, dict(zip(clip.blendshape_names, shapes.tolist())), np.eye(4))
              for lm, shapes in zip(clip.landmarks, clip.blendshapes)]
     return ClipData(clip.name, np.stack([au_features(f) for f in faces]),
