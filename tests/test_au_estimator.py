@@ -259,3 +259,21 @@ def test_prepare_clips_gives_each_frame_folder_the_sequence_mode(tmp_path):
             faces = [front_end.landmarker.detect(load_rgb(p))[0] for p in paths]
             expected = front_end.estimator.sequence(faces, fps=200)
             np.testing.assert_allclose([rows[f"{name}__{p.stem}"] for p in paths], expected, rtol=1e-9)
+
+
+def test_auto_backend_prefers_an_installed_openface(tmp_path, monkeypatch):
+    from openface.backend_choice import choose_au_backend
+
+    monkeypatch.delenv("OPENFACE_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert choose_au_backend() == "builtin"
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for tool in ("FaceLandmarkImg", "FeatureExtraction"):
+        (folder / tool).write_text("#!/bin/sh\n")
+        (folder / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+    assert choose_au_backend() == "openface"
+    monkeypatch.setenv("OPENFACE_BIN", str(tmp_path / "nowhere"))  # asked for, but not there: say so
+    with pytest.raises(FileNotFoundError):
+        choose_au_backend()
