@@ -67,6 +67,10 @@ MAX_GAIN = 10.0
 # them, which would make the sequence mode blind to it. Floor: a change of 3 spreads in two sources (a clear
 # micro-expression) then still adds 0.3, more than metrics.au.FACS_RISE (0.25).
 MIN_SEQUENCE_GAIN = 0.05
+# Floors of the spreads: some blendshapes hardly move in micro-expressions (cheekSquint spreads 1e-8 there), and
+# dividing by such a spread would turn MediaPipe's rounding noise into full-scale changes. 1 % of a blendshape's
+# range, 0.1 px of a landmark measure (all measured spreads are above it).
+MIN_SPREAD = np.array([0.1 if name in MEASURE_NAMES else 0.01 for name in SOURCE_NAMES])
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -95,8 +99,7 @@ def fit_sequence(clips: list[ClipData], fps: float) -> SequenceCalibration:
     """Spreads of the smoothed sources within clips, then per AU the gain from summed change to OpenFace."""
     window = smoothing_frames(fps)
     smoothed = [_centred(smooth(c.values, window)) for c in clips]
-    scales = np.sqrt(np.mean(np.vstack(smoothed) ** 2, axis=0))
-    scales = np.where(scales > 1e-9, scales, 1.0)
+    scales = np.maximum(np.sqrt(np.mean(np.vstack(smoothed) ** 2, axis=0)), MIN_SPREAD)
     change = np.vstack([_centred(au_changes(s, scales)) for s in smoothed])
     target = np.vstack([_centred(c.openface) for c in clips])
     # The gain matches spreads (OpenFace's within-clip spread per unit of summed change) rather than regressing:
