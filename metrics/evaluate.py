@@ -268,7 +268,8 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
     notes = list(entry.notes)
     # descriptors serve identity (needs the template) and FD (needs the source)
     frames = entry.generated.load()
-    gen = analyse(frames, tools, flow, describe=entry.template is not None or entry.source is not None)
+    rate = clip_fps(entry, fps)
+    gen = analyse(frames, tools, flow, describe=entry.template is not None or entry.source is not None, fps=rate)
     if inception is not None:  # FID: the full frames as decoded, not the canonical face crops
         gen.inception = inception.features(frames)
     del frames
@@ -277,14 +278,13 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
         key = (str(entry.source.path), flow)
         if key not in cache:  # a batch drives several templates with one clip: measure it once
             frames = entry.source.load()
-            clip = analyse(frames, tools, flow)
+            clip = analyse(frames, tools, flow, fps=rate)
             if inception is not None:
                 clip.inception = inception.features(frames)
             cache[key] = clip  # only once complete: a failure here leaves nothing half-measured for the next pair
             del frames
         src = cache[key]
     tpl = analyse(load_rgb(entry.template)[None], tools, None) if entry.template is not None else None
-    rate = clip_fps(entry, fps)
     coded, problem = codes_for(entry, coded_clips)
     if problem:
         notes.append(problem)

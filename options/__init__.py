@@ -165,9 +165,10 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save_video", action="store_true", help="accepted for ULME-GAN commands (videos are default)")
     g.add_argument("--pre_treatment", action="store_true",
                    help="measure the AUs of imgs/ and imgs2/ (and align the template) instead of reading tables")
-    g.add_argument("--au_backend", default="builtin", choices=("builtin", "openface", "csv"),
-                   help="with --pre_treatment: builtin = offline MediaPipe front end; openface = run a real OpenFace "
-                        "(--openface_bin or $OPENFACE_BIN); csv = the OpenFace CSVs already in csvs/, csvs2/")
+    g.add_argument("--au_backend", default="auto", choices=("auto", "builtin", "openface", "csv"),
+                   help="with --pre_treatment: auto = openface when it is installed, else builtin; builtin = offline "
+                        "MediaPipe front end; openface = run a real OpenFace (--openface_bin or $OPENFACE_BIN); "
+                        "csv = the OpenFace CSVs already in csvs/, csvs2/")
     g.add_argument("--openface_bin", default=None, help="OpenFace build/bin folder or tool (default $OPENFACE_BIN)")
 
 

@@ -296,7 +296,7 @@ class Tester:
     amp: bool = False
     speed: FastPath | None = None  # the fast-path settings (None: plain, plus --amp)
     progress: bool = True
-    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's "builtin" | "openface" | "csv"
+    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's auto | builtin | openface | csv
     openface_bin: str | None = None
     clip_aus: bool = False  # --clip_aus: clip out-of-range AUs (counted) instead of stopping
 
@@ -342,6 +342,10 @@ class Backend:
 
 @contextlib.contextmanager
 def measurement_backend(kind: str, data_root: Path | None, openface_bin: str | None):
+    if kind == "auto":  # a real OpenFace first, where one is installed
+        from openface.backend_choice import choose_au_backend
+
+        kind = choose_au_backend(openface_bin) if data_root is not None else "builtin"
     if kind == "builtin":
         from openface.frontend import FaceFrontEnd
 
