@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from data.au_table import AU_TABLE_NAMES, load_au_table
-from data.images import list_images, load_rgb
+from media.images import list_images, load_rgb
 from openface.au_schema import OPENFACE_AUS, AUSchema
 from openface.csv_io import read_openface_csv
 

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.images import load_rgb
 from data.sequences import DEFAULT_FPS, NATIVE_FPS, native_fps
+from media.images import load_rgb
 from metrics import au, frechet, identity, motion, quality, timeline
 from metrics.analysis import ClipAnalysis, Tools, analyse, shared_tools
 from metrics.inputs import ResultEntry, attach_inputs, find_results, match, read_driven

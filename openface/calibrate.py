@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.images import list_images, load_rgb
+from media.images import list_images, load_rgb
 from openface.au_estimator import CALIBRATION_FILE, au_features
 from openface.au_schema import OPENFACE_AUS
 from openface.csv_io import read_openface_csv

@@ -31,8 +31,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from data.id_lists import deterministic_split
-from data.images import IMAGE_EXTENSIONS, BadImageError, load_rgb, natural_key
+from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
 from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")

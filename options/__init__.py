@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from models.registry import MODELS
 from openface.au_schema import SCHEMAS
 
 MODES = ("train", "test", "eval")  # eval: main.py hands over to metrics.evaluate (its own flags)
-MODELS = ("ganimation", "n2me_unet")
 NORMS = ("instance", "instance_affine")
 
 
@@ -43,9 +43,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="ganimation", choices=MODELS,
-                   help="ganimation: attention + colour, absolute AU targets; n2me_unet: N2ME's U-Net with an AdaIN "
-                        "bottleneck, conditioned on the AU change, direct RGB")
+    g.add_argument("--model", default="ganimation", choices=tuple(MODELS),  # the registry is the one model list
+                   help="; ".join(f"{name}: {spec.help}" for name, spec in MODELS.items()))
     g.add_argument("--ngf", type=int, default=64, help="generator base width")
     g.add_argument("--n_down", type=int, default=3, help="n2me_unet: U-Net downsamplings")
     g.add_argument("--ndf", type=int, default=64, help="critic base width")
@@ -85,7 +84,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda_tv", type=float, default=1e-5, help="attention total-variation weight (ULME used 0)")
     g.add_argument("--lambda_wgan_gp", type=float, default=10.0, help="gradient penalty weight")
     g.add_argument("--lambda_self_rec", type=float, default=None,
-                   help="self-reconstruction G(x, own AUs) = x weight (None: 10 for n2me_unet, 0 for ganimation)")
+                   help="self-reconstruction G(x, own AUs) = x weight (None: the model's default: "
+                        + ", ".join(f"{spec.default_self_rec:g} for {name}" for name, spec in MODELS.items()) + ")")
     g.add_argument("--train_gen_iter", type=int, default=5, help="one generator step every N critic steps")
     g.add_argument("--seed", "--lucky_seed", dest="seed", type=int, default=2021, help="random seed (rank folded in)")
     g.add_argument("--fast_path", default="auto", choices=("auto", "on", "off"),

@@ -24,8 +24,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data.images import load_rgb
 from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_folder, read_template, template_from_image
+from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import calibration as au_calibration
