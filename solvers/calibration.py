@@ -1,12 +1,12 @@
 """AU-response calibration: drive the generator so that the face shows the AU asked for.
 
 A generator trained briefly under-responds: asked for AU12 = 3 it may paint a smile the AU estimator reads as 1.
-Once per model, ``python -m solvers.calibration`` sweeps every AU over 0..5 on held-out faces, re-measures each
-generated face with the built-in estimator (``solvers.au_grid --measure``) and stores the mean response curve of
+Once per model, ``python -m tools.calibrate`` sweeps every AU over 0..5 on held-out faces, re-measures each
+generated face with the built-in estimator (``tools.au_grid --measure``) and stores the mean response curve of
 each AU beside the checkpoint (``<model>.calibration.json``). Test mode then inverts the curves: the driven level
 of each AU is the one whose measured response moves by as much as the target asks.
 
-    python -m solvers.calibration --ckpt pretrained/ganimation128_gpu15.pth --faces pretrained/calibration_faces.txt
+    python -m tools.calibrate --ckpt pretrained/ganimation128_gpu15.pth --faces pretrained/calibration_faces.txt
 
 Inversion is anchored on the template: the template driven with its own AUs shows ``m(anchor)`` (m = the
 response curve); a target ``t`` asks for ``m(anchor) + (t - anchor)``, so frame 0 of a relative trajectory (t =
@@ -16,9 +16,7 @@ in test mode switches it off (the seeds have no calibration: ULME-GAN's behaviou
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +70,7 @@ class Calibration:
 
 
 def curves_from_grid(record: dict, names: tuple[str, ...]) -> tuple[dict[int, AUCurve], dict[str, str]]:
-    """``solvers.au_grid --measure`` record -> invertible curves, and why each other AU was left out."""
+    """``tools.au_grid --measure`` record -> invertible curves, and why each other AU was left out."""
     curves, skipped = {}, {}
     levels = record["levels"]
     for au, info in record["remeasured"].items():
@@ -136,33 +134,3 @@ def plot_curves(calibration_json: Path, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from openface.au_schema import OPENFACE_AUS
-    from solvers import BUNDLED_CHECKPOINT, au_grid
-
-    p = argparse.ArgumentParser(prog="python -m solvers.calibration", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", type=Path, default=BUNDLED_CHECKPOINT)
-    p.add_argument("--faces", default=None, help="held-out faces: as solvers.au_grid --faces")
-    p.add_argument("--rows", type=int, default=10, help="faces used")
-    p.add_argument("--levels", default="0,1,2,3,4,5")
-    p.add_argument("--grid", type=Path, default=None, help="sweep grid PNG (default /tmp/<model>_sweep.png)")
-    p.add_argument("--from_grid", type=Path, default=None,
-                   help="reuse the JSON of an earlier `solvers.au_grid --measure` sweep over every AU")
-    args = p.parse_args(argv)
-    if args.from_grid:
-        record = json.loads(args.from_grid.read_text())
-    else:
-        grid = args.grid or Path("/tmp") / f"{args.ckpt.stem}_sweep.png"
-        record = au_grid.au_grid(args.ckpt, args.faces, grid, aus=OPENFACE_AUS,
-                                 levels=au_grid._floats(args.levels), rows=args.rows, cell=64, measure=True)
-    out = save(record, OPENFACE_AUS, args.ckpt, "python -m solvers.calibration " + " ".join(argv or sys.argv[1:]))
-    plot_curves(out, out.with_suffix(".png"))
-    print(f"{out}: {len(json.loads(out.read_text())['curves'])} AUs calibrated; curves plotted in {out.with_suffix('.png')}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ LEVELS = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 def _sweep(responses: dict[str, list[float]], r: float = 0.9) -> dict:
-    """A ``solvers.au_grid --measure`` record with the given mean responses per AU."""
+    """A ``tools.au_grid --measure`` record with the given mean responses per AU."""
     return {"faces": ["a", "b"], "levels": LEVELS,
             "remeasured": {au: {"mean_by_level": m, "pearson_r_level_vs_measured": r} for au, m in responses.items()}}
 

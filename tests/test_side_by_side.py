@@ -1,11 +1,11 @@
-"""The side-by-side command (metrics/side_by_side.py): the frames-only view of ULME-GAN's folders, the table and the
+"""The side-by-side command (tools/side_by_side.py): the frames-only view of ULME-GAN's folders, the table and the
 contact sheet, on tiny fixtures (the evaluation itself is tested in test_metrics.py)."""
 import json
 
 import numpy as np
 from PIL import Image
 
-from metrics import side_by_side
+from tools import side_by_side
 
 
 def _img(path, value):

@@ -1,6 +1,6 @@
 """The bundled model against ULME-GAN's submitted MEGC2021 videos: one command, one table, one contact sheet.
 
-    python -m metrics.side_by_side --megc_root ../shared/data/megc2021 \
+    python -m tools.side_by_side --megc_root ../shared/data/megc2021 \
         --ulme ../shared/data/ulme_megc2021_results --out results/side_by_side [--ours DIR] [-- GENERATION FLAGS]
 
 1. Ours: ``for_megc2021.py --megc_root ROOT --re_code --linear_fitting --no_video`` with the bundled model (ULME's
@@ -19,13 +19,14 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from data.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
+from media.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
 
 COLUMNS = ("au_r", "flow_r", "flow_amplitude_error", "apex_error_ms", "identity_distance", "identity_same_rate",
            "ssim_static", "flicker", "fd_dlib128", "onset_fidelity", "artifact_rate")
@@ -39,6 +40,7 @@ TARGETS = {
     "ssim_static": (">= ULME - 0.02", lambda o, u: o >= u - 0.02),
 }
 FPS = 200.0  # CASME II and SAMM
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def frames_only_view(results: Path, out: Path) -> Path:
@@ -57,12 +59,11 @@ def frames_only_view(results: Path, out: Path) -> Path:
 
 
 def generate_ours(megc_root: Path, out: Path, extra: list[str]) -> Path:
-    import for_megc2021
-
-    argv = ["--megc_root", str(megc_root), "--re_code", "--linear_fitting", "--no_video", "--results_dir", str(out),
-            "--no_progress", *extra]
-    if for_megc2021.main(argv) != 0:
-        raise RuntimeError(f"for_megc2021.py {shlex.join(argv)} failed")
+    """for_megc2021.py as a user runs it (a script, so it runs as one; nothing in the package imports it)."""
+    argv = [sys.executable, str(ROOT / "for_megc2021.py"), "--megc_root", str(megc_root), "--re_code",
+            "--linear_fitting", "--no_video", "--results_dir", str(out), "--no_progress", *extra]
+    if subprocess.run(argv, check=False).returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} failed")
     return out
 
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     own = argv[:argv.index("--")] if "--" in argv else argv
-    p = argparse.ArgumentParser(prog="python -m metrics.side_by_side", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.side_by_side", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--megc_root", type=Path, required=True, help="the 12 pair folders (sources and templates)")
     p.add_argument("--ulme", type=Path, required=True, help="ULME-GAN's submitted result folders")
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_dir():
             print(f"error: {path} is not a folder", file=sys.stderr)
             return 2
-    command = shlex.join(["python", "-m", "metrics.side_by_side", *argv])
+    command = shlex.join(["python", "-m", "tools.side_by_side", *argv])
     run(args.megc_root, args.ulme, args.out, args.ours, extra, command)
     return 0
 
