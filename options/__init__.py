@@ -158,6 +158,8 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--au_mode", default="absolute", choices=("absolute", "relative"),
                    help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out")
     g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0, help="moving-average window over the AU curves (frames)")
+    g.add_argument("--no_calibration", action="store_true",
+                   help="drive the raw target AUs, ignoring the model's <model>.calibration.json (as the seeds do)")
     g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
     g.add_argument("--fps", type=FPS, default=None,
                    help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30)")
