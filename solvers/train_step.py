@@ -1,5 +1,5 @@
 """The training step: one critic update, and one generator update when its turn comes. The trainer and the
-benchmark (``solvers/bench.py``) both run exactly this code, so the bench measures what training does.
+benchmark (``tools/bench.py``) both run exactly this code, so the bench measures what training does.
 
 What makes the step fast on a GPU is what it leaves out: nothing here reads a tensor back to the host (the loss
 terms come back as device tensors, summed on the device by ``LossMeter`` and read once per log line), shapes are

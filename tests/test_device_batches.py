@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import TINY_MODEL, make_tiny_dataset
+from helpers import TINY_MODEL, make_tiny_dataset
 from data.augment import prepare_batch, random_crop
 from data.dataset import build_training_set, collate_batch
 from data.device_batches import BatchSettings, DeviceBatches, use_device_path
@@ -93,7 +93,7 @@ def test_when_the_device_path_is_used(dataset):
 
 
 SCHEDULE = ["--batch_size", "4", "--niter", "2", "--niter_decay", "1", "--train_gen_iter", "2",
-            "--print_losses_freq", "4", "--sample_img_freq", "0", "--resize_or_crop", "crop"]
+            "--print_losses_freq", "4", "--sample_img_freq", "100000", "--resize_or_crop", "crop"]
 
 
 def _train(data, ckpt_dir, name, *extra):
@@ -101,6 +101,7 @@ def _train(data, ckpt_dir, name, *extra):
                  *extra])
 
 
+@pytest.mark.slow
 def test_device_path_trains_the_loader_path_weights_and_resumes_exactly(tmp_path):
     data = make_tiny_dataset(tmp_path / "d", n=12, size=40)
     assert _train(data, tmp_path, "loader", "--data_on_device", "off") == 0

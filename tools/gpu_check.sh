@@ -63,13 +63,13 @@ stage_prepare() {
 
 stage_bench() {
   # shellcheck disable=SC2086
-  "$PY" -m solvers.bench --device "$DEVICE" --final_size "$SIZE" "${MODEL[@]}" --batch_size $BATCHES \
+  "$PY" -m tools.bench --device "$DEVICE" --final_size "$SIZE" "${MODEL[@]}" --batch_size $BATCHES \
     --paths plain,fast --steps "$BENCH_STEPS" "${BENCH_EXTRA[@]}" --json "$OUT/bench.json" 2>"$OUT/bench.log" >/dev/null
   grep -A20 "^path  size" "$OUT/bench.log" | tee -a "$OUT/summary.txt"
 }
 
 stage_graphs() {
-  "$PY" -m solvers.bench --device "$DEVICE" --final_size "$SIZE" "${MODEL[@]}" --batch_size "${BATCHES%% *}" \
+  "$PY" -m tools.bench --device "$DEVICE" --final_size "$SIZE" "${MODEL[@]}" --batch_size "${BATCHES%% *}" \
     --paths fast --compile_mode reduce-overhead --steps "$BENCH_STEPS" "${BENCH_EXTRA[@]}" \
     --json "$OUT/bench_cudagraphs.json" 2>"$OUT/bench_cudagraphs.log" >/dev/null
   grep -A20 "^path  size" "$OUT/bench_cudagraphs.log" | tee -a "$OUT/summary.txt"
@@ -81,7 +81,7 @@ train_run() {  # NAME STEPS FLAGS...: a fresh trainer run on the prepared data
   local start=$SECONDS
   "$PY" main.py --mode train --data_root "$PREPARED" --ckpt_dir "$WORK" --name "$name" --gpu_ids "$GPU_IDS" \
     --final_size "$SIZE" "${MODEL[@]}" --batch_size "$BATCH" --niter 30 --niter_decay 0 --max_steps "$steps" \
-    --print_losses_freq "$LOG_IMAGES" --sample_img_freq 0 --save_epoch_freq 1000 --no_progress \
+    --print_losses_freq "$LOG_IMAGES" --sample_img_freq 100000000 --save_epoch_freq 1000 --no_progress \
     --n_threads "$WORKERS" "$@" > "$OUT/$name.log" 2>&1
   cp "$WORK/$name/stats.jsonl" "$OUT/$name.stats.jsonl"
   note "$name ($*): $steps steps in $((SECONDS - start)) s wall, start-up and compilation included"
