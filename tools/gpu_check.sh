@@ -57,7 +57,7 @@ stage_prepare() {
     for f in "${faces[@]:0:$UTK_LIMIT}"; do ln -sf "$(realpath "$f")" "$source/"; done
   fi
   local start=$SECONDS
-  "$PY" -m openface.prepare "$source" "$PREPARED" --size 128 --workers "$WORKERS" 2>&1 | tail -n 2
+  "$PY" -m openface.prepare "$source" "$PREPARED" --size 128 --workers "$WORKERS" 2>&1 | tr '\r' '\n' | tail -n 1
   note "data: prepared $PREPARED from $source in $((SECONDS - start)) s ($(wc -l < "$PREPARED/train_ids.txt") train)"
 }
 
