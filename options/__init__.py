@@ -137,7 +137,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 def add_logging_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("logging")
     g.add_argument("--print_losses_freq", type=POSITIVE_INT, default=1000, help="log losses every N images")
-    g.add_argument("--sample_img_freq", type=POSITIVE_INT, default=5000, help="save a sample grid every N images")
+    g.add_argument("--sample_img_freq", type=NON_NEGATIVE_INT, default=5000,
+                   help="save a sample grid every N images (0: never)")
     g.add_argument("--visdom_display_id", type=int, default=0, help=">0: send losses and samples to visdom")
     g.add_argument("--visdom_server", default="http://localhost")
     g.add_argument("--visdom_port", type=int, default=8097)
