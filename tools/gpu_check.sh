@@ -81,7 +81,7 @@ train_run() {  # NAME STEPS FLAGS...: a fresh trainer run on the prepared data
   local start=$SECONDS
   "$PY" main.py --mode train --data_root "$PREPARED" --ckpt_dir "$WORK" --name "$name" --gpu_ids "$GPU_IDS" \
     --final_size "$SIZE" "${MODEL[@]}" --batch_size "$BATCH" --niter 30 --niter_decay 0 --max_steps "$steps" \
-    --print_losses_freq "$LOG_IMAGES" --sample_img_freq 100000000 --save_epoch_freq 1000 --no_progress \
+    --print_losses_freq "$LOG_IMAGES" --sample_img_freq 0 --save_epoch_freq 1000 --no_progress \
     --n_threads "$WORKERS" "$@" > "$OUT/$name.log" 2>&1
   cp "$WORK/$name/stats.jsonl" "$OUT/$name.stats.jsonl"
   note "$name ($*): $steps steps in $((SECONDS - start)) s wall, start-up and compilation included"
