@@ -33,7 +33,7 @@ if [[ $SMOKE == 1 ]]; then
   DEVICE=cpu; GPU_IDS=-1; SIZE=32
   MODEL=(--ngf 8 --ndf 8 --n_blocks 1)
   BATCHES="${BATCHES:-4 8}"; BENCH_STEPS="${BENCH_STEPS:-5}"; BENCH_EXTRA=(--warmup 1 --infer_batch 8 --infer_iters 2)
-  TRAIN_STEPS="${TRAIN_STEPS:-12}"; CURVE_STEPS="${CURVE_STEPS:-8}"; BATCH=4; LOG_IMAGES=8
+  TRAIN_STEPS="${TRAIN_STEPS:-12}"; CURVE_STEPS="${CURVE_STEPS:-20}"; BATCH=4; LOG_IMAGES=8
   PREPARED="${DATA_ROOT:-datasets/gpu_check_smoke}"; UTK_LIMIT=48  # crops at 128 px, decoded at 32
 else
   DEVICE=cuda; GPU_IDS=0; SIZE=128
@@ -105,9 +105,11 @@ stage_train() {
 
 stage_curves() {
   # Same seed, data and batches (device data path in both): only the step's precision and compilation differ.
-  local every=$((BATCH * CURVE_STEPS / 16))
-  LOG_IMAGES=$((every > BATCH ? every : BATCH)) train_run curve_fast "$CURVE_STEPS" --fast_path on --data_on_device on
-  LOG_IMAGES=$((every > BATCH ? every : BATCH)) train_run curve_plain "$CURVE_STEPS" --fast_path off --data_on_device on
+  # A log line every 5 steps at least (whole D/G cycles at --train_gen_iter 5, so every row has G's losses too),
+  # about 16 rows in all.
+  local cycles=$((CURVE_STEPS / 80 > 1 ? CURVE_STEPS / 80 : 1))
+  LOG_IMAGES=$((BATCH * 5 * cycles)) train_run curve_fast "$CURVE_STEPS" --fast_path on --data_on_device on
+  LOG_IMAGES=$((BATCH * 5 * cycles)) train_run curve_plain "$CURVE_STEPS" --fast_path off --data_on_device on
   "$PY" tools/loss_table.py "$OUT/curve_fast.stats.jsonl" "$OUT/curve_plain.stats.jsonl" --names fast,plain \
     | tee "$OUT/loss_table.txt" | tee -a "$OUT/summary.txt"
 }
