@@ -13,7 +13,7 @@
 # run, logs, and summary.txt with the numbers. Settings come from environment variables (defaults: GPU sizes):
 #   DATA_ROOT    a prepared data root to use instead of building one (e.g. datasets/pretrain_128)
 #   SHARED_DATA  where ../shared/data is (UTKFace source for "prepare")
-#   BATCHES      bench batch sizes ("25 50 100");  BENCH_STEPS (100);  TRAIN_STEPS (1500);  CURVE_STEPS (400)
+#   BATCHES      bench batch sizes ("25 50 100");  BENCH_STEPS (100);  TRAIN_STEPS (1500);  CURVE_STEPS (1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +39,7 @@ else
   DEVICE=cuda; GPU_IDS=0; SIZE=128
   MODEL=()
   BATCHES="${BATCHES:-25 50 100}"; BENCH_STEPS="${BENCH_STEPS:-100}"; BENCH_EXTRA=()
-  TRAIN_STEPS="${TRAIN_STEPS:-1500}"; CURVE_STEPS="${CURVE_STEPS:-400}"; BATCH=25; LOG_IMAGES=2500
+  TRAIN_STEPS="${TRAIN_STEPS:-1500}"; CURVE_STEPS="${CURVE_STEPS:-1000}"; BATCH=25; LOG_IMAGES=2500
   PREPARED="${DATA_ROOT:-datasets/utkface_$SIZE}"; UTK_LIMIT=0
 fi
 WORKERS="$(nproc)"
