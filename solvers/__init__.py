@@ -39,7 +39,20 @@ def create_solver(opt: argparse.Namespace):
         return create_n2me_pipeline(opt)
     if opt.mode == "test":
         return create_tester(opt)
-    raise ValueError(f"unknown mode {opt.mode} here: --mode eval is run by main.py (metrics.evaluate.main)")
+    if opt.mode == "eval":
+        return create_evaluation(opt)
+    raise ValueError(f"unknown mode {opt.mode}")
+
+
+def create_evaluation(opt: argparse.Namespace):
+    from solvers.evaluation import EvalSettings, Evaluation, eval_command
+
+    if not opt.results:
+        raise ValueError("--mode eval needs --results (a run folder, a batch folder, or a tree of results)")
+    return Evaluation(EvalSettings(
+        results=opt.results, sources=opt.sources, templates=opt.templates, out=opt.out, fps=opt.fps,
+        annotations=opt.annotations, flow=opt.flow, report=not opt.no_report, inception=opt.inception,
+        inception_device=opt.inception_device, command=eval_command(opt)))
 
 
 def resolve_schema(opt: argparse.Namespace):
