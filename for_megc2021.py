@@ -50,7 +50,7 @@ class Pair:
 
 
 def parse(argv: list[str] | None):
-    parser = build_parser()
+    parser = build_parser(eval_flags=False)  # its own --templates: a folder of template images
     parser.prog = "for_megc2021.py"
     g = parser.add_argument_group("batch")
     g.add_argument("--megc_root", default=None, help="folder of pair folders in the ULME-GAN test layout")

@@ -187,7 +187,9 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inception_device", default="cpu", help="torch device for --inception")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(eval_flags: bool = True) -> argparse.ArgumentParser:
+    """main.py's parser: every mode's flags. ``eval_flags=False`` for test-only commands (for_megc2021.py has its
+    own --templates, a folder of template images)."""
     p = argparse.ArgumentParser(description="AU-conditioned facial micro-expression generation (GANimation family)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mode", default="train", choices=MODES,
@@ -198,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_logging_options(p)
     add_test_options(p)
     add_n2me_options(p)
-    add_eval_options(p)
+    if eval_flags:
+        add_eval_options(p)
     return p
 
 
