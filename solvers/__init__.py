@@ -139,23 +139,21 @@ def _create_trainer(opt: argparse.Namespace):
     device = select_device(opt.gpu_ids, local_rank_from_env())
     dist_info = init_from_env(device)
     setup_logging(None, dist_info.is_main)
-    init_from = resume_from = None
+    init_from = resume_from = start_state = None  # the start checkpoint is read once, here, and handed over
     if opt.resume is not None:
         source = Path(opt.resume or opt.ckpt_dir)
         resume_from = ckpt.resolve(source, opt.load_epoch or "latest")
-        state = ckpt.load(resume_from)
-        ckpt.check_resumable(state, resume_from)
-        opt = _merge_resumed_options(opt, state["options"])
-        run_dir, model_args = resume_from.parent, state["model"]
+        start_state = ckpt.check_resumable(ckpt.load(resume_from), resume_from)
+        opt = _merge_resumed_options(opt, start_state["options"])
+        run_dir, model_args = resume_from.parent, start_state["model"]
     elif opt.load_epoch is not None:
-        from solvers import importers
-
         fmt = getattr(opt, "ckpt_format", "auto")
-        source = importers.resolve_checkpoint(Path(opt.ckpt_dir), opt.load_epoch, fmt)
-        # A seed's run folder (G + D files) becomes a temporary native checkpoint; native files load as they are.
-        init_from, model_args = importers.fine_tuning_start(source, fmt)  # the weights decide the architecture
+        init_from = ckpt.resolve(Path(opt.ckpt_dir), opt.load_epoch, fmt)
+        # A seed's run folder (G + D files) is converted in memory; native files load as they are.
+        start_state = ckpt.load(init_from, fmt, need_critic=True)
+        model_args = start_state["model"]  # the weights decide the architecture
         _adopt_architecture(opt, model_args)
-        run_dir = _new_run_dir(source.parent.parent, opt.name, opt.model) if dist_info.is_main else None
+        run_dir = _new_run_dir(init_from.parent.parent, opt.name, opt.model) if dist_info.is_main else None
     else:
         model_args = model_args_from_options(opt)
         run_dir = _new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
@@ -199,7 +197,7 @@ def _create_trainer(opt: argparse.Namespace):
         model_args=model_args,
         weights=loss_weights(opt, model_args["name"]),
         device=device, dist=dist_info, seed=opt.seed, options=options,
-        init_from=init_from, resume_from=resume_from)
+        init_from=init_from, resume_from=resume_from, start_state=start_state)
 
 
 def trajectory_settings(opt: argparse.Namespace):
@@ -233,7 +231,7 @@ def generation_checkpoint(opt: argparse.Namespace) -> Path:
         source = BUNDLED_CHECKPOINT
     else:
         source = Path(opt.ckpt or opt.ckpt_dir)
-    path = importers.resolve_checkpoint(source, opt.load_epoch or "latest", fmt)
+    path = ckpt.resolve(source, opt.load_epoch or "latest", fmt)
     importers.check_format(path, fmt)  # an explicit --ckpt_format that does not fit fails here, named
     return path
 

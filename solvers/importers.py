@@ -40,13 +40,10 @@ Command line: ``python -m solvers.importers convert SOURCE --out native.pth`` an
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import pickle
 import re
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -629,16 +626,18 @@ def _native_by_name(path: Path) -> bool:
     return path.name == ckpt.LATEST or bool(re.match(r"^epoch_\d+\.pth$", path.name))
 
 
-def load_any(path: str | Path, ckpt_format: str = "auto") -> dict:
-    """A checkpoint as ``ckpt.load`` returns it: native files unchanged and strict, foreign ones imported."""
+def to_native(path: Path, ckpt_format: str = "auto", need_critic: bool = False) -> dict:
+    """A checkpoint file as ``checkpoint.load`` returns it (the converter behind ``checkpoint.load(path, fmt)``):
+    native files unchanged and strict, a seed's weights converted in memory. ``need_critic``: fine-tuning."""
     path = Path(path)
     fmt = normalise_format(ckpt_format)
     if fmt == "native" or (fmt == "auto" and _native_by_name(path)):
-        return ckpt.load(path)
+        return ckpt.load(path, need_critic=need_critic)
     raw = read_weights(path, fmt)
     if ckpt.is_native(raw):
-        return ckpt.check_native(raw, path)
-    imported = import_checkpoint(path, fmt, _raw=raw)
+        state = ckpt.check_native(raw, path)
+        return ckpt.require_critic(state, path) if need_critic else state
+    imported = import_checkpoint(path, fmt, need_critic=need_critic, _raw=raw)
     for line in imported.describe():
         log.info("import %s", line)
     return imported.native_state()
@@ -651,38 +650,6 @@ def check_format(path: Path, ckpt_format: str = "auto") -> None:
         ckpt.load(path)
     elif fmt != "auto":
         import_checkpoint(path, fmt)
-
-
-def fine_tuning_start(path: Path, ckpt_format: str = "auto") -> tuple[Path, dict]:
-    """The native checkpoint file fine-tuning starts from, and its model arguments.
-
-    Foreign weights (generator + critic) are written to a temporary native checkpoint first, because the trainer
-    loads its starting point with the native loader.
-    """
-    path = Path(path)
-    fmt = normalise_format(ckpt_format)
-    raw = None
-    if fmt == "native" or (fmt == "auto" and _native_by_name(path)):
-        state = ckpt.load(path)
-    else:
-        raw = read_weights(path, fmt)
-        state = ckpt.check_native(raw, path) if ckpt.is_native(raw) else None
-    if state is not None:
-        if "D" not in state:
-            src = state.get("imported_from", {}).get("generator")
-            raise ValueError(f"{path}: holds no critic (D) weights{f' (imported from {src} alone)' if src else ''}; "
-                             f"fine-tuning trains the generator against its critic, so it needs both: import the "
-                             f"run folder that has the critic file too")
-        return path, state["model"]
-    imported = import_checkpoint(path, fmt, need_critic=True, _raw=raw)
-    for line in imported.describe():
-        log.info("import %s", line)
-    folder = Path(tempfile.mkdtemp(prefix="megan-import-"))
-    atexit.register(shutil.rmtree, folder, True)
-    native = folder / f"imported_{imported.format}_epoch{imported.epoch}.pth"
-    ckpt.save_atomic(imported.native_state(), native)
-    log.info("fine-tuning starts from %s (%s) and %s", imported.generator_file, imported.format, imported.critic_file)
-    return native, imported.model_args
 
 
 # ------------------------------------------------------------------------------------------------ command line

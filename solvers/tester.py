@@ -29,7 +29,7 @@ from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
-from solvers import importers, media
+from solvers import media
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.trajectory import build_trajectory, presence_majority_mask
 
@@ -67,7 +67,7 @@ class SequenceGenerator:
     def __init__(self, checkpoint: Path, device: torch.device, batch_size: int = 32, amp: bool = False,
                  speed: FastPath | None = None):
         # Native checkpoints load as before; a seed's generator file (ULME-GAN, GANimation, N2ME) is imported.
-        state = importers.load_any(checkpoint)
+        state = ckpt.load(checkpoint, "auto")
         self.model_args = state["model"]
         self.schema: AUSchema = SCHEMAS[self.model_args["aus_schema"]]
         self.image_size = self.model_args["discriminator"]["final_size"]

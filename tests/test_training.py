@@ -58,6 +58,15 @@ def _assert_same_tensors(a, b, path=""):
             _assert_same_tensors(x, y, f"{path}[{i}]")
 
 
+def test_resume_reads_its_checkpoint_once(tiny_data, tmp_path, monkeypatch):
+    assert train(tiny_data, tmp_path / "ck", "--name", "run", "--max_steps", "1") == 0
+    reads = []
+    real_read = ckpt._read_native
+    monkeypatch.setattr(ckpt, "_read_native", lambda path, where: (reads.append(path.name), real_read(path, where))[1])
+    assert main(["--resume", str(tmp_path / "ck" / "run"), "--max_steps", "2", "--no_progress"]) == 0
+    assert reads == ["latest.pth"]  # create_solver reads it and hands the state to the trainer
+
+
 @pytest.mark.parametrize("stop_at, model", [(3, "ganimation"), (4, "ganimation"), (3, "n2me_unet")])
 def test_resume_gives_identical_weights(tiny_data, tmp_path, stop_at, model):
     # Mid-epoch and exactly at an epoch boundary; and N2ME's U-Net through the same trainer.
