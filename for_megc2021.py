@@ -21,10 +21,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from data.sequences import read_clip_folder, read_pair_folder, template_from_image
 from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
-from solvers import generation_checkpoint, speed_settings, trajectory_settings
+from solvers import generation_checkpoint, speed_settings, tester, trajectory_settings
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
 from solvers.tester import (
@@ -32,7 +31,6 @@ from solvers.tester import (
     SequenceGenerator,
     apex_still,
     generate_sequence,
-    measurement_backend,
     template_pixels,
     unique_folder,
 )
@@ -81,18 +79,10 @@ def find_pairs(opt) -> list[Pair]:
 
 
 def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
-    """The pair's clip and template; with --pre_treatment, AUs measured by the chosen backend."""
-    kind = opt.au_backend if opt.pre_treatment else "table"
-    with measurement_backend(kind, pair.clip_dir, opt.openface_bin) as backend:
-        need_csv = re_code or backend.csv_only
-        if pair.template is None:
-            return read_pair_folder(pair.clip_dir, model.schema, need_presence=need_csv, template=opt.template,
-                                    front_end=backend.front_end, csv_root=backend.csv_root,
-                                    use_table=not backend.csv_only)
-        clip, _ = read_clip_folder(pair.clip_dir, model.schema, need_presence=need_csv, front_end=backend.front_end,
-                                   csv_root=backend.csv_root, use_table=not backend.csv_only)
-        clip.name = pair.name
-        return clip, template_from_image(pair.template, model.schema, backend.front_end)
+    """The pair's clip and template (test mode's loader); with --pre_treatment, AUs measured by the chosen backend."""
+    return tester.load_pair(pair.clip_dir, model.schema, re_code=re_code,
+                            au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
+                            template=opt.template, template_image=pair.template, name=pair.name)
 
 
 def run_batch(opt) -> int:

@@ -24,7 +24,15 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_folder, read_template, template_from_image
+from data.sequences import (
+    DrivingClip,
+    Template,
+    read_au_matrix,
+    read_clip_folder,
+    read_pair_folder,
+    read_template,
+    template_from_image,
+)
 from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
@@ -289,19 +297,36 @@ class Tester:
         return result
 
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
+        if self.aus_matrix is None:
+            return load_pair(self.data_root, schema, re_code=self.traj.re_code, au_backend=self.au_backend,
+                             openface_bin=self.openface_bin, template=self.template)
         with measurement_backend(self.au_backend, self.data_root, self.openface_bin) as backend:
-            if self.aus_matrix is not None:
-                clip = read_au_matrix(self.aus_matrix, schema)
-                if self.template and Path(self.template).is_file():
-                    return clip, template_from_image(Path(self.template), schema, backend.front_end)
-                if self.data_root is None:
-                    raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
-                return clip, read_template(self.data_root, schema, None, self.template, backend.front_end)
+            clip = read_au_matrix(self.aus_matrix, schema)
+            if self.template and Path(self.template).is_file():
+                return clip, template_from_image(Path(self.template), schema, backend.front_end)
             if self.data_root is None:
-                raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
-            return read_pair_folder(self.data_root, schema, need_presence=self.traj.re_code or backend.csv_only,
-                                    template=self.template, front_end=backend.front_end,
-                                    csv_root=backend.csv_root, use_table=not backend.csv_only)
+                raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
+            return clip, read_template(self.data_root, schema, None, self.template, backend.front_end)
+
+
+def load_pair(folder: Path | None, schema: AUSchema, *, re_code: bool, au_backend: str = "table",
+              openface_bin: str | None = None, template: str | None = None, template_image: Path | None = None,
+              name: str | None = None) -> tuple[DrivingClip, Template]:
+    """A driving clip and its template, for test mode and for_megc2021.py alike: a pair folder (imgs/ + imgs2/,
+    ``template`` picking a name in imgs2/), or a clip folder and ``template_image`` (then the clip is called
+    ``name``). With --pre_treatment, ``au_backend`` measures the AUs instead of reading the tables."""
+    with measurement_backend(au_backend, folder, openface_bin) as backend:
+        if folder is None:
+            raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
+        need_presence = re_code or backend.csv_only  # re-encoding reads OpenFace's presence flags
+        if template_image is None:
+            return read_pair_folder(folder, schema, need_presence=need_presence, template=template,
+                                    front_end=backend.front_end, csv_root=backend.csv_root,
+                                    use_table=not backend.csv_only)
+        clip, _ = read_clip_folder(folder, schema, need_presence=need_presence, front_end=backend.front_end,
+                                   csv_root=backend.csv_root, use_table=not backend.csv_only)
+        clip.name = name or clip.name
+        return clip, template_from_image(template_image, schema, backend.front_end)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Which way imports point (docs/reference.md, Layout): every arrow of the package graph is checked with ``ast``.
 
-    main.py, for_megc2021.py -> options, solvers (main also metrics, for eval mode)
+    main.py -> options, solvers; for_megc2021.py -> options, solvers, media (listing image files)
     tools -> solvers, models, data, metrics, openface, media     (nothing imports tools)
     solvers -> models, data, metrics, openface, media
     options -> models (the registry: --model choices), openface (the AU schemas)
@@ -27,8 +27,8 @@ ALLOWED = {
     "options": {"models", "openface"},
     "solvers": {"models", "data", "metrics", "openface", "media"},
     "tools": {"solvers", "models", "data", "metrics", "openface", "media"},
-    "main": {"options", "solvers", "metrics"},
-    "for_megc2021": {"options", "solvers", "data", "media"},
+    "main": {"options", "solvers"},
+    "for_megc2021": {"options", "solvers", "media"},
 }
 OURS = set(PACKAGES) | set(SCRIPTS)
 
