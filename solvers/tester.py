@@ -33,11 +33,11 @@ from data.sequences import (
     read_template,
     template_from_image,
 )
+from media import frames as media
 from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
-from solvers import media
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.trajectory import build_trajectory, presence_majority_mask
 

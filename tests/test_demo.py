@@ -7,7 +7,7 @@ from PIL import Image
 
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
-from solvers.media import probe_video
+from media.frames import probe_video
 from tools import au_grid, demo
 
 BUNDLED = ROOT / "pretrained" / "ganimation_cpu_small.pth"

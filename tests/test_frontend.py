@@ -117,7 +117,7 @@ def test_prepare_handles_awkward_inputs_and_resumes(tmp_path):
     Image.new("RGB", (200, 200), "gray").save(src / "blank.jpg")
     (src / "broken.jpg").write_bytes((src / "grey.png").read_bytes()[:200])
     (src / "broken video.mp4").write_bytes(b"not a video at all")
-    from solvers.media import write_mp4
+    from media.frames import write_mp4
 
     frames = np.stack([np.asarray(photo.convert("RGB").resize((256, 256)))] * 3)
     write_mp4(frames, src / "clip.mp4", fps=25)

@@ -10,8 +10,8 @@ from PIL import Image
 from for_megc2021 import main as megc_main
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
+from media.frames import probe_video
 from solvers import BUNDLED_CHECKPOINT
-from solvers.media import probe_video
 
 EXAMPLES = ROOT / "examples" / "au_matrices"
 
