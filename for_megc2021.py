@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
-from solvers import generation_checkpoint, speed_settings, tester, trajectory_settings
+from solvers import generation_checkpoint, speed_settings, tester, trajectory_settings, write_videos
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
 from solvers.tester import (
@@ -94,7 +94,7 @@ def run_batch(opt) -> int:
     model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
                               speed_settings(opt, device))
     traj = trajectory_settings(opt)
-    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
+    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt),
                          max_frames=opt.max_dataset_size)
     results_dir = Path(opt.results_dir)
     suffix = f"{model.model_args['name']}_{model.epoch}_{traj.folder_tag()}"

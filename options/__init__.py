@@ -137,7 +137,8 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
                    help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30); "
                         "--mode eval: the clips' frame rate (default: run.json, else dataset)")
     g.add_argument("--no_video", action="store_true", help="frames, AU table and curves only")
-    g.add_argument("--save_video", action="store_true", help="accepted for ULME-GAN commands (videos are default)")
+    g.add_argument("--save_video", action="store_true",
+                   help="write the videos (the default; ULME-GAN's flag); contradicts --no_video")
     g.add_argument("--pre_treatment", action="store_true",
                    help="measure the AUs of imgs/ and imgs2/ (and align the template) instead of reading tables")
     g.add_argument("--au_backend", default="builtin", choices=("builtin", "openface", "csv"),

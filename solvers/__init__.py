@@ -236,6 +236,14 @@ def generation_checkpoint(opt: argparse.Namespace) -> Path:
     return path
 
 
+def write_videos(opt: argparse.Namespace) -> bool:
+    """Videos are written by default; --no_video leaves them out. --save_video (ULME-GAN's spelling) asks for them
+    explicitly, so typing both is a contradiction rather than a silent choice."""
+    if getattr(opt, "save_video", False) and opt.no_video:
+        raise ValueError("--save_video and --no_video contradict each other: give one of them")
+    return not opt.no_video
+
+
 def speed_settings(opt: argparse.Namespace, device) -> fast_path.FastPath:
     """--fast_path / --compile / --amp / --channels_last resolved for this device (see solvers/fast_path.py)."""
     path = fast_path.resolve(opt.fast_path, device, amp=opt.amp, channels_last=opt.channels_last,
@@ -254,7 +262,7 @@ def create_tester(opt: argparse.Namespace):
     return Tester(
         checkpoint=generation_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
         traj=trajectory_settings(opt),
-        out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
+        out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt),
                            max_frames=opt.max_dataset_size),
         data_root=Path(opt.data_root) if opt.data_root else None,
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
@@ -279,6 +287,6 @@ def create_n2me_pipeline(opt: argparse.Namespace):
         me_expr_name=opt.me_expr_name or (me.parent.name if me else "me"), keep_size=opt.keep_size,
         aus_dirs=aus_dirs, me_summary=Path(opt.me_summary) if opt.me_summary else None,
         me_annotations=[Path(p) for p in opt.me_annotations], me_emotions=opt.me_emotions,
-        me_samples=opt.me_samples, seed=opt.seed, fps=opt.fps, videos=not opt.no_video)
+        me_samples=opt.me_samples, seed=opt.seed, fps=opt.fps, videos=write_videos(opt))
     device = select_device(opt.gpu_ids, 0)
     return N2MEPipeline(settings, device, batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device))

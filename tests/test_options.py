@@ -2,6 +2,8 @@
 standalone ``python -m metrics.evaluate`` parser flag for flag."""
 import argparse
 
+import pytest
+
 from metrics import motion
 from metrics.evaluate import build_parser as build_eval_parser
 from options import FLOW_METHODS, build_parser, parse
@@ -44,3 +46,13 @@ def test_eval_command_records_what_was_typed():
 
     opt = parse(["--mode", "eval", "--results", "r dir", "--no_report", "--annotations", "a.xlsx", "b.xlsx"])
     assert eval_command(opt) == "python -m metrics.evaluate --results 'r dir' --annotations a.xlsx b.xlsx --no_report"
+
+
+def test_save_video_is_the_explicit_default_and_contradicts_no_video():
+    from solvers import write_videos
+
+    assert write_videos(parse(["--mode", "test"])) is True
+    assert write_videos(parse(["--mode", "test", "--save_video"])) is True  # ULME-GAN's commands keep working
+    assert write_videos(parse(["--mode", "test", "--no_video"])) is False
+    with pytest.raises(ValueError, match="contradict"):
+        write_videos(parse(["--mode", "test", "--save_video", "--no_video"]))
