@@ -15,6 +15,7 @@ FRAMES = 30  # rows of examples/au_matrices/positive.csv and surprise.csv
 
 
 @pytest.mark.skipif(not BUNDLED.is_file(), reason=f"bundled weights not present at {BUNDLED}")
+@pytest.mark.slow
 def test_demo_writes_both_sequences_from_the_sample_photo(tmp_path, capsys):
     out = tmp_path / "demo"
     assert demo.main(["--out", str(out), "--output_size", "128"]) == 0

@@ -463,6 +463,7 @@ def test_convert_writes_a_native_checkpoint_that_test_mode_runs(tmp_path, capsys
     assert "--force" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_convert_and_inspect_as_modules(tmp_path):
     _, _, g_file, _ = seed_run(tmp_path, "ganimation")
     inspect = subprocess.run([sys.executable, "-m", "solvers.importers", "inspect", str(g_file)], cwd=ROOT,

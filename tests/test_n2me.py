@@ -52,6 +52,7 @@ def test_fill_gaps_interpolates_and_reports_long_gaps():
 
 # "on": compiled generators for both stages (on CPU the fast path is compilation in fp32)
 @pytest.mark.parametrize("fast_path", ["off", "on"])
+@pytest.mark.slow
 def test_two_stage_pipeline_on_real_frames(tmp_path, fast_path):
     need(MEGC, LONDON)
     neutral = tiny_run(tmp_path, "neutral18", "--aus_nc", "18")
@@ -98,6 +99,7 @@ def test_two_stage_pipeline_on_real_frames(tmp_path, fast_path):
     assert "happiness: 5 clips asked, 2 exist" in text
 
 
+@pytest.mark.slow
 def test_unknown_emotion_is_refused(tmp_path, capsys):
     need(LONDON)
     neutral = tiny_run(tmp_path, "neutral18", "--aus_nc", "18")
