@@ -6,7 +6,6 @@ import json
 import logging
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch.distributed as dist
@@ -19,15 +18,21 @@ from solvers import checkpoint as ckpt
 from solvers import fast_path
 from solvers.distributed import init_from_env, local_rank_from_env, select_device
 from solvers.logs import setup_logging
+from solvers.run_folder import LockedRun, RunLock, new_run_dir
 
 log = logging.getLogger(__name__)
 
-# Flags a resumed run may change without altering what it computes.
+# The rule on --resume (docs/robustness.md): architecture flags that differ from the run's are an error naming both
+# values; any other flag that changes what the run computes (data flags above all) is logged as a warning; the
+# flags below change nothing the run computes and are taken silently.
 RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample_img_freq", "save_latest_freq",
                "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
-               "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
+               "tensorboard", "no_progress", "niter", "niter_decay"}
+# Flags that shape the networks: the checkpoint's weights only fit the values it was trained with.
+ARCHITECTURE = {"model", "ngf", "ndf", "n_blocks", "n_down", "norm", "d_layers", "final_size", "aus_schema", "aus_nc"}
 # Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
-PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile"}
+PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile", "data_on_device",
+                  "compile_mode"}
 # Flags that only say which run to open; never taken from a checkpoint.
 RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format"}
 
@@ -94,10 +99,15 @@ def loss_weights(opt: argparse.Namespace, model_name: str) -> LossWeights:
 def _merge_resumed_options(opt: argparse.Namespace, saved: dict) -> argparse.Namespace:
     """A resumed run computes what it computed before: saved options win, except flags typed now."""
     merged = {**vars(opt), **saved}  # flags newer than the checkpoint keep today's defaults
+    changed = [k for k in opt.explicit if k not in RUN_SELECTION and merged.get(k) != getattr(opt, k)]
+    arch = [f"--{k} {getattr(opt, k)} (the run has {merged.get(k)})" for k in changed if k in ARCHITECTURE]
+    if arch:
+        raise ValueError(f"cannot resume with another architecture: {'; '.join(arch)}. Drop the flag to continue "
+                         f"the run, or fine-tune from it into a new run (--load_epoch N --name NEW)")
     for key in opt.explicit:
         if key in RUN_SELECTION:
             continue
-        if key not in RESUME_SAFE and merged.get(key) != getattr(opt, key):
+        if key in changed and key not in RESUME_SAFE:
             log.warning("--%s changed on resume (%r -> %r): the continued run differs from an uninterrupted one",
                         key, merged.get(key), getattr(opt, key))
         merged[key] = getattr(opt, key)
@@ -115,15 +125,6 @@ def _adopt_architecture(opt: argparse.Namespace, model_args: dict) -> None:
         setattr(opt, key, value)
 
 
-def _new_run_dir(base: Path, name: str | None, model: str) -> Path:
-    name = name or f"{model}_{time.strftime('%y%m%d_%H%M%S')}"
-    run_dir = base / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(f"run folder {run_dir} already exists: continue it with --resume {run_dir}, "
-                              f"or pass --name for a new run")
-    return run_dir
-
-
 def _agree(value, world_size: int):
     """Rank 0's value on every rank (run folder names contain a timestamp)."""
     if world_size <= 1:
@@ -134,8 +135,6 @@ def _agree(value, world_size: int):
 
 
 def _create_trainer(opt: argparse.Namespace):
-    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
-
     device = select_device(opt.gpu_ids, local_rank_from_env())
     dist_info = init_from_env(device)
     setup_logging(None, dist_info.is_main)
@@ -153,28 +152,43 @@ def _create_trainer(opt: argparse.Namespace):
         start_state = ckpt.load(init_from, fmt, need_critic=True)
         model_args = start_state["model"]  # the weights decide the architecture
         _adopt_architecture(opt, model_args)
-        run_dir = _new_run_dir(init_from.parent.parent, opt.name, opt.model) if dist_info.is_main else None
+        run_dir = new_run_dir(init_from.parent.parent, opt.name, opt.model) if dist_info.is_main else None
     else:
         model_args = model_args_from_options(opt)
-        run_dir = _new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
+        run_dir = new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
     run_dir = Path(_agree(str(run_dir), dist_info.world_size))
     if not opt.data_root:
         raise ValueError("--data_root is required for training")
-
-    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
-    if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        setup_logging(run_dir, True)
-        if resume_from is None:
-            (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
-        with open(run_dir / "command.txt", "a") as fh:
-            fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
-        log.info("run folder %s", run_dir)
 
     cropping = opt.resize_or_crop != "none"
     load_size = opt.load_size or (round(opt.final_size * 1.15625) if cropping else opt.final_size)
     if load_size < opt.final_size:
         raise ValueError(f"--load_size {load_size} is smaller than --final_size {opt.final_size}")
+    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
+    lock = None
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir)  # one process per run folder; also clears temp files of killed processes
+    try:
+        if dist_info.is_main:
+            setup_logging(run_dir, True)
+            if resume_from is None:
+                (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
+            with open(run_dir / "command.txt", "a") as fh:
+                fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
+            log.info("run folder %s", run_dir)
+        return LockedRun(_trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options,
+                                  init_from, resume_from, start_state), lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options, init_from, resume_from,
+             start_state):
+    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
+
     path = speed_settings(opt, device)
     return Trainer(
         data=DataSettings(
@@ -182,12 +196,12 @@ def _create_trainer(opt: argparse.Namespace):
             n_threads=opt.n_threads, serial_batches=opt.serial_batches, max_dataset_size=opt.max_dataset_size,
             final_size=opt.final_size, load_size=load_size if cropping else opt.final_size, random_crop=cropping,
             flip=not opt.no_flip, aus_noise=0.0 if opt.no_aus_noise else opt.aus_noise, skip_bad=opt.skip_bad,
-            cache_images=opt.cache_images),
+            cache_images=opt.cache_images, clip_aus=opt.clip_aus, data_on_device=opt.data_on_device),
         optim=OptimSettings(
             lr=opt.lr, betas=(opt.beta1, opt.beta2), train_gen_iter=opt.train_gen_iter, epoch_count=opt.epoch_count,
             niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=path.amp,
             channels_last=path.channels_last, compile=path.compile, fused_adam=path.fused_adam,
-            cudnn_benchmark=path.cudnn_benchmark),
+            cudnn_benchmark=path.cudnn_benchmark, compile_mode=opt.compile_mode),
         out=OutputSettings(
             run_dir=run_dir, save_epoch_freq=opt.save_epoch_freq, save_latest_freq=opt.save_latest_freq,
             keep_last=opt.keep_last, print_losses_freq=opt.print_losses_freq, sample_img_freq=opt.sample_img_freq,
@@ -207,11 +221,15 @@ def trajectory_settings(opt: argparse.Namespace):
         raise ValueError("--linear_fitting and --apex_frame exclude each other")
     mode = "linear_fitting" if opt.linear_fitting else "apex_frame" if opt.apex_frame else "1v1"
     return TrajectorySettings(mode=mode, re_code=opt.re_code, apex=opt.top_frame, au_mode=opt.au_mode,
-                              factor=opt.factor, smooth_window=opt.smooth)
+                              factor=opt.factor, smooth_window=opt.smooth,
+                              calibrate=not getattr(opt, "no_calibration", False))
 
 
 # The generator shipped in the repository (pretrained/MODEL_CARD.md): test mode's model when none is named.
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "pretrained" / "ganimation_cpu_small.pth"
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+BUNDLED_CHECKPOINT = PRETRAINED / "ganimation128_gpu15.pth"  # 128 px, trained on one GPU (docs/bundled_model.md)
+# The 64 px CPU stand-in it replaced: kept only because tests need a tiny real model that runs in a second.
+SMALL_CHECKPOINT = PRETRAINED / "ganimation_cpu_small.pth"
 
 
 def generation_checkpoint(opt: argparse.Namespace) -> Path:
@@ -267,7 +285,8 @@ def create_tester(opt: argparse.Namespace):
         data_root=Path(opt.data_root) if opt.data_root else None,
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
         batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device), progress=not opt.no_progress,
-        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin)
+        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
+        clip_aus=opt.clip_aus)
 
 
 def create_n2me_pipeline(opt: argparse.Namespace):

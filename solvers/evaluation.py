@@ -43,7 +43,7 @@ class Evaluation:
                                            annotations=s.annotations, flow=s.flow, report=s.report, progress=True,
                                            command=s.command, inception=inception,
                                            inception_device=s.inception_device)
-        except (FileNotFoundError, ValueError) as err:
+        except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written
             if inception and not s.inception and "--inception" in str(err):  # say where the path came from
                 raise type(err)(f"{err} (--inception came from ${evaluate_module.INCEPTION_ENV}={inception})") from err
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import logging
@@ -37,8 +38,10 @@ from media import frames as media
 from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
+from solvers import calibration as au_calibration
 from solvers import checkpoint as ckpt
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
+from solvers.run_folder import remove_stale_temp
 from solvers.trajectory import build_trajectory, presence_majority_mask
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class TrajectorySettings:
     au_mode: str = "absolute"  # "absolute" | "relative"
     factor: float = 1.0
     smooth_window: int = 0
+    calibrate: bool = True  # invert the model's AU-response curves when it has them (solvers/calibration.py)
 
     def folder_tag(self) -> str:
         """The seed's naming: <re_code|no-re_code>_<linear_fitting|apex_frame|1V1>."""
@@ -89,6 +93,7 @@ class SequenceGenerator:
         self.run_generator = maybe_compile(self.generator, self.speed, device, inference=True)
         self.device, self.batch_size, self.amp = device, max(1, batch_size), self.speed.amp
         self.checkpoint = checkpoint
+        self.calibration = au_calibration.load(checkpoint, self.schema.names)
         if self.speed.compile:
             self._compile_now()
 
@@ -164,6 +169,24 @@ def unique_folder(path: Path) -> Path:
     return path.with_name(f"{path.name}_{n}")
 
 
+@functools.lru_cache(maxsize=64)
+def _face_count(path: str, mtime_ns: int) -> int:
+    from openface.landmarks import Landmarker
+
+    landmarker = Landmarker(max_faces=1)
+    try:
+        return len(landmarker.detect(load_rgb(path)))
+    finally:
+        landmarker.close()
+
+
+def warn_if_no_face(template: Template) -> None:
+    """A template without a face still 'works' (the generator paints on whatever is there): say so, once per file.
+    A template aligned by the front end (``--pre_treatment``) has a face by construction."""
+    if template.aligned is None and _face_count(str(template.path), template.path.stat().st_mtime_ns) == 0:
+        log.warning("%s: no face found in the template; the result will not look like a face", template.path)
+
+
 def recode_mask(clip: DrivingClip, schema: AUSchema) -> np.ndarray:
     if clip.presence is None:
         raise ValueError(f"--re_code needs OpenFace presence flags (csvs/) for {clip.name}; its AUs came from "
@@ -196,14 +219,16 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     if needs and template.aus is None:
         raise ValueError(f"{template.path}: {needs[0]} needs the template's AUs (an entry in the AU table, "
                          f"csvs2/{template.path.stem}.csv, or --pre_treatment)")
+    warn_if_no_face(template)
     targets, apex = build_trajectory(
         clip_aus, template_aus=template.aus if template.aus is not None else np.zeros(model.schema.n),
         mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=traj.au_mode, factor=traj.factor,
         smooth_window=traj.smooth_window)
     fps = out.fps or clip.fps
+    drive = calibrated_drive(model, targets, template, traj)
 
     start = time.perf_counter()
-    generated = model.generate(model.load_template(template), targets, progress=progress,
+    generated = model.generate(model.load_template(template), drive, progress=progress,
                                template_aus=template.aus)
     seconds = time.perf_counter() - start
 
@@ -212,10 +237,15 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     tmp.mkdir(parents=True)
     try:
         files = _write_outputs(tmp, model, clip, template, frames_src, clip_aus, targets, generated, apex, fps, out)
+        if drive is not targets:  # what the generator was given; aus_driven.csv keeps what the face should show
+            write_au_csv(tmp / "aus_generator_input.csv", model.schema.names, drive)
+            files.append("aus_generator_input.csv")
         record = {"clip": clip.name, "au_source": clip.source, "template": str(template.path),
                   "source_frames": str(frames_src[0].parent) if frames_src else None,
+                  "source_frame_gaps": clip.frame_gaps,
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
                   "fps": fps, "trajectory": asdict(traj), "output_size": out.output_size,
+                  "calibration": str(model.calibration.source) if drive is not targets else None,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(len(targets) / seconds, 2),
                   "device": str(model.device)}
         (tmp / "run.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -224,6 +254,16 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SequenceResult(out_dir, len(targets), apex, fps, seconds, len(targets) / seconds, files + ["run.json"])
+
+
+def calibrated_drive(model: SequenceGenerator, targets: np.ndarray, template: Template,
+                     traj: TrajectorySettings) -> np.ndarray:
+    """The generator's input for these targets: through the model's AU-response calibration when it has one and
+    ``traj.calibrate`` is on, anchored on the template's AUs (zeros when unknown); else the targets themselves."""
+    if not traj.calibrate or model.calibration is None:
+        return targets
+    anchor = template.aus if template.aus is not None else np.zeros(model.schema.n)
+    return model.calibration.drive(targets, anchor)
 
 
 def _write_outputs(folder: Path, model: SequenceGenerator, clip: DrivingClip, template: Template,
@@ -282,13 +322,15 @@ class Tester:
     amp: bool = False
     speed: FastPath | None = None  # the fast-path settings (None: plain, plus --amp)
     progress: bool = True
-    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's "builtin" | "openface" | "csv"
+    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's auto | builtin | openface | csv
     openface_bin: str | None = None
+    clip_aus: bool = False  # --clip_aus: clip out-of-range AUs (counted) instead of stopping
 
     def run(self) -> SequenceResult:
         model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp, self.speed)
         clip, template = self._inputs(model.schema)
         name = f"{clip.name}_{model.model_args['name']}_{model.epoch}_{self.traj.folder_tag()}"
+        remove_stale_temp(self.results_dir)  # hidden half-written result folders of killed runs
         out_dir = unique_folder(self.results_dir / name)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         result = generate_sequence(model, clip, template, out_dir, self.traj, self.out, self.progress)
@@ -297,11 +339,13 @@ class Tester:
         return result
 
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
+        if self.template and not Path(self.template).is_file() and Path(self.template).suffix:
+            raise FileNotFoundError(f"--template {self.template}: no such image file")
         if self.aus_matrix is None:
             return load_pair(self.data_root, schema, re_code=self.traj.re_code, au_backend=self.au_backend,
-                             openface_bin=self.openface_bin, template=self.template)
+                             openface_bin=self.openface_bin, template=self.template, clip_aus=self.clip_aus)
         with measurement_backend(self.au_backend, self.data_root, self.openface_bin) as backend:
-            clip = read_au_matrix(self.aus_matrix, schema)
+            clip = read_au_matrix(self.aus_matrix, schema, self.clip_aus)
             if self.template and Path(self.template).is_file():
                 return clip, template_from_image(Path(self.template), schema, backend.front_end)
             if self.data_root is None:
@@ -311,10 +355,11 @@ class Tester:
 
 def load_pair(folder: Path | None, schema: AUSchema, *, re_code: bool, au_backend: str = "table",
               openface_bin: str | None = None, template: str | None = None, template_image: Path | None = None,
-              name: str | None = None) -> tuple[DrivingClip, Template]:
+              name: str | None = None, clip_aus: bool = False) -> tuple[DrivingClip, Template]:
     """A driving clip and its template, for test mode and for_megc2021.py alike: a pair folder (imgs/ + imgs2/,
     ``template`` picking a name in imgs2/), or a clip folder and ``template_image`` (then the clip is called
-    ``name``). With --pre_treatment, ``au_backend`` measures the AUs instead of reading the tables."""
+    ``name``). With --pre_treatment, ``au_backend`` measures the AUs instead of reading the tables; ``clip_aus``
+    (--clip_aus) clips out-of-range AUs instead of stopping."""
     with measurement_backend(au_backend, folder, openface_bin) as backend:
         if folder is None:
             raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
@@ -322,9 +367,9 @@ def load_pair(folder: Path | None, schema: AUSchema, *, re_code: bool, au_backen
         if template_image is None:
             return read_pair_folder(folder, schema, need_presence=need_presence, template=template,
                                     front_end=backend.front_end, csv_root=backend.csv_root,
-                                    use_table=not backend.csv_only)
+                                    use_table=not backend.csv_only, clip_aus=clip_aus)
         clip, _ = read_clip_folder(folder, schema, need_presence=need_presence, front_end=backend.front_end,
-                                   csv_root=backend.csv_root, use_table=not backend.csv_only)
+                                   csv_root=backend.csv_root, use_table=not backend.csv_only, clip_aus=clip_aus)
         clip.name = name or clip.name
         return clip, template_from_image(template_image, schema, backend.front_end)
 
@@ -340,6 +385,10 @@ class Backend:
 
 @contextlib.contextmanager
 def measurement_backend(kind: str, data_root: Path | None, openface_bin: str | None):
+    if kind == "auto":  # a real OpenFace first, where one is installed
+        from openface.backend_choice import choose_au_backend
+
+        kind = choose_au_backend(openface_bin) if data_root is not None else "builtin"
     if kind == "builtin":
         from openface.frontend import FaceFrontEnd
 
