@@ -200,6 +200,7 @@ def test_no_au_is_constant_over_the_london_photos(london_pairs):
     assert all(s > 0.01 for s in spread.values()), spread
 
 
+@pytest.mark.slow
 def test_calibration_is_reproduced_by_its_command(tmp_path):
     need(MEGC)
     from openface import calibrate
