@@ -487,3 +487,19 @@ def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tm
     assert (out / "contact_sheet.png").read_bytes() == first_sheet
     second = list(csv.DictReader(open(out / "index_2.csv")))
     assert second[0]["out_dir"].endswith("_2") and Image.open(out / "contact_sheet_2.png").size[0] == 3 * 128
+
+
+# ------------------------------------------------------------------ 5. servers bind to localhost only
+
+def test_every_visdom_server_command_binds_localhost():
+    from conftest import ROOT
+
+    texts = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("solvers/*.py"), ROOT / "tests" / "visdom_server.py"]
+    commands = [(path.name, line) for path in texts for line in path.read_text().splitlines()
+                if "python -m visdom.server" in line]
+    assert len(commands) >= 3  # README, the no-server warning, the test helper's docstring
+    for name, line in commands:
+        assert "-bind_local" in line, f"{name}: {line.strip()}"
+    helper = (ROOT / "tests" / "visdom_server.py").read_text()  # the server the test suite starts
+    assert '"visdom.server"' in helper and '"-bind_local"' in helper
+    assert not any("0.0.0.0" in path.read_text() for path in texts)
