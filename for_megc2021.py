@@ -22,10 +22,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from data.images import list_images, load_rgb, natural_key
 from data.sequences import read_clip_folder, read_pair_folder, template_from_image
+from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
-from solvers import speed_settings, test_checkpoint, trajectory_settings
+from solvers import generation_checkpoint, speed_settings, trajectory_settings
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
 from solvers.run_folder import remove_stale_temp
@@ -103,7 +103,8 @@ def run_batch(opt) -> int:
     if not pairs:
         raise FileNotFoundError("no pair folders with imgs/ found")
     device = select_device(opt.gpu_ids, 0)
-    model = SequenceGenerator(test_checkpoint(opt), device, opt.batch_size, opt.amp, speed_settings(opt, device))
+    model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
+                              speed_settings(opt, device))
     traj = trajectory_settings(opt)
     out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
                          max_frames=opt.max_dataset_size)

@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from data.au_table import find_au_table, load_au_table
-from data.id_lists import deterministic_split, find_id_list, read_id_list
-from data.images import BadImageError, list_images, load_rgb
+from data.id_lists import find_id_list, read_id_list
+from media.images import BadImageError, deterministic_split, list_images, load_rgb
 from openface.au_schema import AUSchema
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from data.au_table import AU_TABLE_NAMES, load_au_table
-from data.images import describe_gaps, list_images, load_rgb, numbering_gaps
+from media.images import describe_gaps, list_images, load_rgb, numbering_gaps
 from openface.au_schema import OPENFACE_AUS, AUSchema
 from openface.csv_io import read_openface_csv
 
@@ -93,11 +93,13 @@ def _fit_schema(intensity17: np.ndarray, schema: AUSchema) -> np.ndarray:
     return intensity17
 
 
-def measure_with_front_end(paths: list[Path], schema: AUSchema, front_end) -> tuple[np.ndarray, np.ndarray]:
-    """AUs and presence flags of images measured by the built-in front end (``--pre_treatment``)."""
+def measure_with_front_end(paths: list[Path], schema: AUSchema, front_end,
+                           fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """AUs and presence flags of a clip's frames measured by the built-in front end (``--pre_treatment``), in the
+    estimator's sequence mode (movement from the first frame)."""
     from openface.frontend import measure_images
 
-    return measure_images(((p, load_rgb(p)) for p in paths), schema.names, front_end)
+    return measure_images(((p, load_rgb(p)) for p in paths), schema.names, front_end, fps)
 
 
 def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False, front_end=None,
@@ -118,7 +120,7 @@ def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool 
     if gaps:  # a missing middle frame makes the clip jump there; say so rather than generate without a word
         log.warning("%s/imgs: %s; the generated clip skips them too", root, describe_gaps(gaps))
     if front_end is not None:
-        aus, presence = measure_with_front_end(list(frames.values()), schema, front_end)
+        aus, presence = measure_with_front_end(list(frames.values()), schema, front_end, native_fps(root.name))
         clip = DrivingClip(root.name, aus, list(frames.values()), presence, native_fps(root.name),
                            "built-in front end", gaps)
         return clip, None

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.images import load_rgb
 from data.sequences import DEFAULT_FPS, NATIVE_FPS, native_fps
+from media.images import load_rgb
 from metrics import au, frechet, identity, motion, quality, timeline
 from metrics.analysis import ClipAnalysis, Tools, analyse, shared_tools
 from metrics.inputs import ResultEntry, attach_inputs, find_results, match, read_driven
@@ -212,6 +212,9 @@ def score_pair(entry: ResultEntry, gen: ClipAnalysis, src: ClipAnalysis | None, 
         m["ssim_static"] = _compute("ssim_static", gen.grey, tpl.grey[0], static, gen.valid)
         m["psnr_static"] = _compute("psnr_static", gen.rgb, tpl.rgb[0], static, gen.valid)
         details["ssim_static_per_frame"] = quality.per_frame_ssim(gen.grey, tpl.grey[0], static, gen.valid).tolist()
+        expression = gen.expression | tpl.expression
+        m["onset_fidelity"] = _compute("onset_fidelity", gen.grey, tpl.grey[0], expression, gen.valid)
+        m["artifact_rate"] = _compute("artifact_rate", gen.grey, tpl.grey[0], expression, gen.valid)
     if src is not None and src.profiles is not None and gen.profiles is not None:
         _motion(src, gen, m, details)
     if gen.change is not None:
@@ -268,7 +271,8 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
     notes = list(entry.notes)
     # descriptors serve identity (needs the template) and FD (needs the source)
     frames = entry.generated.load()
-    gen = analyse(frames, tools, flow, describe=entry.template is not None or entry.source is not None)
+    rate = clip_fps(entry, fps)
+    gen = analyse(frames, tools, flow, describe=entry.template is not None or entry.source is not None, fps=rate)
     if inception is not None:  # FID: the full frames as decoded, not the canonical face crops
         gen.inception = inception.features(frames)
     del frames
@@ -277,14 +281,13 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
         key = (str(entry.source.path), flow)
         if key not in cache:  # a batch drives several templates with one clip: measure it once
             frames = entry.source.load()
-            clip = analyse(frames, tools, flow)
+            clip = analyse(frames, tools, flow, fps=rate)
             if inception is not None:
                 clip.inception = inception.features(frames)
             cache[key] = clip  # only once complete: a failure here leaves nothing half-measured for the next pair
             del frames
         src = cache[key]
     tpl = analyse(load_rgb(entry.template)[None], tools, None) if entry.template is not None else None
-    rate = clip_fps(entry, fps)
     coded, problem = codes_for(entry, coded_clips)
     if problem:
         notes.append(problem)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
+from media.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 GENERIC_FOLDERS = ("imgs", "frames", "images")  # such a folder is named after its parent

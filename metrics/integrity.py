@@ -3,7 +3,7 @@ without a face in any frame all make a pair's status other than "ok": its metric
 frames that exist, which the record lists), but it stays out of the summary and the exit code says so (1)."""
 from __future__ import annotations
 
-from data.images import describe_gaps, numbering_gaps
+from media.images import describe_gaps, numbering_gaps
 from metrics.inputs import ResultEntry
 
 INCOMPLETE = "incomplete"  # frames missing from the result or the source

@@ -8,10 +8,10 @@ import argparse
 import math
 import sys
 
+from models.registry import MODELS
 from openface.au_schema import SCHEMAS
 
 MODES = ("train", "test", "eval")  # eval: main.py hands over to metrics.evaluate (its own flags)
-MODELS = ("ganimation", "n2me_unet")
 NORMS = ("instance", "instance_affine")
 FPS_RANGE = (1.0, 1000.0)  # ffmpeg and GIF timing need a real rate; high-speed ME cameras reach a few hundred
 
@@ -70,9 +70,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="ganimation", choices=MODELS,
-                   help="ganimation: attention + colour, absolute AU targets; n2me_unet: N2ME's U-Net with an AdaIN "
-                        "bottleneck, conditioned on the AU change, direct RGB")
+    g.add_argument("--model", default="ganimation", choices=tuple(MODELS),  # the registry is the one model list
+                   help="; ".join(f"{name}: {spec.help}" for name, spec in MODELS.items()))
     g.add_argument("--ngf", type=POSITIVE_INT, default=64, help="generator base width")
     g.add_argument("--n_down", type=POSITIVE_INT, default=3, help="n2me_unet: U-Net downsamplings")
     g.add_argument("--ndf", type=POSITIVE_INT, default=64, help="critic base width")
@@ -112,7 +111,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda_tv", type=float, default=1e-5, help="attention total-variation weight (ULME used 0)")
     g.add_argument("--lambda_wgan_gp", type=float, default=10.0, help="gradient penalty weight")
     g.add_argument("--lambda_self_rec", type=float, default=None,
-                   help="self-reconstruction G(x, own AUs) = x weight (None: 10 for n2me_unet, 0 for ganimation)")
+                   help="self-reconstruction G(x, own AUs) = x weight (None: the model's default: "
+                        + ", ".join(f"{spec.default_self_rec:g} for {name}" for name, spec in MODELS.items()) + ")")
     g.add_argument("--train_gen_iter", type=POSITIVE_INT, default=5, help="one generator step every N critic steps")
     g.add_argument("--seed", "--lucky_seed", dest="seed", type=int, default=2021, help="random seed (rank folded in)")
     g.add_argument("--fast_path", default="auto", choices=("auto", "on", "off"),
@@ -158,6 +158,8 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--au_mode", default="absolute", choices=("absolute", "relative"),
                    help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out")
     g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0, help="moving-average window over the AU curves (frames)")
+    g.add_argument("--no_calibration", action="store_true",
+                   help="drive the raw target AUs, ignoring the model's <model>.calibration.json (as the seeds do)")
     g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
     g.add_argument("--fps", type=FPS, default=None,
                    help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30)")
@@ -165,9 +167,10 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save_video", action="store_true", help="accepted for ULME-GAN commands (videos are default)")
     g.add_argument("--pre_treatment", action="store_true",
                    help="measure the AUs of imgs/ and imgs2/ (and align the template) instead of reading tables")
-    g.add_argument("--au_backend", default="builtin", choices=("builtin", "openface", "csv"),
-                   help="with --pre_treatment: builtin = offline MediaPipe front end; openface = run a real OpenFace "
-                        "(--openface_bin or $OPENFACE_BIN); csv = the OpenFace CSVs already in csvs/, csvs2/")
+    g.add_argument("--au_backend", default="auto", choices=("auto", "builtin", "openface", "csv"),
+                   help="with --pre_treatment: auto = openface when it is installed, else builtin; builtin = offline "
+                        "MediaPipe front end; openface = run a real OpenFace (--openface_bin or $OPENFACE_BIN); "
+                        "csv = the OpenFace CSVs already in csvs/, csvs2/")
     g.add_argument("--openface_bin", default=None, help="OpenFace build/bin folder or tool (default $OPENFACE_BIN)")
 
 

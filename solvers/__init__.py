@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from models import registry as model_registry
 from models.ganimation import LossWeights
 from models.networks import default_d_layers
 from openface.au_schema import SCHEMAS, schema_for_size
@@ -68,13 +69,15 @@ def model_args_from_options(opt: argparse.Namespace) -> dict:
 
 
 def generator_args(opt: argparse.Namespace, aus_nc: int) -> dict:
-    if opt.model == "n2me_unet":
-        return {"img_nc": 3, "aus_nc": aus_nc, "ngf": opt.ngf, "n_down": opt.n_down}
-    return {"img_nc": 3, "aus_nc": aus_nc, "ngf": opt.ngf, "n_blocks": opt.n_blocks, "norm": opt.norm}
+    """The registry names the flags each generator takes; only those reach its constructor."""
+    flags = model_registry.spec(opt.model).generator_flags
+    return {"img_nc": 3, "aus_nc": aus_nc, **{flag: getattr(opt, flag) for flag in flags}}
 
 
 def loss_weights(opt: argparse.Namespace, model_name: str) -> LossWeights:
-    self_rec = opt.lambda_self_rec if opt.lambda_self_rec is not None else (10.0 if model_name == "n2me_unet" else 0.0)
+    self_rec = opt.lambda_self_rec
+    if self_rec is None:
+        self_rec = model_registry.spec(model_name).default_self_rec
     return LossWeights(dis=opt.lambda_dis, aus=opt.lambda_aus, rec=opt.lambda_rec, mask=opt.lambda_mask,
                        tv=opt.lambda_tv, wgan_gp=opt.lambda_wgan_gp, self_rec=self_rec)
 
@@ -205,14 +208,18 @@ def trajectory_settings(opt: argparse.Namespace):
         raise ValueError("--linear_fitting and --apex_frame exclude each other")
     mode = "linear_fitting" if opt.linear_fitting else "apex_frame" if opt.apex_frame else "1v1"
     return TrajectorySettings(mode=mode, re_code=opt.re_code, apex=opt.top_frame, au_mode=opt.au_mode,
-                              factor=opt.factor, smooth_window=opt.smooth)
+                              factor=opt.factor, smooth_window=opt.smooth,
+                              calibrate=not getattr(opt, "no_calibration", False))
 
 
 # The generator shipped in the repository (pretrained/MODEL_CARD.md): test mode's model when none is named.
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "pretrained" / "ganimation_cpu_small.pth"
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+BUNDLED_CHECKPOINT = PRETRAINED / "ganimation128_gpu15.pth"  # 128 px, trained on one GPU (docs/bundled_model.md)
+# The 64 px CPU stand-in it replaced: kept only because tests need a tiny real model that runs in a second.
+SMALL_CHECKPOINT = PRETRAINED / "ganimation_cpu_small.pth"
 
 
-def test_checkpoint(opt: argparse.Namespace) -> Path:
+def generation_checkpoint(opt: argparse.Namespace) -> Path:
     """The checkpoint file test mode loads: native, or a seed's generator file (imported when loaded).
 
     Without --ckpt and without a typed --ckpt_dir, the bundled generator (``BUNDLED_CHECKPOINT``)."""
@@ -250,7 +257,7 @@ def create_tester(opt: argparse.Namespace):
     setup_logging(None, True)
     device = select_device(opt.gpu_ids, 0)
     return Tester(
-        checkpoint=test_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
+        checkpoint=generation_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
         traj=trajectory_settings(opt),
         out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
                            max_frames=opt.max_dataset_size),

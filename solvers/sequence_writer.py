@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.images import load_rgb
+from media.images import load_rgb
 from solvers import media
 
 SIDE_BY_SIDE_GAP = 4

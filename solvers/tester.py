@@ -25,10 +25,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data.images import load_rgb
 from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_folder, read_template, template_from_image
+from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
+from solvers import calibration as au_calibration
 from solvers import checkpoint as ckpt
 from solvers import importers, media
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
@@ -51,6 +52,7 @@ class TrajectorySettings:
     au_mode: str = "absolute"  # "absolute" | "relative"
     factor: float = 1.0
     smooth_window: int = 0
+    calibrate: bool = True  # invert the model's AU-response curves when it has them (solvers/calibration.py)
 
     def folder_tag(self) -> str:
         """The seed's naming: <re_code|no-re_code>_<linear_fitting|apex_frame|1V1>."""
@@ -86,6 +88,7 @@ class SequenceGenerator:
         self.run_generator = maybe_compile(self.generator, self.speed, device, inference=True)
         self.device, self.batch_size, self.amp = device, max(1, batch_size), self.speed.amp
         self.checkpoint = checkpoint
+        self.calibration = au_calibration.load(checkpoint, self.schema.names)
         if self.speed.compile:
             self._compile_now()
 
@@ -226,21 +229,26 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         log.warning("%s: %d target AU value(s) above %g clipped to it (--factor %g)", clip.name, clipped,
                     model.schema.max_intensity, traj.factor)
     fps = out.fps or clip.fps
+    drive = calibrated_drive(model, targets, template, traj)
 
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        seconds, files = _stream_outputs(tmp, model, template, frames_src, targets, fps, out, progress)
+        seconds, files = _stream_outputs(tmp, model, template, frames_src, drive, fps, out, progress)
         write_au_csv(tmp / "aus_driven.csv", model.schema.names, targets)
         media.plot_au_curves(tmp / "au_curves.png", model.schema.names, targets, clip_aus, fps, apex)
         files += ["aus_driven.csv", "au_curves.png"]
+        if drive is not targets:  # what the generator was given; aus_driven.csv keeps what the face should show
+            write_au_csv(tmp / "aus_generator_input.csv", model.schema.names, drive)
+            files.append("aus_generator_input.csv")
         rate = len(targets) / max(seconds, 1e-9)
         record = {"clip": clip.name, "au_source": clip.source, "template": str(template.path),
                   "source_frames": str(frames_src[0].parent) if frames_src else None,
                   "source_frame_gaps": clip.frame_gaps,
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
                   "fps": fps, "trajectory": asdict(traj), "output_size": out.output_size,
+                  "calibration": str(model.calibration.source) if drive is not targets else None,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(rate, 2),
                   "device": str(model.device)}
         (tmp / "run.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -251,15 +259,25 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     return SequenceResult(out_dir, len(targets), apex, fps, seconds, rate, files + ["run.json"])
 
 
+def calibrated_drive(model: SequenceGenerator, targets: np.ndarray, template: Template,
+                     traj: TrajectorySettings) -> np.ndarray:
+    """The generator's input for these targets: through the model's AU-response calibration when it has one and
+    ``traj.calibrate`` is on, anchored on the template's AUs (zeros when unknown); else the targets themselves."""
+    if not traj.calibrate or model.calibration is None:
+        return targets
+    anchor = template.aus if template.aus is not None else np.zeros(model.schema.n)
+    return model.calibration.drive(targets, anchor)
+
+
 def _stream_outputs(folder: Path, model: SequenceGenerator, template: Template, frames_src: list[Path] | None,
-                    targets: np.ndarray, fps: float, out: OutputSettings, progress: bool) -> tuple[float, list[str]]:
-    """Generate and write batch by batch (memory flat in the sequence length); returns the seconds spent in the
-    generator alone, and the files written."""
+                    drive: np.ndarray, fps: float, out: OutputSettings, progress: bool) -> tuple[float, list[str]]:
+    """Generate from the generator's input AUs ``drive`` and write batch by batch (memory flat in the sequence
+    length); returns the seconds spent in the generator alone, and the files written."""
     still = template_pixels(template, out.output_size) if frames_src is None and out.videos else None
-    batches = model.generate_batches(model.load_template(template), targets, progress=progress,
+    batches = model.generate_batches(model.load_template(template), drive, progress=progress,
                                      template_aus=template.aus)
     seconds = 0.0
-    with SequenceWriter(folder, len(targets), out.output_size, fps, out.videos, frames_src, still) as writer:
+    with SequenceWriter(folder, len(drive), out.output_size, fps, out.videos, frames_src, still) as writer:
         while True:
             start = time.perf_counter()
             batch = next(batches, None)
@@ -300,7 +318,7 @@ class Tester:
     amp: bool = False
     speed: FastPath | None = None  # the fast-path settings (None: plain, plus --amp)
     progress: bool = True
-    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's "builtin" | "openface" | "csv"
+    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's auto | builtin | openface | csv
     openface_bin: str | None = None
     clip_aus: bool = False  # --clip_aus: clip out-of-range AUs (counted) instead of stopping
 
@@ -346,6 +364,10 @@ class Backend:
 
 @contextlib.contextmanager
 def measurement_backend(kind: str, data_root: Path | None, openface_bin: str | None):
+    if kind == "auto":  # a real OpenFace first, where one is installed
+        from openface.backend_choice import choose_au_backend
+
+        kind = choose_au_backend(openface_bin) if data_root is not None else "builtin"
     if kind == "builtin":
         from openface.frontend import FaceFrontEnd
 

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from data.augment import prepare_batch
 from data.dataset import build_training_set, collate_batch
-from data.images import BadImageError
 from data.sampler import EpochBatchSampler
+from media.images import BadImageError
 from models.ganimation import LossWeights, critic_losses, generator_losses, sample_visuals
 from models.networks import init_weights
 from models.registry import build_networks, conditioning

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from data.au_table import UnsafePickleError, find_au_table, load_au_table, save_au_table_csv
-from data.id_lists import deterministic_split, read_id_list
+from data.id_lists import read_id_list
+from media.images import deterministic_split
 from openface.au_schema import N2ME_18, OPENFACE_17, SCHEMAS, schema_for_size
 
 

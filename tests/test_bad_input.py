@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import TINY_MODEL, make_tiny_dataset
+from helpers import TINY_MODEL, make_tiny_dataset
 from data.au_table import load_au_table
 from data.sequences import read_au_matrix
 from main import main
@@ -24,7 +24,7 @@ def train(data, ckpt_dir, *extra):
 
 def train_image(data, k: int = 0):
     """The k-th image of the training split (the deterministic split holds one of 12 out)."""
-    from data.id_lists import deterministic_split
+    from media.images import deterministic_split
 
     names = sorted(p.stem for p in (data / "imgs").iterdir())
     return data / "imgs" / f"{deterministic_split(names)[0][k]}.jpg"
@@ -108,7 +108,7 @@ def test_result_folder_with_frames_and_videos_is_one_result(tmp_path):
 
 
 def test_ulme_result_folders_are_twelve_results_not_thirty_six():
-    from conftest import SHARED_DATA
+    from helpers import SHARED_DATA
     from metrics.inputs import find_results
 
     root = SHARED_DATA / "ulme_megc2021_results"
@@ -121,7 +121,7 @@ def test_ulme_result_folders_are_twelve_results_not_thirty_six():
 # ------------------------------------------------------------------ 2. gaps in frame folders are noticed
 
 def test_numbering_gaps():
-    from data.images import numbering_gaps
+    from media.images import numbering_gaps
 
     assert numbering_gaps(["img46", "img47", "img50.jpg"]) == [48, 49]
     assert numbering_gaps(["000.png", "001.png", "002.png"]) == []
@@ -244,7 +244,7 @@ def test_stale_temp_files_of_killed_processes_are_removed(tiny_data, tmp_path, c
 def test_stale_hidden_result_folders_are_removed(tmp_path):
     from PIL import Image
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     results = tmp_path / "res"
     stale = results / f".positive_x.tmp{dead_pid()}"
@@ -296,7 +296,7 @@ def _template(tmp_path):
 
 
 def _au_matrix_test(tmp_path, *extra):
-    from conftest import ROOT
+    from helpers import ROOT
 
     return main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
                  "--template", str(_template(tmp_path)), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
@@ -376,7 +376,7 @@ def test_export_of_a_checkpoint_with_the_marker_but_no_keys_is_one_line(tmp_path
     import torch
 
     from solvers import checkpoint as ckpt
-    from solvers.export_generator import main as export_main
+    from tools.export_generator import main as export_main
 
     torch.save({"kind": ckpt.KIND, "format_version": 1}, tmp_path / "epoch_0001.pth")
     assert export_main([str(tmp_path / "epoch_0001.pth"), "--out", str(tmp_path / "g.pth")]) == 2
@@ -411,7 +411,7 @@ def test_template_without_a_face_is_warned_about(tmp_path, caplog):
 
 
 def test_missing_template_file_is_named_as_missing(tmp_path, capsys):
-    from conftest import ROOT
+    from helpers import ROOT
 
     assert main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
                  "--template", str(tmp_path / "typo.png"), "--gpu_ids", "-1"]) == 2
@@ -492,14 +492,15 @@ def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tm
 # ------------------------------------------------------------------ 5. servers bind to localhost only
 
 def test_every_visdom_server_command_binds_localhost():
-    from conftest import ROOT
+    from helpers import ROOT
 
-    texts = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("solvers/*.py"), ROOT / "tests" / "visdom_server.py"]
+    helper_path = ROOT / "tests" / "helpers" / "visdom_server.py"
+    texts = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("solvers/*.py"), helper_path]
     commands = [(path.name, line) for path in texts for line in path.read_text().splitlines()
                 if "python -m visdom.server" in line]
     assert len(commands) >= 3  # README, the no-server warning, the test helper's docstring
     for name, line in commands:
         assert "-bind_local" in line, f"{name}: {line.strip()}"
-    helper = (ROOT / "tests" / "visdom_server.py").read_text()  # the server the test suite starts
+    helper = helper_path.read_text()  # the server the test suite starts
     assert '"visdom.server"' in helper and '"-bind_local"' in helper
     assert not any("0.0.0.0" in path.read_text() for path in texts)

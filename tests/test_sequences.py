@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 from for_megc2021 import main as megc_main
+from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
 from solvers import BUNDLED_CHECKPOINT
 from solvers.media import probe_video

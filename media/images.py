@@ -1,6 +1,8 @@
-"""Image discovery and decoding: any size or mode (grayscale SAMM, .bmp SMIC) becomes RGB uint8."""
+"""Image discovery and decoding: any size or mode (grayscale SAMM, .bmp SMIC) becomes RGB uint8; names in natural
+order and a stable split by name."""
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -13,6 +15,18 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 def natural_key(name: str) -> list:
     """Sort key treating digit runs as numbers: img9 < img10 (the seed sorted by the last 3 characters)."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+def deterministic_split(names: list[str], test_fraction: float = 0.05) -> tuple[list[str], list[str]]:
+    """Split by a hash of the name, so the split is stable when images are added and never depends on a seed."""
+    def bucket(name: str) -> float:
+        return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    test = [n for n in names if bucket(n) < test_fraction]
+    if not test and len(names) > 1:  # tiny sets: still hold one image out
+        test = [min(names, key=bucket)]
+    test_set = set(test)
+    return [n for n in names if n not in test_set], test
 
 
 def list_images(folder: str | Path) -> dict[str, Path]:
