@@ -1,11 +1,13 @@
 """Peak memory of test mode against the length of the AU matrix, to show it is flat in the number of rows.
 
-    python -m tools.measure_test_memory                      # 2,000 and 10,000 rows at 256 px, the bundled model
+    python -m tools.measure_test_memory                      # 2,000 and 10,000 rows at 256 px
     python -m tools.measure_test_memory --rows 500 2000 --output_size 128 --ckpt RUN/latest.pth
+    python -m tools.measure_test_memory --rows 2000 --root /tmp/old_checkout   # the same, for another checkout
 
 Each measurement runs ``main.py --mode test --aus_matrix`` (videos, GIF and frames, as a user would) in a fresh
 Python process on the CPU and reports that process's peak resident memory (``ru_maxrss``) and the largest ffmpeg
-encoder's. The AU matrix is a smooth synthetic onset-apex-offset curve repeated to the requested length; the
+encoder's. The model is the small bundled CPU generator (``pretrained/ganimation_cpu_small.pth``, 64 px) unless
+``--ckpt`` names another: what grows with the sequence is the frames, not the network. The AU matrix is a smooth synthetic onset-apex-offset curve repeated to the requested length; the
 template is a drawn synthetic face (``data.synthetic``) unless ``--template`` names an image. Everything is written
 to a temporary folder that is deleted afterwards.
 """
@@ -54,14 +56,17 @@ def write_template(path: Path) -> Path:
     return path
 
 
-def measure(rows: int, output_size: int, ckpt: str | None, template: Path, workdir: Path) -> dict:
+SMALL_MODEL = ROOT / "pretrained" / "ganimation_cpu_small.pth"
+
+
+def measure(rows: int, output_size: int, ckpt: str, template: Path, workdir: Path, root: Path = ROOT) -> dict:
     matrix = workdir / f"aus_{rows}.csv"
     write_matrix(matrix, rows)
     argv = ["--mode", "test", "--aus_matrix", str(matrix), "--template", str(template), "--results_dir",
             str(workdir / f"results_{rows}"), "--output_size", str(output_size), "--fps", "30", "--gpu_ids", "-1",
-            "--no_progress", *(["--ckpt", ckpt] if ckpt else [])]
+            "--no_progress", "--ckpt", str(ckpt)]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), *argv], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(root), *argv], capture_output=True, text=True, cwd=root)
     seconds = time.perf_counter() - start
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MEASURED ")), None)
     found = json.loads(line.split(" ", 1)[1]) if line is not None else {"code": proc.returncode}
@@ -77,15 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.measure_test_memory", description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, nargs="+", default=[2000, 10000], help="AU matrix lengths to measure")
     p.add_argument("--output_size", type=int, default=256, choices=(128, 256))
-    p.add_argument("--ckpt", default=None, help="checkpoint (default: the bundled model)")
+    p.add_argument("--ckpt", default=str(SMALL_MODEL), help="checkpoint (default: the small bundled CPU model)")
+    p.add_argument("--root", type=Path, default=ROOT, help="the checkout whose main.py runs (default: this one)")
     p.add_argument("--template", default=None, help="template face image (default: a drawn synthetic face)")
     args = p.parse_args(argv)
-    print(f"test mode, AU matrix -> frames + target/compare mp4 + GIF at {args.output_size} px, CPU")
+    print(f"test mode ({args.root}), AU matrix -> frames + target/compare mp4 + GIF at {args.output_size} px, CPU, "
+          f"model {Path(args.ckpt).name}")
     print(f"{'rows':>7} {'frames':>7} {'peak MiB':>9} {'ffmpeg MiB':>11} {'seconds':>8}")
     with tempfile.TemporaryDirectory(prefix="megan_memory_") as tmp:
         template = Path(args.template) if args.template else write_template(Path(tmp) / "template.png")
         for rows in args.rows:
-            m = measure(rows, args.output_size, args.ckpt, template, Path(tmp))
+            m = measure(rows, args.output_size, args.ckpt, template, Path(tmp), args.root.resolve())
             print(f"{m['rows']:>7} {m['frames']:>7} {m['peak_mib']:>9} {m['ffmpeg_peak_mib']:>11} {m['seconds']:>8}",
                   flush=True)
     return 0
