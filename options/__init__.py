@@ -213,6 +213,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
     opt = parser.parse_args(argv)
     opt.explicit = sorted(explicit_flags(parser, argv))
+    opt.argv = list(argv)  # the command line as parsed, for the run folder's command.txt
     return opt
 
 

@@ -448,6 +448,10 @@ def test_hints_quote_paths_with_spaces(tiny_data, tmp_path, capsys):
     assert train(tiny_data, ck, "--name", "r") == 0
     assert train(tiny_data, ck, "--name", "r") == 2
     assert f"--resume '{ck / 'r'}'" in capsys.readouterr().err
+    import shlex
+
+    recorded = shlex.split((ck / "r" / "command.txt").read_text().splitlines()[0])
+    assert recorded[recorded.index("--ckpt_dir") + 1] == str(ck)  # the command as run, its paths quoted
 
 
 # ------------------------------------------------------------------ 4. a bad image mid-run, with loader workers
@@ -504,3 +508,33 @@ def test_every_visdom_server_command_binds_localhost():
     helper = helper_path.read_text()  # the server the test suite starts
     assert '"visdom.server"' in helper and '"-bind_local"' in helper
     assert not any("0.0.0.0" in path.read_text() for path in texts)
+
+
+# ------------------------------------------------------------------ 10. test mode streams the sequence
+
+def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog):
+    """Every array of frames handled while writing is at most one batch long; videos and GIF still hold every
+    frame. (Memory flat in the sequence length: measured by tools/measure_test_memory.py, docs/robustness.md.)"""
+    from PIL import Image
+
+    from solvers import media
+
+    longest = []
+    for name in ("resize_frames", "side_by_side"):
+        original = getattr(media, name)
+
+        def spy(frames, *args, _original=original, **kwargs):
+            longest.append(len(frames))
+            return _original(frames, *args, **kwargs)
+
+        monkeypatch.setattr(media, name, spy)
+    with caplog.at_level(logging.WARNING):
+        assert _au_matrix_test(tmp_path, "--batch_size", "4", "--max_dataset_size", "30", "--factor", "3") == 0
+    assert longest and max(longest) <= 4
+    (out,) = (tmp_path / "res").iterdir()
+    assert len(list((out / "frames").glob("*.png"))) == 30
+    assert media.probe_video(out / "target.mp4")["frames"] == 30
+    assert media.probe_video(out / "compare.mp4")["frames"] == 30
+    with Image.open(out / "target.gif") as gif:
+        assert gif.n_frames == 30
+    assert "target AU value(s) above 5 clipped" in caplog.text  # 12: magnification clipping is counted
