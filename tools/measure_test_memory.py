@@ -7,9 +7,10 @@
 Each measurement runs ``main.py --mode test --aus_matrix`` (videos, GIF and frames, as a user would) in a fresh
 Python process on the CPU and reports that process's peak resident memory (``ru_maxrss``) and the largest ffmpeg
 encoder's. The model is the small bundled CPU generator (``pretrained/ganimation_cpu_small.pth``, 64 px) unless
-``--ckpt`` names another: what grows with the sequence is the frames, not the network. The AU matrix is a smooth synthetic onset-apex-offset curve repeated to the requested length; the
-template is a drawn synthetic face (``data.synthetic``) unless ``--template`` names an image. Everything is written
-to a temporary folder that is deleted afterwards.
+``--ckpt`` names another: what grows with the sequence is the frames, not the network. The AU matrix is a smooth
+synthetic onset-apex-offset curve repeated to the requested length; the template is a drawn synthetic face
+(``data.synthetic``) unless ``--template`` names an image. Everything is written to a temporary folder that is
+deleted afterwards.
 """
 from __future__ import annotations
 
