@@ -66,6 +66,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache_images", default="auto", choices=("auto", "ram", "stream", "off"),
                    help="auto: keep decoded images in RAM when under 4 GiB; stream: decode per step; "
                         "off: also skip the up-front check that every image decodes")
+    g.add_argument("--data_on_device", default="auto", choices=("auto", "on", "off"),
+                   help="keep the decoded images on the training device and draw batches there (no loader, no "
+                        "per-step host work); auto: on for CUDA when they fit, off on CPU")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -121,6 +124,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                         "auto: on for CUDA, off on CPU; off: the plain fp32 eager reference path")
     g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="torch.compile of G and D: auto follows --fast_path")
+    g.add_argument("--compile_mode", default="default", choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile mode of the training step when compiled (reduce-overhead: CUDA graphs)")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (also part of --fast_path on)")
     g.add_argument("--channels_last", action="store_true",
                    help="NHWC memory layout, faster convolutions on GPU (also part of --fast_path on)")
@@ -134,7 +139,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 def add_logging_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("logging")
     g.add_argument("--print_losses_freq", type=POSITIVE_INT, default=1000, help="log losses every N images")
-    g.add_argument("--sample_img_freq", type=POSITIVE_INT, default=5000, help="save a sample grid every N images")
+    g.add_argument("--sample_img_freq", type=NON_NEGATIVE_INT, default=5000,
+                   help="save a sample grid every N images (0: never)")
     g.add_argument("--visdom_display_id", type=int, default=0, help=">0: send losses and samples to visdom")
     g.add_argument("--visdom_server", default="http://localhost")
     g.add_argument("--visdom_port", type=int, default=8097)
