@@ -170,9 +170,14 @@ def unique_folder(path: Path) -> Path:
 
 @functools.lru_cache(maxsize=64)
 def _face_count(path: str, mtime_ns: int) -> int:
-    from openface.landmarks import Landmarker
+    """Faces found in an image; -1 when the detector cannot run here (the check is advice, never a failure)."""
+    try:
+        from openface.landmarks import Landmarker
 
-    landmarker = Landmarker(max_faces=1)
+        landmarker = Landmarker(max_faces=1)
+    except Exception as err:
+        log.debug("template face check skipped: %s", err)
+        return -1
     try:
         return len(landmarker.detect(load_rgb(path)))
     finally:
