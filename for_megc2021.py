@@ -7,7 +7,8 @@
 
 Every test-mode flag of main.py applies to each pair. ``--dry_run`` lists the pairs and their output folders.
 A failing pair is reported and the others go on. At the end: ``index.csv`` (one row per pair) and
-``contact_sheet.png`` (one row per pair: template | source apex | generated apex) in ``--results_dir``.
+``contact_sheet.png`` (one row per pair: template | source apex | generated apex) in ``--results_dir``; a later
+batch in the same folder writes ``index_2.csv`` and ``contact_sheet_2.png`` (never overwrites).
 """
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from data.images import list_images, load_rgb, natural_key
 from data.sequences import read_clip_folder, read_pair_folder, template_from_image
+from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
-from solvers import speed_settings, test_checkpoint, trajectory_settings
+from solvers import generation_checkpoint, speed_settings, trajectory_settings
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
+from solvers.run_folder import remove_stale_temp
 from solvers.tester import (
     OutputSettings,
     SequenceGenerator,
@@ -88,9 +90,9 @@ def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
         if pair.template is None:
             return read_pair_folder(pair.clip_dir, model.schema, need_presence=need_csv, template=opt.template,
                                     front_end=backend.front_end, csv_root=backend.csv_root,
-                                    use_table=not backend.csv_only)
+                                    use_table=not backend.csv_only, clip_aus=opt.clip_aus)
         clip, _ = read_clip_folder(pair.clip_dir, model.schema, need_presence=need_csv, front_end=backend.front_end,
-                                   csv_root=backend.csv_root, use_table=not backend.csv_only)
+                                   csv_root=backend.csv_root, use_table=not backend.csv_only, clip_aus=opt.clip_aus)
         clip.name = pair.name
         return clip, template_from_image(pair.template, model.schema, backend.front_end)
 
@@ -101,7 +103,8 @@ def run_batch(opt) -> int:
     if not pairs:
         raise FileNotFoundError("no pair folders with imgs/ found")
     device = select_device(opt.gpu_ids, 0)
-    model = SequenceGenerator(test_checkpoint(opt), device, opt.batch_size, opt.amp, speed_settings(opt, device))
+    model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
+                              speed_settings(opt, device))
     traj = trajectory_settings(opt)
     out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
                          max_frames=opt.max_dataset_size)
@@ -112,6 +115,7 @@ def run_batch(opt) -> int:
             print(f"{pair.name}: {pair.clip_dir} x {pair.template or 'imgs2/'} -> {results_dir / pair.name}_{suffix}")
         return 0
     results_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp(results_dir)  # hidden half-written result folders of a killed batch
     rows, sheet = [], []
     for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
@@ -127,13 +131,27 @@ def run_batch(opt) -> int:
             log.error("%s failed: %s", pair.name, err)
             row.update(status="failed", error=str(err).splitlines()[0])
         rows.append(row)
-    write_index(rows, results_dir / "index.csv")
+    index_path, sheet_path = batch_output_paths(results_dir)
+    write_index(rows, index_path)
     if sheet:
-        contact_sheet(sheet).save(results_dir / "contact_sheet.png")
+        contact_sheet(sheet).save(sheet_path)
     failed = [r["pair"] for r in rows if r["status"] != "ok"]
     log.info("%d of %d pairs done -> %s%s", len(rows) - len(failed), len(rows), results_dir,
              f"; failed: {', '.join(failed)}" if failed else "")
     return 1 if failed else 0
+
+
+def batch_output_paths(results_dir: Path) -> tuple[Path, Path]:
+    """index.csv and contact_sheet.png, or index_N.csv and contact_sheet_N.png when an earlier batch in the same
+    --results_dir wrote them: a batch never overwrites another's records (as result folders get _N)."""
+    n, suffix = 1, ""
+    while (results_dir / f"index{suffix}.csv").exists() or (results_dir / f"contact_sheet{suffix}.png").exists():
+        n += 1
+        suffix = f"_{n}"
+    if suffix:
+        log.warning("%s already holds an earlier batch's index.csv: writing index%s.csv and contact_sheet%s.png",
+                    results_dir, suffix, suffix)
+    return results_dir / f"index{suffix}.csv", results_dir / f"contact_sheet{suffix}.png"
 
 
 def write_index(rows: list[dict], path: Path) -> None:
@@ -164,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = parse(argv)
     try:
         return run_batch(opt)
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError) as err:  # bad input, or an output folder that cannot be written
         print(f"error: {err}", file=sys.stderr)
         return 2
 

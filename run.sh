@@ -5,7 +5,7 @@
 #                         (pretrained/MODEL_CARD.md) animates a face photo every install has (matplotlib's
 #                         sample photo), driven by the bundled positive and surprise AU matrices; frames, mp4,
 #                         GIF, side-by-side and AU curves land under results/demo/ (about 15 s on 2 CPU cores).
-#                         Extra arguments go to python -m solvers.demo (e.g. --template my_face.jpg).
+#                         Extra arguments go to python -m tools.demo (e.g. --template my_face.jpg).
 #   ./run.sh train [...]  the training check: a synthetic cartoon-face dataset whose AU labels are true by
 #                         construction, a short CPU training run under results/ckpts/<run>/, then test mode on a
 #                         held-out synthetic face under results/sequences/<run>/. Extra arguments go to the
@@ -19,7 +19,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 
 if [ "${1:-}" != "train" ]; then
-    .venv/bin/python -m solvers.demo --out results/demo "$@"
+    .venv/bin/python -m tools.demo --out results/demo "$@"
     echo "Done: results/demo/overview.png, results/demo/{positive,surprise}/ (frames/, target.mp4, compare.mp4,"
     echo "      target.gif, au_curves.png)."
     exit 0

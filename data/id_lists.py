@@ -1,7 +1,6 @@
 """Train/test id lists: ULME ``train_ids.csv`` (names with extension) and N2ME ``train_ids.txt``."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 ID_LIST_NAMES = {"train": ("train_ids.csv", "train_ids.txt"), "test": ("test_ids.csv", "test_ids.txt")}
@@ -23,15 +22,3 @@ def find_id_list(data_root: str | Path, split: str) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def deterministic_split(names: list[str], test_fraction: float = 0.05) -> tuple[list[str], list[str]]:
-    """Split by a hash of the name, so the split is stable when images are added and never depends on a seed."""
-    def bucket(name: str) -> float:
-        return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-
-    test = [n for n in names if bucket(n) < test_fraction]
-    if not test and len(names) > 1:  # tiny sets: still hold one image out
-        test = [min(names, key=bucket)]
-    test_set = set(test)
-    return [n for n in names if n not in test_set], test

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.images import list_images, load_rgb
+from media.images import list_images, load_rgb
 from openface.csv_io import read_openface_csv
 
 # Longest run of frames without a face that is filled by interpolation without comment.

@@ -37,8 +37,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from data.id_lists import deterministic_split
-from data.images import IMAGE_EXTENSIONS, BadImageError, load_rgb, natural_key
+from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
 from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features
 from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
 from openface.au_sequence import source_values

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from media.images import natural_key
 from openface.csv_io import OpenFaceRows, read_openface_csv
 
 ENV_VAR = "OPENFACE_BIN"
@@ -170,17 +171,12 @@ def _check_extra_args(extra_args: Sequence[str]) -> list[str]:
 # Staging inputs under ASCII names, and bringing the outputs back under the original names
 
 
-def _natural_key(name: str) -> list:
-    # Same ordering as data.images.natural_key; repeated here because openface/ does not import data/.
-    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
-
-
 def _readable_by_openface(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in OPENFACE_IMAGE_EXTENSIONS
 
 
 def _list_frames(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if _readable_by_openface(p)), key=lambda p: _natural_key(p.name))
+    return sorted((p for p in folder.iterdir() if _readable_by_openface(p)), key=lambda p: natural_key(p.name))
 
 
 def _collect_images(images: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:

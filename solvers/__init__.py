@@ -6,25 +6,30 @@ import json
 import logging
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch.distributed as dist
 
+from models import registry as model_registry
 from models.ganimation import LossWeights
 from models.networks import default_d_layers
 from openface.au_schema import SCHEMAS, schema_for_size
 from solvers import checkpoint as ckpt
 from solvers import fast_path
+from solvers.run_folder import LockedRun, RunLock, new_run_dir
 from solvers.distributed import init_from_env, local_rank_from_env, select_device
 from solvers.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
-# Flags a resumed run may change without altering what it computes.
+# The rule on --resume (docs/robustness.md): architecture flags that differ from the run's are an error naming both
+# values; any other flag that changes what the run computes (data flags above all) is logged as a warning; the
+# flags below change nothing the run computes and are taken silently.
 RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample_img_freq", "save_latest_freq",
                "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
-               "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
+               "tensorboard", "no_progress", "niter", "niter_decay"}
+# Flags that shape the networks: the checkpoint's weights only fit the values it was trained with.
+ARCHITECTURE = {"model", "ngf", "ndf", "n_blocks", "n_down", "norm", "d_layers", "final_size", "aus_schema", "aus_nc"}
 # Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
 PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile"}
 # Flags that only say which run to open; never taken from a checkpoint.
@@ -64,13 +69,15 @@ def model_args_from_options(opt: argparse.Namespace) -> dict:
 
 
 def generator_args(opt: argparse.Namespace, aus_nc: int) -> dict:
-    if opt.model == "n2me_unet":
-        return {"img_nc": 3, "aus_nc": aus_nc, "ngf": opt.ngf, "n_down": opt.n_down}
-    return {"img_nc": 3, "aus_nc": aus_nc, "ngf": opt.ngf, "n_blocks": opt.n_blocks, "norm": opt.norm}
+    """The registry names the flags each generator takes; only those reach its constructor."""
+    flags = model_registry.spec(opt.model).generator_flags
+    return {"img_nc": 3, "aus_nc": aus_nc, **{flag: getattr(opt, flag) for flag in flags}}
 
 
 def loss_weights(opt: argparse.Namespace, model_name: str) -> LossWeights:
-    self_rec = opt.lambda_self_rec if opt.lambda_self_rec is not None else (10.0 if model_name == "n2me_unet" else 0.0)
+    self_rec = opt.lambda_self_rec
+    if self_rec is None:
+        self_rec = model_registry.spec(model_name).default_self_rec
     return LossWeights(dis=opt.lambda_dis, aus=opt.lambda_aus, rec=opt.lambda_rec, mask=opt.lambda_mask,
                        tv=opt.lambda_tv, wgan_gp=opt.lambda_wgan_gp, self_rec=self_rec)
 
@@ -78,10 +85,15 @@ def loss_weights(opt: argparse.Namespace, model_name: str) -> LossWeights:
 def _merge_resumed_options(opt: argparse.Namespace, saved: dict) -> argparse.Namespace:
     """A resumed run computes what it computed before: saved options win, except flags typed now."""
     merged = {**vars(opt), **saved}  # flags newer than the checkpoint keep today's defaults
+    changed = [k for k in opt.explicit if k not in RUN_SELECTION and merged.get(k) != getattr(opt, k)]
+    arch = [f"--{k} {getattr(opt, k)} (the run has {merged.get(k)})" for k in changed if k in ARCHITECTURE]
+    if arch:
+        raise ValueError(f"cannot resume with another architecture: {'; '.join(arch)}. Drop the flag to continue "
+                         f"the run, or fine-tune from it into a new run (--load_epoch N --name NEW)")
     for key in opt.explicit:
         if key in RUN_SELECTION:
             continue
-        if key not in RESUME_SAFE and merged.get(key) != getattr(opt, key):
+        if key in changed and key not in RESUME_SAFE:
             log.warning("--%s changed on resume (%r -> %r): the continued run differs from an uninterrupted one",
                         key, merged.get(key), getattr(opt, key))
         merged[key] = getattr(opt, key)
@@ -99,15 +111,6 @@ def _adopt_architecture(opt: argparse.Namespace, model_args: dict) -> None:
         setattr(opt, key, value)
 
 
-def _new_run_dir(base: Path, name: str | None, model: str) -> Path:
-    name = name or f"{model}_{time.strftime('%y%m%d_%H%M%S')}"
-    run_dir = base / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(f"run folder {run_dir} already exists: continue it with --resume {run_dir}, "
-                              f"or pass --name for a new run")
-    return run_dir
-
-
 def _agree(value, world_size: int):
     """Rank 0's value on every rank (run folder names contain a timestamp)."""
     if world_size <= 1:
@@ -118,8 +121,6 @@ def _agree(value, world_size: int):
 
 
 def _create_trainer(opt: argparse.Namespace):
-    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
-
     device = select_device(opt.gpu_ids, local_rank_from_env())
     dist_info = init_from_env(device)
     setup_logging(None, dist_info.is_main)
@@ -139,28 +140,42 @@ def _create_trainer(opt: argparse.Namespace):
         # A seed's run folder (G + D files) becomes a temporary native checkpoint; native files load as they are.
         init_from, model_args = importers.fine_tuning_start(source, fmt)  # the weights decide the architecture
         _adopt_architecture(opt, model_args)
-        run_dir = _new_run_dir(source.parent.parent, opt.name, opt.model) if dist_info.is_main else None
+        run_dir = new_run_dir(source.parent.parent, opt.name, opt.model) if dist_info.is_main else None
     else:
         model_args = model_args_from_options(opt)
-        run_dir = _new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
+        run_dir = new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
     run_dir = Path(_agree(str(run_dir), dist_info.world_size))
     if not opt.data_root:
         raise ValueError("--data_root is required for training")
-
-    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
-    if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        setup_logging(run_dir, True)
-        if resume_from is None:
-            (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
-        with open(run_dir / "command.txt", "a") as fh:
-            fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
-        log.info("run folder %s", run_dir)
 
     cropping = opt.resize_or_crop != "none"
     load_size = opt.load_size or (round(opt.final_size * 1.15625) if cropping else opt.final_size)
     if load_size < opt.final_size:
         raise ValueError(f"--load_size {load_size} is smaller than --final_size {opt.final_size}")
+    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
+    lock = None
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir)  # one process per run folder; also clears temp files of killed processes
+    try:
+        if dist_info.is_main:
+            setup_logging(run_dir, True)
+            if resume_from is None:
+                (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
+            with open(run_dir / "command.txt", "a") as fh:
+                fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
+            log.info("run folder %s", run_dir)
+        return LockedRun(_trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options,
+                                  init_from, resume_from), lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options, init_from, resume_from):
+    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
+
     path = speed_settings(opt, device)
     return Trainer(
         data=DataSettings(
@@ -168,7 +183,7 @@ def _create_trainer(opt: argparse.Namespace):
             n_threads=opt.n_threads, serial_batches=opt.serial_batches, max_dataset_size=opt.max_dataset_size,
             final_size=opt.final_size, load_size=load_size if cropping else opt.final_size, random_crop=cropping,
             flip=not opt.no_flip, aus_noise=0.0 if opt.no_aus_noise else opt.aus_noise, skip_bad=opt.skip_bad,
-            cache_images=opt.cache_images),
+            cache_images=opt.cache_images, clip_aus=opt.clip_aus),
         optim=OptimSettings(
             lr=opt.lr, betas=(opt.beta1, opt.beta2), train_gen_iter=opt.train_gen_iter, epoch_count=opt.epoch_count,
             niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=path.amp,
@@ -200,7 +215,7 @@ def trajectory_settings(opt: argparse.Namespace):
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "pretrained" / "ganimation_cpu_small.pth"
 
 
-def test_checkpoint(opt: argparse.Namespace) -> Path:
+def generation_checkpoint(opt: argparse.Namespace) -> Path:
     """The checkpoint file test mode loads: native, or a seed's generator file (imported when loaded).
 
     Without --ckpt and without a typed --ckpt_dir, the bundled generator (``BUNDLED_CHECKPOINT``)."""
@@ -238,14 +253,15 @@ def create_tester(opt: argparse.Namespace):
     setup_logging(None, True)
     device = select_device(opt.gpu_ids, 0)
     return Tester(
-        checkpoint=test_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
+        checkpoint=generation_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
         traj=trajectory_settings(opt),
         out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
                            max_frames=opt.max_dataset_size),
         data_root=Path(opt.data_root) if opt.data_root else None,
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
         batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device), progress=not opt.no_progress,
-        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin)
+        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
+        clip_aus=opt.clip_aus)
 
 
 def create_n2me_pipeline(opt: argparse.Namespace):

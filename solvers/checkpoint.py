@@ -42,6 +42,9 @@ def save_atomic(state: dict, path: Path) -> None:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError from its zip writer
+        raise OSError(f"{path}: could not write the checkpoint ({str(exc).strip().splitlines()[-1][:160]}); is the "
+                      f"disk full or read-only? The previous checkpoint, if any, is intact") from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -60,7 +63,10 @@ def resolve(source: str | Path, load_epoch: str | int | None = "latest") -> Path
             return source / LATEST
         if epochs:
             return epochs[max(epochs)]
-        raise FileNotFoundError(f"{source} holds no checkpoints (epoch_NNNN.pth or {LATEST})")
+        started = (source / "options.json").is_file()  # a run that stopped before its first save
+        raise FileNotFoundError(f"{source} holds no checkpoints (epoch_NNNN.pth or {LATEST})"
+                                + (": the run stopped before its first save; start it again with the same --name "
+                                   "(without --resume), which reuses the folder" if started else ""))
     try:
         epoch = int(load_epoch)
     except ValueError:
@@ -94,6 +100,10 @@ def check_native(state, path: Path) -> dict:
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format {state['format_version']} is newer than this toolkit "
                          f"({FORMAT_VERSION}); update the toolkit")
+    missing = [key for key in ("model", "G", "progress") if not isinstance(state.get(key), dict)]
+    if missing:
+        raise ValueError(f"{path}: damaged checkpoint: it has this toolkit's marker but no {', '.join(missing)}; "
+                         f"use another checkpoint of the run (epoch_NNNN.pth)")
     return state
 
 

@@ -3,7 +3,7 @@
 ``--fast_path on`` turns on together, on CUDA: bf16 autocast, channels_last memory layout, ``torch.compile`` of G
 and D, fused Adam and ``cudnn.benchmark``. On CPU it means ``torch.compile`` (with weight freezing for inference)
 and fused Adam in fp32: on the AVX-512 Xeon this was measured on, bf16 autocast and channels_last made oneDNN's
-convolutions slower, not faster (README, Benchmark). ``auto`` (the default) means on for CUDA and off on CPU,
+convolutions slower, not faster (docs/benchmarks.md). ``auto`` (the default) means on for CUDA and off on CPU,
 where the plain fp32 eager path is the reference that every test runs and compiling (about a minute on 2 cores)
 would cost more than a short job gains. Each part keeps its own switch (``--amp``,
 ``--channels_last``, ``--compile``) so one can be added to the plain path or taken out of the fast one.

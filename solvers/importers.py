@@ -152,8 +152,10 @@ def read_weights(path: Path, fmt: str = "auto"):
         # map_location: N2ME (and any GPU run) saved CUDA tensors, which must open on a CPU-only machine too.
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
-            raise ValueError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)}); tried {_tried(fmt)}") from exc
+        if "Weights only load failed" not in str(exc) or not re.search(r"unsupported global", str(exc), re.I):
+            # Random or damaged bytes fail on an opcode: not a checkpoint, and no code in it either.
+            raise ValueError(f"{path}: not a PyTorch checkpoint (damaged, or another kind of file: "
+                             f"{_unpickler_error(exc)}); tried {_tried(fmt)}") from exc
         what = re.search(r"WeightsUnpickler error: (.*?)(?: Please use|\n|$)", str(exc))
         raise ValueError(
             f"{path}: refused: this file pickles Python objects, not only tensors "
@@ -166,6 +168,11 @@ def read_weights(path: Path, fmt: str = "auto"):
     except Exception as exc:  # zip/pickle framing errors, truncated files, text files...
         raise ValueError(f"{path}: not a PyTorch checkpoint ({exc.__class__.__name__}: {_first_line(exc)}); "
                          f"tried {_tried(fmt)}") from exc
+
+
+def _unpickler_error(exc: BaseException) -> str:
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+    return found.group(1).strip()[:200] if found else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

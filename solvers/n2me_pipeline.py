@@ -23,9 +23,9 @@ import torch
 from PIL import Image
 
 from data.annotations import SUMMARY_EMOTIONS, build_me_summary, read_annotations
-from data.images import list_images, load_rgb
 from data.me_curves import load_clip_curve
 from data.sequences import Template
+from media.images import list_images, load_rgb
 from openface.align import paste_back
 from openface.au_schema import OPENFACE_AUS
 from openface.frontend import FaceFrontEnd, NoFaceError, au_vector

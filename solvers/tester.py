@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import logging
@@ -24,13 +25,14 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data.images import load_rgb
 from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_folder, read_template, template_from_image
+from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
 from solvers import importers, media
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
+from solvers.run_folder import remove_stale_temp
 from solvers.trajectory import build_trajectory, presence_majority_mask
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,24 @@ def unique_folder(path: Path) -> Path:
     return path.with_name(f"{path.name}_{n}")
 
 
+@functools.lru_cache(maxsize=64)
+def _face_count(path: str, mtime_ns: int) -> int:
+    from openface.landmarks import Landmarker
+
+    landmarker = Landmarker(max_faces=1)
+    try:
+        return len(landmarker.detect(load_rgb(path)))
+    finally:
+        landmarker.close()
+
+
+def warn_if_no_face(template: Template) -> None:
+    """A template without a face still 'works' (the generator paints on whatever is there): say so, once per file.
+    A template aligned by the front end (``--pre_treatment``) has a face by construction."""
+    if template.aligned is None and _face_count(str(template.path), template.path.stat().st_mtime_ns) == 0:
+        log.warning("%s: no face found in the template; the result will not look like a face", template.path)
+
+
 def recode_mask(clip: DrivingClip, schema: AUSchema) -> np.ndarray:
     if clip.presence is None:
         raise ValueError(f"--re_code needs OpenFace presence flags (csvs/) for {clip.name}; its AUs came from "
@@ -188,6 +208,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     if needs and template.aus is None:
         raise ValueError(f"{template.path}: {needs[0]} needs the template's AUs (an entry in the AU table, "
                          f"csvs2/{template.path.stem}.csv, or --pre_treatment)")
+    warn_if_no_face(template)
     targets, apex = build_trajectory(
         clip_aus, template_aus=template.aus if template.aus is not None else np.zeros(model.schema.n),
         mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=traj.au_mode, factor=traj.factor,
@@ -206,6 +227,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         files = _write_outputs(tmp, model, clip, template, frames_src, clip_aus, targets, generated, apex, fps, out)
         record = {"clip": clip.name, "au_source": clip.source, "template": str(template.path),
                   "source_frames": str(frames_src[0].parent) if frames_src else None,
+                  "source_frame_gaps": clip.frame_gaps,
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
                   "fps": fps, "trajectory": asdict(traj), "output_size": out.output_size,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(len(targets) / seconds, 2),
@@ -276,11 +298,13 @@ class Tester:
     progress: bool = True
     au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's auto | builtin | openface | csv
     openface_bin: str | None = None
+    clip_aus: bool = False  # --clip_aus: clip out-of-range AUs (counted) instead of stopping
 
     def run(self) -> SequenceResult:
         model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp, self.speed)
         clip, template = self._inputs(model.schema)
         name = f"{clip.name}_{model.model_args['name']}_{model.epoch}_{self.traj.folder_tag()}"
+        remove_stale_temp(self.results_dir)  # hidden half-written result folders of killed runs
         out_dir = unique_folder(self.results_dir / name)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         result = generate_sequence(model, clip, template, out_dir, self.traj, self.out, self.progress)
@@ -290,8 +314,10 @@ class Tester:
 
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
         with measurement_backend(self.au_backend, self.data_root, self.openface_bin) as backend:
+            if self.template and not Path(self.template).is_file() and Path(self.template).suffix:
+                raise FileNotFoundError(f"--template {self.template}: no such image file")
             if self.aus_matrix is not None:
-                clip = read_au_matrix(self.aus_matrix, schema)
+                clip = read_au_matrix(self.aus_matrix, schema, self.clip_aus)
                 if self.template and Path(self.template).is_file():
                     return clip, template_from_image(Path(self.template), schema, backend.front_end)
                 if self.data_root is None:
@@ -301,7 +327,8 @@ class Tester:
                 raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
             return read_pair_folder(self.data_root, schema, need_presence=self.traj.re_code or backend.csv_only,
                                     template=self.template, front_end=backend.front_end,
-                                    csv_root=backend.csv_root, use_table=not backend.csv_only)
+                                    csv_root=backend.csv_root, use_table=not backend.csv_only,
+                                    clip_aus=self.clip_aus)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import shlex
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,8 +22,8 @@ from tqdm import tqdm
 
 from data.augment import prepare_batch
 from data.dataset import build_training_set, collate_batch
-from data.images import BadImageError
 from data.sampler import EpochBatchSampler
+from media.images import BadImageError
 from models.ganimation import LossWeights, critic_losses, generator_losses, sample_visuals
 from models.networks import init_weights
 from models.registry import build_networks, conditioning
@@ -71,6 +72,7 @@ class DataSettings:
     aus_noise: float = 0.1
     skip_bad: bool = False
     cache_images: str = "auto"
+    clip_aus: bool = False
 
 
 @dataclass
@@ -137,7 +139,8 @@ class Trainer:
         self.dataset, self.split = build_training_set(
             self.data.data_root, self.schema, imgs_dir=self.data.imgs_dir, aus_file=self.data.aus_file,
             load_size=self.data.load_size, max_dataset_size=self.data.max_dataset_size,
-            skip_bad=self.data.skip_bad, cache=self.data.cache_images, workers=self.data.n_threads)
+            skip_bad=self.data.skip_bad, cache=self.data.cache_images, workers=self.data.n_threads,
+            clip_aus=self.data.clip_aus)
         per_epoch = len(self.dataset) // (self.data.batch_size * self.dist.world_size)
         if per_epoch == 0:
             raise ValueError(f"{len(self.dataset)} training images cannot fill one batch of {self.data.batch_size} "
@@ -237,7 +240,8 @@ class Trainer:
                 if not finished:  # max_steps reached, or a stop was requested
                     saved = self._save(latest=True)
                     self.interrupted = self._stop_requested
-                    log.info("stopped at step %d; continue with --resume %s", self.progress.step, self.out.run_dir)
+                    log.info("stopped at step %d; continue with --resume %s", self.progress.step,
+                             shlex.quote(str(self.out.run_dir)))
                     break
                 if self.progress.epoch % self.out.save_epoch_freq == 0 or self.progress.epoch == last_epoch:
                     saved = self._save(latest=False)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from data.au_table import UnsafePickleError, find_au_table, load_au_table, save_au_table_csv
-from data.id_lists import deterministic_split, read_id_list
+from data.id_lists import read_id_list
+from media.images import deterministic_split
 from openface.au_schema import N2ME_18, OPENFACE_17, SCHEMAS, schema_for_size
 
 
@@ -47,7 +48,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("vec, message", [
-    (np.ones(16), "has 16 values"), (np.full(17, np.nan), "NaN"), (-np.ones(17), "negative")])
+    (np.ones(16), "has 16 values"), (np.full(17, np.nan), "NaN"), (-np.ones(17), r"outside 0..5 in column AU01=-1")])
 def test_bad_au_vectors_are_named(tmp_path, vec, message):
     path = tmp_path / "aus.pkl"
     path.write_bytes(pickle.dumps({"img7": vec}))

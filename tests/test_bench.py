@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from conftest import make_tiny_dataset
-from solvers import bench
+from helpers import make_tiny_dataset
 from solvers.fast_path import FastPath
+from tools import bench
 
 TINY = ["--final_size", "32", "--ngf", "8", "--ndf", "8", "--n_blocks", "1", "--batch_size", "4", "--device", "cpu",
         "--infer_batch", "8", "--infer_iters", "2", "--infer_warmup", "1"]

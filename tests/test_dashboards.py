@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 import socket
 import time
-import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.visdom_server import free_port, read_window, running_visdom_server, visdom_unavailable_reason
 from solvers.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
-from visdom_server import free_port, running_visdom_server, visdom_unavailable_reason
 
 LOSSES = [{"G_adv": 1.0, "D_real": 0.5}, {"G_adv": 0.75, "D_real": 0.25}, {"G_adv": 0.5, "D_real": 0.125}]
 
@@ -37,17 +35,7 @@ def visdom_port(tmp_path_factory):
         yield port
 
 
-def read_window(port: int, env: str, win: str) -> dict:
-    """What the server stores for a window, through the public client API."""
-    import visdom
-
-    with warnings.catch_warnings():  # the client's own Logger.warn call is deprecated; not our concern
-        warnings.simplefilter("ignore", DeprecationWarning)
-        client = visdom.Visdom(server="http://127.0.0.1", port=port, env=env,
-                               raise_exceptions=True, use_incoming_socket=False)
-    return json.loads(client.get_window_data(win, env))
-
-
+@pytest.mark.visdom
 def test_visdom_dashboard_round_trip(visdom_port, caplog):
     env = "dashboard_round_trip"
     board = VisdomDashboard(server="http://127.0.0.1", port=visdom_port, env=env, display_id=3)
@@ -100,6 +88,7 @@ def test_visdom_dashboard_gives_up_on_a_server_that_never_replies(caplog):
     assert len(dashboard_records(caplog)) == 1
 
 
+@pytest.mark.visdom
 def test_visdom_dashboard_disables_itself_when_server_goes_away(tmp_path, caplog):
     reason = visdom_unavailable_reason()
     if reason:

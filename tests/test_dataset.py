@@ -4,11 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_tiny_dataset
 from data.augment import prepare_batch
 from data.dataset import build_training_set
-from data.images import list_images, natural_key
 from data.sampler import EpochBatchSampler
+from helpers import make_tiny_dataset
+from media.images import list_images, natural_key
 from openface.au_schema import OPENFACE_17
 
 

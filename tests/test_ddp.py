@@ -6,12 +6,13 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
+from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from solvers import checkpoint as ckpt
 from solvers.fast_path import compiler_problem
 
 
 # "on": the fast path as multi-GPU users get it by default (on CPU: torch.compile of G and D, fused Adam).
+@pytest.mark.ddp
 @pytest.mark.parametrize("fast_path", ["off", "on"])
 def test_two_gloo_ranks_keep_identical_weights(tmp_path, fast_path):
     if fast_path == "on" and compiler_problem(torch.device("cpu")) is not None:

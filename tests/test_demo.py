@@ -1,14 +1,14 @@
-"""The one-command demo (solvers/demo.py) with the bundled model, and the AU-control grid (solvers/au_grid.py)."""
+"""The one-command demo (tools/demo.py) with the bundled model, and the AU-control grid (tools/au_grid.py)."""
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
+from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
-from solvers import au_grid, demo
 from solvers.media import probe_video
+from tools import au_grid, demo
 
 BUNDLED = ROOT / "pretrained" / "ganimation_cpu_small.pth"
 FRAMES = 30  # rows of examples/au_matrices/positive.csv and surprise.csv
@@ -39,8 +39,22 @@ def test_demo_writes_both_sequences_from_the_sample_photo(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["positive", "surprise"]
 
 
-def test_sample_photo_ships_with_matplotlib():
-    assert demo.sample_face().is_file()
+def test_sample_photo_is_a_decodable_face_sized_image():
+    with Image.open(demo.sample_face()) as photo:  # the demo's default template: must decode, big enough to crop
+        assert photo.mode == "RGB" and min(photo.size) >= 256
+
+
+def test_missing_sample_photo_names_the_template_flag(tmp_path, monkeypatch):
+    import matplotlib
+    from matplotlib import cbook
+
+    def no_sample_data(*args, **kwargs):
+        raise OSError("sample data removed")
+
+    monkeypatch.setattr(cbook, "get_sample_data", no_sample_data)
+    monkeypatch.setattr(matplotlib, "get_data_path", lambda: str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="--template"):
+        demo.sample_face()
 
 
 def test_au_grid_on_a_data_root(tmp_path):

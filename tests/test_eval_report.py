@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.images import list_images, load_rgb
+from media.images import list_images, load_rgb
 from metrics.analysis import analyse, shared_tools
 from metrics.evaluate import evaluate, main
 from openface.au_schema import OPENFACE_AUS
@@ -280,11 +281,15 @@ def test_report_is_self_contained(other_system):
 @pytest.fixture(scope="module")  # module scope, listed first: skips before the evaluation fixture runs
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("MEGAN_REQUIRE_BROWSER"):  # set by .ci/run, which installs Debian's chromium
+        pytest.fail("MEGAN_REQUIRE_BROWSER is set but neither chromium nor chromium-browser is on PATH")
     if found is None:
-        pytest.skip("chromium not installed (apt-get install -y chromium); the README gives the screenshot command")
+        pytest.skip("chromium not installed (apt-get install -y chromium); docs/evaluation.md has the screenshot "
+                    "command")
     return found
 
 
+@pytest.mark.browser
 def test_report_renders_in_headless_chromium(chromium, other_system, tmp_path):
     shot = tmp_path / "shot.png"
     report = other_system["root"] / "eval" / "report.html"

@@ -1,4 +1,4 @@
-"""Generator-only export (solvers/export_generator.py), the bundled model, and test mode's default checkpoint."""
+"""Generator-only export (tools/export_generator.py), the bundled model, and test mode's default checkpoint."""
 import json
 import logging
 
@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 
 import solvers
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
+from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
 from solvers import checkpoint as ckpt
-from solvers import export_generator
 from solvers.tester import SequenceGenerator
+from tools import export_generator
 
 EXAMPLES = ROOT / "examples" / "au_matrices"
 BUNDLED = ROOT / "pretrained" / "ganimation_cpu_small.pth"
@@ -117,8 +117,8 @@ def test_for_megc2021_keeps_a_typed_ckpt_dir(tiny_run, tmp_path, monkeypatch):
     assert export_generator.main([str(tiny_run), "--out", str(bundled)]) == 0
     monkeypatch.setattr(solvers, "BUNDLED_CHECKPOINT", bundled)
     args = ["--megc_root", str(tmp_path)]
-    assert solvers.test_checkpoint(parse([*args, "--ckpt_dir", str(tiny_run)])) == tiny_run / "latest.pth"
-    assert solvers.test_checkpoint(parse(args)) == bundled
+    assert solvers.generation_checkpoint(parse([*args, "--ckpt_dir", str(tiny_run)])) == tiny_run / "latest.pth"
+    assert solvers.generation_checkpoint(parse(args)) == bundled
 
 
 def test_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import solvers
-from conftest import TINY_MODEL
+from helpers import TINY_MODEL
 from main import main
 from solvers import checkpoint as ckpt
 from solvers import fast_path
@@ -46,6 +46,7 @@ def test_resolve_defaults_by_device():
 
 @pytest.mark.skipif(fast_path.compiler_problem(torch.device("cpu")) is not None,
                     reason="torch.compile does not work on this machine (no C++ compiler?)")
+@pytest.mark.compile
 def test_fast_path_code_matches_the_plain_path_in_fp32(tiny_data, tmp_path, monkeypatch):
     assert train(tiny_data, tmp_path, "plain", "--fast_path", "off") == 0
     monkeypatch.setattr(fast_path, "resolve", lambda *args, **kwargs: FAST_FP32)
@@ -96,6 +97,7 @@ def test_fast_path_flags_are_per_invocation():
 
 @pytest.mark.skipif(fast_path.compiler_problem(torch.device("cpu")) is not None,
                     reason="torch.compile does not work on this machine (no C++ compiler?)")
+@pytest.mark.compile
 def test_compiled_inference_gives_the_plain_frames(tiny_data, tmp_path):
     """Test mode's fast path (compiled generator with frozen weights; a short last batch padded to the compiled
     shape and cut back) writes the frames the plain path writes, within a grey level."""

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, make_tiny_dataset
+from helpers import ROOT, make_tiny_dataset
 from main import main
 from models.networks import Discriminator, Generator
 from options import build_parser

@@ -7,9 +7,9 @@ import pytest
 from openpyxl import load_workbook
 from PIL import Image
 
-from conftest import SHARED_DATA, TINY_MODEL, make_tiny_dataset
 from data.annotations import build_me_summary, read_annotations
 from data.me_curves import fill_gaps
+from helpers import SHARED_DATA, TINY_MODEL, make_tiny_dataset
 from main import main
 from solvers.media import probe_video
 

@@ -1,4 +1,4 @@
-"""ONNX export of the generator (solvers/export_onnx.py): ONNX Runtime gives test mode's frames."""
+"""ONNX export of the generator (tools/export_onnx.py): ONNX Runtime gives test mode's frames."""
 import hashlib
 import json
 import re
@@ -12,12 +12,14 @@ ort = pytest.importorskip("onnxruntime", reason="optional ONNX export: onnxrunti
                                                 "(requirements.txt pins it)")
 
 import solvers  # noqa: E402
-from conftest import ROOT, TINY_MODEL  # noqa: E402
+from helpers import ROOT, TINY_MODEL  # noqa: E402
 from models.registry import build_generator  # noqa: E402
 from options import build_parser  # noqa: E402
 from solvers import checkpoint as ckpt  # noqa: E402
-from solvers import export_onnx  # noqa: E402
 from solvers.tester import SequenceGenerator  # noqa: E402
+from tools import export_onnx  # noqa: E402
+
+pytestmark = pytest.mark.onnx  # every test here exports with torch.onnx and runs onnxruntime
 
 BUNDLED = ROOT / "pretrained" / "ganimation_cpu_small.pth"
 TOLERANCE = 1  # 0..255 levels: a float difference of ~1e-6 can flip one rounding

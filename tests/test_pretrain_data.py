@@ -1,4 +1,4 @@
-"""Merging prepared UTKFace + London folders into one training root (solvers/pretrain_data.py)."""
+"""Merging prepared UTKFace + London folders into one training root (tools/pretrain_data.py)."""
 import json
 
 import numpy as np
@@ -8,7 +8,7 @@ from PIL import Image
 from data.au_table import load_au_table
 from data.id_lists import read_id_list
 from openface.au_schema import OPENFACE_17, OPENFACE_AUS
-from solvers import pretrain_data
+from tools import pretrain_data
 
 
 def prepared(root, names):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
 from for_megc2021 import main as megc_main
+from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
 from solvers import BUNDLED_CHECKPOINT
 from solvers.media import probe_video
@@ -168,12 +168,12 @@ def test_generated_run_is_scored_by_main_eval(tiny_ckpt, tmp_path, megc_root):
     and template come from run.json and the metrics have values. A random generator's faceless frames are counted
     and excluded, and the metrics that need a face are absent, never zero."""
     pair = _small_pair(tmp_path, megc_root, frames=6)
-    for name, ckpt in (("bundled", BUNDLED_CHECKPOINT), ("random", tiny_ckpt)):
+    for name, ckpt, code in (("bundled", BUNDLED_CHECKPOINT, 0), ("random", tiny_ckpt, 1)):
         assert run_test_mode(ckpt, "--data_root", str(pair), "--results_dir", str(tmp_path / name),
                              "--output_size", "128", "--no_video") == 0
         run = only_child(tmp_path / name)
         assert main(["--mode", "eval", "--results", str(run), "--out", str(tmp_path / f"eval_{name}"),
-                     "--no_report"]) == 0
+                     "--no_report"]) == code  # a result with no face in any frame is not "ok"
     (record,) = json.loads((tmp_path / "eval_bundled" / "metrics.json").read_text())["pairs"]
     assert record["status"] == "ok" and record["source"].endswith("imgs") and record["fps"] == 200
     assert record["no_face_result"] == []
@@ -183,6 +183,7 @@ def test_generated_run_is_scored_by_main_eval(tiny_ckpt, tmp_path, megc_root):
     assert values["identity_same_rate"] == 1.0 and values["device"] == "cpu"
     assert (tmp_path / "eval_bundled" / "metrics.csv").read_text().count("\n") == 2  # header + one pair
     (garbage,) = json.loads((tmp_path / "eval_random" / "metrics.json").read_text())["pairs"]
-    assert garbage["no_face_result"] == list(range(6)) and "no face in 6 of 6" in garbage["notes"][0]
+    assert garbage["no_face_result"] == list(range(6)) and garbage["status"] == "no_face"
+    assert any("no face in 6 of 6" in note for note in garbage["notes"])
     assert garbage["metrics"]["au_mae"] is None and garbage["metrics"]["identity_distance"] is None
     assert main(["--mode=eval", "--results", str(tmp_path / "nothing")]) == 2

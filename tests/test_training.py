@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TINY_MODEL, make_tiny_dataset
+from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
 from solvers import checkpoint as ckpt
 from solvers.logs import read_stats
@@ -176,10 +176,10 @@ def test_a_few_steps_on_real_megc2021_frames(megc_root, tmp_path):
         assert list((run / "samples").glob("*.png"))
 
 
+@pytest.mark.visdom
 def test_training_run_reaches_visdom_and_tensorboard(tiny_data, tmp_path):
     """A real visdom server on localhost receives the run's loss curves and sample grids; TensorBoard too."""
-    from test_dashboards import read_window
-    from visdom_server import running_visdom_server, visdom_unavailable_reason
+    from helpers.visdom_server import read_window, running_visdom_server, visdom_unavailable_reason
 
     reason = visdom_unavailable_reason()
     if reason:

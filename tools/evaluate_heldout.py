@@ -1,6 +1,6 @@
 """Held-out numbers of the model card (pretrained/MODEL_CARD.md), on the test split of the pre-training root.
 
-    python pretrained/evaluate_heldout.py --data datasets/pretrain_128 \
+    python -m tools.evaluate_heldout --data datasets/pretrain_128 \
         --ckpt pretrained/ganimation_cpu_small.pth [--train_ckpt runs/ganimation_cpu_small/latest.pth] \
         [--fp32_ckpt FILE] [--out pretrained/heldout_eval.json]
 
@@ -27,15 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.au_table import load_au_table  # noqa: E402
-from data.id_lists import read_id_list  # noqa: E402
-from data.images import load_rgb  # noqa: E402
-from models.registry import build_networks  # noqa: E402
-from solvers import checkpoint as ckpt  # noqa: E402
-from solvers.au_grid import measure_frames  # noqa: E402
-from solvers.tester import SequenceGenerator  # noqa: E402
+from data.au_table import load_au_table
+from data.id_lists import read_id_list
+from media.images import load_rgb
+from models.registry import build_networks
+from solvers import checkpoint as ckpt
+from solvers.tester import SequenceGenerator
+from tools.au_grid import measure_frames
 
 REPORTED = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU12", "AU15", "AU20", "AU26")
 

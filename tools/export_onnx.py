@@ -1,6 +1,6 @@
 """Export a checkpoint's generator to ONNX and check that ONNX Runtime gives the frames test mode gives.
 
-    python -m solvers.export_onnx [RUN_OR_CKPT] --out G.onnx [--load_epoch N|latest] [--opset 17]
+    python -m tools.export_onnx [RUN_OR_CKPT] --out G.onnx [--load_epoch N|latest] [--opset 17]
                                   [--tolerance 1] [--bench_runs 3] [--bench_batch 64] [--exporter torchscript]
 
 RUN_OR_CKPT is read as ``--mode test`` reads it: a run folder (its latest checkpoint, or ``--load_epoch N``), a
@@ -45,7 +45,7 @@ from models.registry import build_generator, conditioning
 from openface.au_schema import SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
 from solvers import importers
-from solvers.export_generator import _sha256, generator_state
+from tools.export_generator import _sha256, generator_state
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1.0  # 0..255 grey levels
@@ -312,7 +312,7 @@ def _bench(model: FrameGenerator, model_args: dict, session, probe: dict, batch:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m solvers.export_onnx", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.export_onnx", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=Path, nargs="?", default=None,
                    help="run folder, checkpoint file or a seed's generator file (default: the bundled model)")

@@ -4,10 +4,10 @@
     python -m openface.prepare ../shared/data/utkface datasets/utkface_128 --size 128 --workers 2
     python -m openface.prepare ../shared/data/london datasets/london_128 --size 128 --workers 2
     # 2. merge them into one data root with identity-disjoint train/test lists
-    python -m solvers.pretrain_data --utkface datasets/utkface_128 --london datasets/london_128 \
+    python -m tools.pretrain_data --utkface datasets/utkface_128 --london datasets/london_128 \
         --out datasets/pretrain_128
     # or steps 1 and 2 in one command:
-    python -m solvers.pretrain_data --utkface datasets/utkface_128 --london datasets/london_128 \
+    python -m tools.pretrain_data --utkface datasets/utkface_128 --london datasets/london_128 \
         --out datasets/pretrain_128 --utkface_src ../shared/data/utkface --london_src ../shared/data/london
 
 OUT receives ``imgs/`` (hard links to the prepared crops, copies where links are impossible), ``aus.csv``,
@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from data.id_lists import deterministic_split
+from media.images import deterministic_split
 
 UTK_PREFIX, LONDON_PREFIX = "utk", "london"
 _LONDON_NAME = re.compile(r"^(?:neutral|smiling)__(\d+)_\d+$")
@@ -151,7 +151,7 @@ def merge(utkface: Path, london: Path, out: Path, *, utk_fraction: float = 0.05,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m solvers.pretrain_data", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.pretrain_data", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--utkface", required=True, type=Path, help="UTKFace prepared by openface.prepare")
     p.add_argument("--london", required=True, type=Path, help="London set prepared by openface.prepare")

@@ -1,6 +1,6 @@
 """Throughput benchmark on synthetic tensors: plain and fast path side by side, one or more image sizes.
 
-    python -m solvers.bench [--device cpu|cuda] [--final_size 128 256] [--paths plain,fast] [--batch_size 25]
+    python -m tools.bench [--device cpu|cuda] [--final_size 128 256] [--paths plain,fast] [--batch_size 25]
                             [--steps N] [--warmup W] [--threads T] [--peak_tflops P] [--json PATH]
 
 Per (path, size): training images/s, generator inference frames/s, peak memory, the FLOPs of a training image and
@@ -61,7 +61,7 @@ GPU_PEAK_TFLOPS = {
 
 # ---------------------------------------------------------------- command line
 def parse_args(argv: list[str] | None) -> Namespace:
-    p = argparse.ArgumentParser(prog="python -m solvers.bench", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--paths", default="plain,fast",
@@ -541,7 +541,7 @@ def run(args: Namespace) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     result = run(args)
-    result["command"] = shlex.join(["python", "-m", "solvers.bench", *(sys.argv[1:] if argv is None else argv)])
+    result["command"] = shlex.join(["python", "-m", "tools.bench", *(sys.argv[1:] if argv is None else argv)])
     text = json.dumps(result, indent=2)
     print(text)
     if args.json is not None:

@@ -1,6 +1,6 @@
 """The one-command demo: the bundled generator animates a face photo that every install has.
 
-    python -m solvers.demo [--out results/demo] [--ckpt FILE] [--template IMAGE] [--output_size 256] [--fps 30]
+    python -m tools.demo [--out results/demo] [--ckpt FILE] [--template IMAGE] [--output_size 256] [--fps 30]
 
 The template is ``grace_hopper.jpg`` from matplotlib's sample data (installed with matplotlib, a requirement), or
 ``--template``. The built-in front end aligns it and measures its AUs; the two bundled AU matrices
@@ -133,7 +133,7 @@ def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m solvers.demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder")
     p.add_argument("--ckpt", type=Path, default=None, help="generator checkpoint (default: the bundled model)")

@@ -1,6 +1,6 @@
 """Write a generator-only checkpoint for shipping: no critic, optimiser, RNG or options; optionally fp16 weights.
 
-    python -m solvers.export_generator RUN_OR_CKPT --out FILE [--half] [--load_epoch N|latest] [--ckpt_format auto]
+    python -m tools.export_generator RUN_OR_CKPT --out FILE [--half] [--load_epoch N|latest] [--ckpt_format auto]
 
 RUN_OR_CKPT is a run folder (its latest checkpoint, or ``--load_epoch N``), a checkpoint file, or a seed's
 generator file (imported as in test mode). FILE holds the trainer's layout (``kind``, ``format_version``,
@@ -94,7 +94,7 @@ def export(source: Path, out: Path, *, half: bool = False, load_epoch="latest", 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m solvers.export_generator", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.export_generator", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=Path, help="run folder, checkpoint file, or a seed's generator file")
     p.add_argument("--out", required=True, type=Path, help="generator-only checkpoint to write")

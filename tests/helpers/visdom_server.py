@@ -1,8 +1,8 @@
 """Start a real, offline visdom server for tests (a helper module, not a test file).
 
-Usage from a test (tests/ is on sys.path under pytest's default import mode):
+Usage from a test (tests/ is on sys.path under pytest's default import mode, so helpers/ is a package):
 
-    from visdom_server import running_visdom_server, visdom_unavailable_reason
+    from helpers.visdom_server import running_visdom_server, visdom_unavailable_reason
     reason = visdom_unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never route localhost via a proxy
@@ -121,3 +123,14 @@ def running_visdom_server(tmp_path: Path | str):
         yield port
     finally:
         stop_visdom_server(process)
+
+
+def read_window(port: int, env: str, win: str) -> dict:
+    """What the server stores for a window, through the public client API."""
+    import visdom
+
+    with warnings.catch_warnings():  # the client's own Logger.warn call is deprecated; not our concern
+        warnings.simplefilter("ignore", DeprecationWarning)
+        client = visdom.Visdom(server="http://127.0.0.1", port=port, env=env,
+                               raise_exceptions=True, use_incoming_socket=False)
+    return json.loads(client.get_window_data(win, env))

@@ -1,12 +1,12 @@
 """AU-control grid: does each AU move what it should? Rows = faces, columns = one AU at increasing intensity.
 
-    python -m solvers.au_grid --ckpt FILE --faces FACES --out grid.png \
+    python -m tools.au_grid --ckpt FILE --faces FACES --out grid.png \
         [--aus AU12,AU06,AU04,AU01,AU02,AU26] [--levels 0,1,2,3,4,5] [--base measured|zeros] [--rows 4] \
         [--names a,b] [--cell 96] [--measure]
 
 FACES is
 - a training data root (``imgs/`` + ``aus.csv`` + ``test_ids.txt``, e.g. one made by ``openface.prepare`` or
-  ``solvers.pretrain_data``): its held-out faces (``test_ids.txt``), with the AUs of its table;
+  ``tools.pretrain_data``): its held-out faces (``test_ids.txt``), with the AUs of its table;
 - a folder of face photos, or a text file listing image paths one per line: each photo is aligned and measured
   by the built-in front end.
 ``--names`` picks faces by name; otherwise ``--rows`` faces spread evenly over the list.
@@ -65,7 +65,7 @@ def _spread(items: list, n: int) -> list:
 def faces_from_root(root: Path, schema, names: list[str] | None, rows: int) -> list[Face]:
     from data.au_table import AU_TABLE_NAMES, load_au_table
     from data.id_lists import find_id_list, read_id_list
-    from data.images import list_images, load_rgb
+    from media.images import list_images, load_rgb
 
     table_path = next((root / n for n in AU_TABLE_NAMES if (root / n).is_file()), None)
     if table_path is None:
@@ -94,7 +94,7 @@ def faces_from_photos(paths: list[Path], schema) -> list[Face]:
 
 
 def load_faces(spec: str, schema, names: list[str] | None = None, rows: int = 4) -> list[Face]:
-    from data.images import IMAGE_EXTENSIONS, list_images
+    from media.images import IMAGE_EXTENSIONS, list_images
 
     path = Path(spec)
     if path.is_dir() and (path / "imgs").is_dir():
@@ -243,7 +243,7 @@ def _floats(text: str) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m solvers.au_grid", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.au_grid", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", type=Path, default=None, help="generator checkpoint (default: the bundled model)")
     p.add_argument("--faces", required=True, help="data root (its test_ids.txt), photo folder, list file, or a,b")
