@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from helpers import SHARED_DATA
 from openface import au_geometry as geo
 from openface.align import CANONICAL
 from openface.au_estimator import AUEstimator, Calibration
@@ -182,6 +182,7 @@ def london_pairs():
         return london_faces(LONDON, landmarker)
 
 
+@pytest.mark.slow
 def test_london_smiles_raise_au12_and_au06_in_both_modes(london_pairs):
     from openface.estimator_report import smile_wins
 
@@ -193,6 +194,7 @@ def test_london_smiles_raise_au12_and_au06_in_both_modes(london_pairs):
     assert wins["sequence"]["AU15"] <= 10  # a smile pulls the lip corners up, not down
 
 
+@pytest.mark.slow
 def test_no_au_is_constant_over_the_london_photos(london_pairs):
     estimator = AUEstimator()
     values = np.array([estimator.intensities(f) for pair in london_pairs.values() for f in pair])
@@ -200,6 +202,7 @@ def test_no_au_is_constant_over_the_london_photos(london_pairs):
     assert all(s > 0.01 for s in spread.values()), spread
 
 
+@pytest.mark.slow
 def test_calibration_is_reproduced_by_its_command(tmp_path):
     need(MEGC)
     from openface import calibrate
@@ -218,6 +221,7 @@ def test_calibration_is_reproduced_by_its_command(tmp_path):
                            "--out", str(tmp_path / "again.json")]) == out  # the cache gives the same fit
 
 
+@pytest.mark.slow
 def test_clip_measurement_and_evaluation_use_the_sequence_mode():
     need(MEGC)
     from metrics.analysis import analyse, shared_tools
@@ -236,6 +240,7 @@ def test_clip_measurement_and_evaluation_use_the_sequence_mode():
     assert source_values(faces[0].landmarks, faces[0].blendshapes).shape == (len(SOURCE_NAMES),)
 
 
+@pytest.mark.slow
 def test_prepare_clips_gives_each_frame_folder_the_sequence_mode(tmp_path):
     need(MEGC)
     import shutil
