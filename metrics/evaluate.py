@@ -212,6 +212,9 @@ def score_pair(entry: ResultEntry, gen: ClipAnalysis, src: ClipAnalysis | None, 
         m["ssim_static"] = _compute("ssim_static", gen.grey, tpl.grey[0], static, gen.valid)
         m["psnr_static"] = _compute("psnr_static", gen.rgb, tpl.rgb[0], static, gen.valid)
         details["ssim_static_per_frame"] = quality.per_frame_ssim(gen.grey, tpl.grey[0], static, gen.valid).tolist()
+        expression = gen.expression | tpl.expression
+        m["onset_fidelity"] = _compute("onset_fidelity", gen.grey, tpl.grey[0], expression, gen.valid)
+        m["artifact_rate"] = _compute("artifact_rate", gen.grey, tpl.grey[0], expression, gen.valid)
     if src is not None and src.profiles is not None and gen.profiles is not None:
         _motion(src, gen, m, details)
     if gen.change is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from metrics import au, frechet, identity, motion, quality
+from metrics import au, fidelity, frechet, identity, motion, quality
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ _ENTRIES = (
     Metric("identity_same_rate", "identity", "higher", "0..1", 1.0, "template",
            f"share of result frames within dlib's same-person threshold {identity.SAME_PERSON_THRESHOLD} "
            "of the template", identity.same_person_rate),
+    Metric("onset_fidelity", "identity", "higher", "-1..1", 1.0, "template",
+           "SSIM of the result's onset frame against the template inside the expression regions: low when the "
+           "first frame already carries the driving person's wrinkles (identity leak)", fidelity.onset_fidelity),
     Metric("flow_r", "motion", "higher", "-1..1", 1.0, "source",
            "Pearson r of the per-region (brows, eyes, nose, mouth) optical-flow magnitude profiles onset -> each "
            "frame, source vs result, averaged through Fisher z", motion.profile_correlation),
@@ -67,6 +70,10 @@ _ENTRIES = (
     Metric("psnr_static", "image quality", "higher", f"0..{quality.PSNR_CAP:g} dB", quality.PSNR_CAP, "template",
            f"mean PSNR against the template outside the expression regions (identical = {quality.PSNR_CAP:g})",
            quality.mean_masked_psnr),
+    Metric("artifact_rate", "image quality", "lower", "0..1", 0.0, "template",
+           f"share of expression-region pixels, mean over frames, more than {fidelity.ARTIFACT_LEVELS:g} grey levels "
+           f"outside the template's own range within {fidelity.NEIGHBOURHOOD} px (painted streaks, blotches)",
+           fidelity.artifact_rate),
     Metric("flicker", "image quality", "lower", "0..255", 0.0, "none (source refines it)",
            "mean frame-to-frame grey-level change outside the expression regions beyond the source's own change "
            "at the same time, clipped at 0 (grey levels per frame)", quality.flicker),

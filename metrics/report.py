@@ -20,8 +20,8 @@ from metrics.registry import METRICS
 from openface.au_schema import OPENFACE_AUS
 
 SUMMARY_COLUMNS = ("au_r", "au_mae", "apex_error_ms", "facs_recall", "identity_distance", "identity_same_rate",
-                   "flow_r", "strain_r", "flow_amplitude_error", "ssim_static", "psnr_static", "flicker", "fd_dlib128",
-                   "frames_per_s")
+                   "onset_fidelity", "flow_r", "strain_r", "flow_amplitude_error", "ssim_static", "psnr_static",
+                   "artifact_rate", "flicker", "fd_dlib128", "frames_per_s")
 MAX_AU_PANELS = 8
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1400px}

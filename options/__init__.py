@@ -66,6 +66,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache_images", default="auto", choices=("auto", "ram", "stream", "off"),
                    help="auto: keep decoded images in RAM when under 4 GiB; stream: decode per step; "
                         "off: also skip the up-front check that every image decodes")
+    g.add_argument("--data_on_device", default="auto", choices=("auto", "on", "off"),
+                   help="keep the decoded images on the training device and draw batches there (no loader, no "
+                        "per-step host work); auto: on for CUDA when they fit, off on CPU")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -120,6 +123,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                         "auto: on for CUDA, off on CPU; off: the plain fp32 eager reference path")
     g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="torch.compile of G and D: auto follows --fast_path")
+    g.add_argument("--compile_mode", default="default", choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile mode of the training step when compiled (reduce-overhead: CUDA graphs)")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (also part of --fast_path on)")
     g.add_argument("--channels_last", action="store_true",
                    help="NHWC memory layout, faster convolutions on GPU (also part of --fast_path on)")
@@ -132,7 +137,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 def add_logging_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("logging")
     g.add_argument("--print_losses_freq", type=POSITIVE_INT, default=1000, help="log losses every N images")
-    g.add_argument("--sample_img_freq", type=POSITIVE_INT, default=5000, help="save a sample grid every N images")
+    g.add_argument("--sample_img_freq", type=NON_NEGATIVE_INT, default=5000,
+                   help="save a sample grid every N images (0: never)")
     g.add_argument("--visdom_display_id", type=int, default=0, help=">0: send losses and samples to visdom")
     g.add_argument("--visdom_server", default="http://localhost")
     g.add_argument("--visdom_port", type=int, default=8097)
@@ -158,6 +164,8 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--au_mode", default="absolute", choices=("absolute", "relative"),
                    help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out")
     g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0, help="moving-average window over the AU curves (frames)")
+    g.add_argument("--no_calibration", action="store_true",
+                   help="drive the raw target AUs, ignoring the model's <model>.calibration.json (as the seeds do)")
     g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
     g.add_argument("--fps", type=FPS, default=None,
                    help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30)")

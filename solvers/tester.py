@@ -29,6 +29,7 @@ from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_fold
 from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
+from solvers import calibration as au_calibration
 from solvers import checkpoint as ckpt
 from solvers import importers, media
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
@@ -48,6 +49,7 @@ class TrajectorySettings:
     au_mode: str = "absolute"  # "absolute" | "relative"
     factor: float = 1.0
     smooth_window: int = 0
+    calibrate: bool = True  # invert the model's AU-response curves when it has them (solvers/calibration.py)
 
     def folder_tag(self) -> str:
         """The seed's naming: <re_code|no-re_code>_<linear_fitting|apex_frame|1V1>."""
@@ -83,6 +85,7 @@ class SequenceGenerator:
         self.run_generator = maybe_compile(self.generator, self.speed, device, inference=True)
         self.device, self.batch_size, self.amp = device, max(1, batch_size), self.speed.amp
         self.checkpoint = checkpoint
+        self.calibration = au_calibration.load(checkpoint, self.schema.names)
         if self.speed.compile:
             self._compile_now()
 
@@ -214,9 +217,10 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=traj.au_mode, factor=traj.factor,
         smooth_window=traj.smooth_window)
     fps = out.fps or clip.fps
+    drive = calibrated_drive(model, targets, template, traj)
 
     start = time.perf_counter()
-    generated = model.generate(model.load_template(template), targets, progress=progress,
+    generated = model.generate(model.load_template(template), drive, progress=progress,
                                template_aus=template.aus)
     seconds = time.perf_counter() - start
 
@@ -225,11 +229,15 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     tmp.mkdir(parents=True)
     try:
         files = _write_outputs(tmp, model, clip, template, frames_src, clip_aus, targets, generated, apex, fps, out)
+        if drive is not targets:  # what the generator was given; aus_driven.csv keeps what the face should show
+            write_au_csv(tmp / "aus_generator_input.csv", model.schema.names, drive)
+            files.append("aus_generator_input.csv")
         record = {"clip": clip.name, "au_source": clip.source, "template": str(template.path),
                   "source_frames": str(frames_src[0].parent) if frames_src else None,
                   "source_frame_gaps": clip.frame_gaps,
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
                   "fps": fps, "trajectory": asdict(traj), "output_size": out.output_size,
+                  "calibration": str(model.calibration.source) if drive is not targets else None,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(len(targets) / seconds, 2),
                   "device": str(model.device)}
         (tmp / "run.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -238,6 +246,16 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SequenceResult(out_dir, len(targets), apex, fps, seconds, len(targets) / seconds, files + ["run.json"])
+
+
+def calibrated_drive(model: SequenceGenerator, targets: np.ndarray, template: Template,
+                     traj: TrajectorySettings) -> np.ndarray:
+    """The generator's input for these targets: through the model's AU-response calibration when it has one and
+    ``traj.calibrate`` is on, anchored on the template's AUs (zeros when unknown); else the targets themselves."""
+    if not traj.calibrate or model.calibration is None:
+        return targets
+    anchor = template.aus if template.aus is not None else np.zeros(model.schema.n)
+    return model.calibration.drive(targets, anchor)
 
 
 def _write_outputs(folder: Path, model: SequenceGenerator, clip: DrivingClip, template: Template,

@@ -108,7 +108,7 @@ def test_result_folder_with_frames_and_videos_is_one_result(tmp_path):
 
 
 def test_ulme_result_folders_are_twelve_results_not_thirty_six():
-    from conftest import SHARED_DATA
+    from helpers import SHARED_DATA
     from metrics.inputs import find_results
 
     root = SHARED_DATA / "ulme_megc2021_results"
@@ -244,7 +244,7 @@ def test_stale_temp_files_of_killed_processes_are_removed(tiny_data, tmp_path, c
 def test_stale_hidden_result_folders_are_removed(tmp_path):
     from PIL import Image
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     results = tmp_path / "res"
     stale = results / f".positive_x.tmp{dead_pid()}"
@@ -296,7 +296,7 @@ def _template(tmp_path):
 
 
 def _au_matrix_test(tmp_path, *extra):
-    from conftest import ROOT
+    from helpers import ROOT
 
     return main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
                  "--template", str(_template(tmp_path)), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
@@ -411,7 +411,7 @@ def test_template_without_a_face_is_warned_about(tmp_path, caplog):
 
 
 def test_missing_template_file_is_named_as_missing(tmp_path, capsys):
-    from conftest import ROOT
+    from helpers import ROOT
 
     assert main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
                  "--template", str(tmp_path / "typo.png"), "--gpu_ids", "-1"]) == 2

@@ -10,17 +10,17 @@ from main import main
 from solvers.media import probe_video
 from tools import au_grid, demo
 
-BUNDLED = ROOT / "pretrained" / "ganimation_cpu_small.pth"
+SMALL = ROOT / "pretrained" / "ganimation_cpu_small.pth"  # a real model that runs in a second
 FRAMES = 30  # rows of examples/au_matrices/positive.csv and surprise.csv
 
 
-@pytest.mark.skipif(not BUNDLED.is_file(), reason=f"bundled weights not present at {BUNDLED}")
+@pytest.mark.skipif(not SMALL.is_file(), reason=f"small weights not present at {SMALL}")
 def test_demo_writes_both_sequences_from_the_sample_photo(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert demo.main(["--out", str(out), "--output_size", "128"]) == 0
+    assert demo.main(["--out", str(out), "--output_size", "128", "--ckpt", str(SMALL)]) == 0
     assert "overview" in capsys.readouterr().out
     record = json.loads((out / "demo.json").read_text())
-    assert record["template"].endswith("grace_hopper.jpg") and record["checkpoint"] == str(BUNDLED)
+    assert record["template"].endswith("grace_hopper.jpg") and record["checkpoint"] == str(SMALL)
     for name in demo.DRIVERS:
         folder = out / name
         assert len(list((folder / "frames").glob("*.png"))) == FRAMES
@@ -35,7 +35,7 @@ def test_demo_writes_both_sequences_from_the_sample_photo(tmp_path, capsys):
     with Image.open(out / "overview.png") as sheet:
         assert sheet.width > 4 * 128
     # A second run replaces the first demo's folders instead of piling up positive_2, surprise_2.
-    assert demo.main(["--out", str(out), "--output_size", "128", "--no_video"]) == 0
+    assert demo.main(["--out", str(out), "--output_size", "128", "--no_video", "--ckpt", str(SMALL)]) == 0
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["positive", "surprise"]
 
 

@@ -15,7 +15,7 @@ from solvers.tester import SequenceGenerator
 from tools import export_generator
 
 EXAMPLES = ROOT / "examples" / "au_matrices"
-BUNDLED = ROOT / "pretrained" / "ganimation_cpu_small.pth"
+BUNDLED = ROOT / "pretrained" / "ganimation128_gpu15.pth"
 # fp16 weights widened to fp32: largest output difference allowed, in 0..255 levels (measured: well under 1).
 HALF_TOLERANCE = 2.0
 
@@ -133,12 +133,12 @@ def test_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
 @pytest.mark.skipif(not BUNDLED.is_file(), reason=f"bundled weights not present at {BUNDLED}")
 def test_bundled_model_is_small_half_precision_and_loads():
     assert solvers.BUNDLED_CHECKPOINT == BUNDLED
-    assert BUNDLED.stat().st_size < 8e6
+    assert BUNDLED.stat().st_size < 20e6  # fp16 generator only (17 MB); the critic is not shipped
     state = ckpt.load(BUNDLED)
     assert set(state) == {*export_generator.EXPORT_KEYS, "exported_from"}
     assert {v.dtype for v in state["G"].values()} == {torch.float16}
     model = SequenceGenerator(BUNDLED, torch.device("cpu"))
-    assert model.schema.key == "openface17"
+    assert model.schema.key == "openface17" and model.image_size == 128
     # Widened fp16 vs fp32-rounded weights of the same net cannot be compared here (the fp32 source is not
     # shipped); the export measured it (pretrained/MODEL_CARD.md). Check the outputs are sane images instead.
     frames = model.generate(torch.zeros(3, model.image_size, model.image_size), np.zeros((2, 17)))

@@ -5,7 +5,7 @@
 
 RUN_OR_CKPT is read as ``--mode test`` reads it: a run folder (its latest checkpoint, or ``--load_epoch N``), a
 checkpoint file, a generator-only export, or a seed's generator file (imported); without it, the bundled model
-(pretrained/ganimation_cpu_small.pth). Both models export: ``ganimation`` and ``n2me_unet``.
+(pretrained/ganimation128_gpu15.pth). Both models export: ``ganimation`` and ``n2me_unet``.
 
 The graph is test mode's computation from the network inputs to the written frames, in fp32, with a dynamic batch
 axis and the model's fixed image size:

@@ -1,0 +1,183 @@
+"""The bundled model against ULME-GAN's submitted MEGC2021 videos: one command, one table, one contact sheet.
+
+    python -m tools.side_by_side --megc_root ../shared/data/megc2021 \
+        --ulme ../shared/data/ulme_megc2021_results --out results/side_by_side [--ours DIR] [-- GENERATION FLAGS]
+
+1. Ours: ``for_megc2021.py --megc_root ROOT --re_code --linear_fitting --no_video`` with the bundled model (ULME's
+   own trajectory flags), plus any flags after ``--`` (e.g. ``-- --no_calibration`` or ``-- --au_mode
+   absolute``); or an existing batch folder with ``--ours``.
+2. ULME-GAN: its result folders hold ``source.mp4`` and ``target.mp4`` besides the frames, which the evaluator
+   would score as two more results per pair; a frames-only view (links to the images) is scored instead.
+3. Both through ``metrics.evaluate`` with the same ``--sources ROOT --templates ROOT --fps 200``, in one process
+   (the source clips are measured once).
+4. OUT/table.md (means over pairs, the difference, the issue-13 targets) and table.json; OUT/contact_sheet.png:
+   one row per pair, template | source apex | ULME-GAN onset | ULME-GAN apex | ours onset | ours apex.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from media.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
+
+COLUMNS = ("au_r", "flow_r", "flow_amplitude_error", "apex_error_ms", "identity_distance", "identity_same_rate",
+           "ssim_static", "flicker", "fd_dlib128", "onset_fidelity", "artifact_rate")
+# Issue 13's "done" line, relative to ULME-GAN's value u: (label, test(ours, u)).
+TARGETS = {
+    "au_r": (">= ULME", lambda o, u: o >= u),
+    "flow_r": (">= ULME", lambda o, u: o >= u),
+    "flow_amplitude_error": ("<= ULME", lambda o, u: o <= u),
+    "identity_distance": ("<= 0.35", lambda o, u: o <= 0.35),
+    "identity_same_rate": ("= 1.0", lambda o, u: o >= 1.0),
+    "ssim_static": (">= ULME - 0.02", lambda o, u: o >= u - 0.02),
+}
+FPS = 200.0  # CASME II and SAMM
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def frames_only_view(results: Path, out: Path) -> Path:
+    """A tree mirroring ``results`` with links to its image files only (no videos), one folder per pair."""
+    for folder in sorted(p for p in results.iterdir() if p.is_dir()):
+        images = [f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS]
+        if not images:
+            continue
+        target = out / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        for f in images:
+            link = target / f.name
+            if not link.exists():
+                os.symlink(f.resolve(), link)
+    return out
+
+
+def generate_ours(megc_root: Path, out: Path, extra: list[str]) -> Path:
+    """for_megc2021.py as a user runs it (a script, so it runs as one; nothing in the package imports it)."""
+    argv = [sys.executable, str(ROOT / "for_megc2021.py"), "--megc_root", str(megc_root), "--re_code",
+            "--linear_fitting", "--no_video", "--results_dir", str(out), "--no_progress", *extra]
+    if subprocess.run(argv, check=False).returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} failed")
+    return out
+
+
+def mean_row(doc: dict) -> dict:
+    (row,) = [r for r in doc["summary"] if r["dataset"] == "all" and r["emotion"] == "all"]
+    return {name: row.get(name) for name in COLUMNS} | {"pairs": row["pairs"]}
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    """Systems as rows, COLUMNS as columns, then ours - ULME and whether each issue-13 target is met."""
+    (ulme_name, ulme), (ours_name, ours) = rows.items()
+    head = "| | pairs | " + " | ".join(COLUMNS) + " |\n| --- | --- |" + " --- |" * len(COLUMNS)
+    lines = [head] + [f"| {name} | {r['pairs']} | " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |"
+                      for name, r in rows.items()]
+    diff = [_fmt(ours[c] - ulme[c]) if ours[c] is not None and ulme[c] is not None else "-" for c in COLUMNS]
+    lines.append("| ours - ULME | | " + " | ".join(diff) + " |")
+    verdict = []
+    for c in COLUMNS:
+        if c not in TARGETS or ours[c] is None or ulme[c] is None:
+            verdict.append("")
+            continue
+        label, ok = TARGETS[c]
+        verdict.append(f"{label}: {'met' if ok(ours[c], ulme[c]) else 'missed'}")
+    lines.append("| target | | " + " | ".join(verdict) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(img: Image.Image | np.ndarray | None, size: int) -> Image.Image:
+    if img is None:
+        return Image.new("RGB", (size, size), "grey")
+    img = Image.fromarray(img) if isinstance(img, np.ndarray) else img
+    return img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+
+
+def _frames(folder: Path) -> list[Path]:
+    folder = folder / "frames" if (folder / "frames").is_dir() else folder
+    return sorted(list_images(folder).values(), key=lambda p: natural_key(p.name))
+
+
+def contact_sheet(megc_root: Path, ulme: Path, ours: Path, cell: int = 96) -> Image.Image:
+    """template | source apex | ULME-GAN onset | ULME-GAN apex | ours onset | ours apex, one row per pair."""
+    heads = ("template", "source apex", "ULME onset", "ULME apex", "ours onset", "ours apex")
+    pairs = sorted((p for p in megc_root.iterdir() if (p / "imgs").is_dir()), key=lambda p: natural_key(p.name))
+    label_h = 14
+    sheet = Image.new("RGB", (len(heads) * cell, label_h + len(pairs) * (cell + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, h in enumerate(heads):
+        draw.text((c * cell + 2, 1), h, fill="black")
+    for r, pair in enumerate(pairs):
+        ours_dir = next((d for d in ours.iterdir() if d.name.startswith(pair.name + "_") and d.is_dir()), None)
+        ulme_dir = next((d for d in ulme.iterdir() if d.name.startswith(pair.name + "_")), None)
+        run = json.loads((ours_dir / "run.json").read_text()) if ours_dir else {}
+        apex = int(run.get("apex", 0))
+        source = _frames(pair / "imgs")
+        template = next(iter(list_images(pair / "imgs2").values()), None)
+        ours_f = _frames(ours_dir) if ours_dir else []
+        ulme_f = _frames(ulme_dir) if ulme_dir else []
+        stills = [load_rgb(template, cell) if template else None, load_rgb(source[apex], cell),
+                  *(load_rgb(f[i], cell) if len(f) > i else None
+                    for f, i in ((ulme_f, 0), (ulme_f, apex), (ours_f, 0), (ours_f, apex)))]
+        top = label_h + r * (cell + label_h)
+        draw.text((2, top + 1), f"{pair.name} (apex frame {apex})", fill="black")
+        for c, img in enumerate(stills):
+            sheet.paste(_cell(img, cell), (c * cell, top + label_h))
+    return sheet
+
+
+def run(megc_root: Path, ulme: Path, out: Path, ours: Path | None, extra: list[str], command: str) -> dict:
+    from metrics.evaluate import evaluate
+
+    out.mkdir(parents=True, exist_ok=True)
+    ours = ours or generate_ours(megc_root, out / "ours", extra)
+    ulme_view = frames_only_view(ulme, out / "ulme_frames")
+    docs = {}
+    for name, results in (("ULME-GAN submitted", ulme_view), ("ours (bundled model)", ours)):
+        docs[name] = evaluate(results, megc_root, megc_root, out / f"eval_{'ulme' if 'ULME' in name else 'ours'}",
+                              FPS, report=False, progress=True, command=command)
+    rows = {name: mean_row(doc) for name, doc in docs.items()}
+    table = markdown_table(rows)
+    (out / "table.md").write_text(f"`{command}`\n\n{table}")
+    per_pair = {name: {r["pair"]: {c: r["metrics"].get(c) for c in COLUMNS} for r in doc["pairs"]}
+                for name, doc in docs.items()}
+    record = {"command": command, "ours": str(ours), "generation_flags": extra, "means": rows, "per_pair": per_pair}
+    (out / "table.json").write_text(json.dumps(record, indent=1) + "\n")
+    contact_sheet(megc_root, ulme_view, ours).save(out / "contact_sheet.png", optimize=True)
+    print(table)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    own = argv[:argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(prog="python -m tools.side_by_side", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--megc_root", type=Path, required=True, help="the 12 pair folders (sources and templates)")
+    p.add_argument("--ulme", type=Path, required=True, help="ULME-GAN's submitted result folders")
+    p.add_argument("--out", type=Path, default=Path("results/side_by_side"))
+    p.add_argument("--ours", type=Path, default=None, help="an existing for_megc2021.py batch folder (no generation)")
+    args = p.parse_args(own)
+    for path in (args.megc_root, args.ulme):
+        if not path.is_dir():
+            print(f"error: {path} is not a folder", file=sys.stderr)
+            return 2
+    command = shlex.join(["python", "-m", "tools.side_by_side", *argv])
+    run(args.megc_root, args.ulme, args.out, args.ours, extra, command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
