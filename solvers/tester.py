@@ -306,7 +306,8 @@ def write_au_csv(path: Path, names: tuple[str, ...], aus: np.ndarray, row_names:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["frame" if row_names is None else "name", *names])
     for i, row in enumerate(aus):
-        writer.writerow([i if row_names is None else row_names[i], *(f"{v:.4f}" for v in row)])
+        # full precision: small estimator values must not round to exactly 0 (AU09 once did for 96 % of frames)
+        writer.writerow([i if row_names is None else row_names[i], *(repr(float(v)) for v in row)])
     path.write_text(buf.getvalue())
 
 
