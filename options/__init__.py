@@ -165,8 +165,10 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top_frame", type=NON_NEGATIVE_INT, default=None,
                    help="apex frame index (default: largest AU sum)")
     g.add_argument("--factor", type=NON_NEGATIVE, default=1.0, help="multiply the target AUs (magnification)")
-    g.add_argument("--au_mode", default="absolute", choices=("absolute", "relative"),
-                   help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out")
+    g.add_argument("--au_mode", default="auto", choices=("auto", "absolute", "relative"),
+                   help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out; "
+                        "absolute: the clip's AUs as they are (the seeds); auto: relative when the template's AUs "
+                        "are known, else absolute (docs/bundled_model.md has the numbers behind this default)")
     g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0,
                    help="moving-average window over the AU curves (frames)")
     g.add_argument("--no_calibration", action="store_true",

@@ -57,7 +57,7 @@ class TrajectorySettings:
     mode: str = "1v1"  # "1v1" | "linear_fitting" | "apex_frame"
     re_code: bool = False
     apex: int | None = None  # --top_frame; None = automatic
-    au_mode: str = "absolute"  # "absolute" | "relative"
+    au_mode: str = "auto"  # "auto" (relative when the template's AUs are known) | "absolute" | "relative"
     factor: float = 1.0
     smooth_window: int = 0
     calibrate: bool = True  # invert the model's AU-response curves when it has them (solvers/calibration.py)
@@ -225,8 +225,9 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     if len(clip_aus) == 0:
         raise ValueError(f"{clip.name}: the clip has no frames")
     mask = recode_mask(clip, model.schema) if traj.re_code else None
+    au_mode = resolved_au_mode(traj.au_mode, template)
     needs = [why for why, needed in (("--apex_frame", traj.mode == "apex_frame"),
-                                     ("--au_mode relative", traj.au_mode == "relative"),
+                                     ("--au_mode relative", au_mode == "relative"),
                                      (f"the {model.model_args['name']} model", model.needs_source_aus)) if needed]
     if needs and template.aus is None:
         raise ValueError(f"{template.path}: {needs[0]} needs the template's AUs (an entry in the AU table, "
@@ -234,7 +235,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     warn_if_no_face(template)
     unclipped, apex = build_trajectory(
         clip_aus, template_aus=template.aus if template.aus is not None else np.zeros(model.schema.n),
-        mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=traj.au_mode, factor=traj.factor,
+        mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=au_mode, factor=traj.factor,
         smooth_window=traj.smooth_window, max_intensity=UNBOUNDED)
     targets = np.minimum(unclipped, model.schema.max_intensity)
     clipped = int((unclipped > model.schema.max_intensity).sum())
@@ -260,7 +261,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
                   "source_frames": str(frames_src[0].parent) if frames_src else None,
                   "source_frame_gaps": clip.frame_gaps,
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
-                  "fps": fps, "trajectory": asdict(traj), "output_size": out.output_size,
+                  "fps": fps, "trajectory": asdict(traj), "au_mode_used": au_mode, "output_size": out.output_size,
                   "calibration": str(model.calibration.source) if drive is not targets else None,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(rate, 2),
                   "device": str(model.device)}
@@ -270,6 +271,14 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SequenceResult(out_dir, len(targets), apex, fps, seconds, rate, files + ["run.json"])
+
+
+def resolved_au_mode(au_mode: str, template: Template) -> str:
+    """``auto``: relative when the template's AUs are known. Relative driving keeps the driving person's resting
+    AUs off the template (its onset frame is the template); measured against absolute in docs/bundled_model.md."""
+    if au_mode != "auto":
+        return au_mode
+    return "relative" if template.aus is not None else "absolute"
 
 
 def calibrated_drive(model: SequenceGenerator, targets: np.ndarray, template: Template,
