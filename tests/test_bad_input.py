@@ -517,7 +517,7 @@ def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog)
     frame. (Memory flat in the sequence length: measured by tools/measure_test_memory.py, docs/robustness.md.)"""
     from PIL import Image
 
-    from solvers import media
+    from media import frames as media
 
     longest = []
     for name in ("resize_frames", "side_by_side"):
