@@ -104,7 +104,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epoch_count", type=POSITIVE_INT, default=1, help="number of the first epoch (fine-tuning)")
     g.add_argument("--niter", type=NON_NEGATIVE_INT, default=20, help="last epoch at the initial learning rate")
     g.add_argument("--niter_decay", type=NON_NEGATIVE_INT, default=10, help="epochs of linear decay after --niter")
-    g.add_argument("--max_steps", type=POSITIVE_INT, default=None, help="stop after this many steps (resumable checkpoint)")
+    g.add_argument("--max_steps", type=POSITIVE_INT, default=None,
+                   help="stop after this many steps (resumable checkpoint)")
     g.add_argument("--lr", type=NON_NEGATIVE, default=1e-4)
     g.add_argument("--beta1", type=float, default=0.5)
     g.add_argument("--beta2", type=float, default=0.999)
@@ -132,7 +133,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save_epoch_freq", type=POSITIVE_INT, default=1, help="save a checkpoint every N epochs")
     g.add_argument("--save_latest_freq", type=NON_NEGATIVE_INT, default=0,
                    help="also save latest.pth every N steps inside an epoch (0: only on stop/interrupt)")
-    g.add_argument("--keep_last", type=NON_NEGATIVE_INT, default=0, help="keep only the newest K epoch checkpoints (0: all)")
+    g.add_argument("--keep_last", type=NON_NEGATIVE_INT, default=0,
+                   help="keep only the newest K epoch checkpoints (0: all)")
 
 
 def add_logging_options(p: argparse.ArgumentParser) -> None:
@@ -160,11 +162,15 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
                    help="zero AUs whose OpenFace presence flag is on in under half of the clip's frames")
     g.add_argument("--linear_fitting", action="store_true", help="onset -> apex -> offset piecewise-linear AUs")
     g.add_argument("--apex_frame", action="store_true", help="template AUs -> apex AUs -> template AUs")
-    g.add_argument("--top_frame", type=NON_NEGATIVE_INT, default=None, help="apex frame index (default: largest AU sum)")
+    g.add_argument("--top_frame", type=NON_NEGATIVE_INT, default=None,
+                   help="apex frame index (default: largest AU sum)")
     g.add_argument("--factor", type=NON_NEGATIVE, default=1.0, help="multiply the target AUs (magnification)")
-    g.add_argument("--au_mode", default="absolute", choices=("absolute", "relative"),
-                   help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out")
-    g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0, help="moving-average window over the AU curves (frames)")
+    g.add_argument("--au_mode", default="auto", choices=("auto", "absolute", "relative"),
+                   help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out; "
+                        "absolute: the clip's AUs as they are (the seeds); auto: relative when the template's AUs "
+                        "are known, else absolute (docs/bundled_model.md has the numbers behind this default)")
+    g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0,
+                   help="moving-average window over the AU curves (frames)")
     g.add_argument("--no_calibration", action="store_true",
                    help="drive the raw target AUs, ignoring the model's <model>.calibration.json (as the seeds do)")
     g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
@@ -247,6 +253,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
     opt = parser.parse_args(argv)
     opt.explicit = sorted(explicit_flags(parser, argv))
+    opt.argv = list(argv)  # the command line as parsed, for the run folder's command.txt
     return opt
 
 

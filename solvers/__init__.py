@@ -34,7 +34,7 @@ ARCHITECTURE = {"model", "ngf", "ndf", "n_blocks", "n_down", "norm", "d_layers",
 PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile", "data_on_device",
                   "compile_mode"}
 # Flags that only say which run to open; never taken from a checkpoint.
-RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format"}
+RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format", "argv"}
 
 
 def create_solver(opt: argparse.Namespace):
@@ -164,7 +164,7 @@ def _create_trainer(opt: argparse.Namespace):
     load_size = opt.load_size or (round(opt.final_size * 1.15625) if cropping else opt.final_size)
     if load_size < opt.final_size:
         raise ValueError(f"--load_size {load_size} is smaller than --final_size {opt.final_size}")
-    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
+    options = {k: v for k, v in vars(opt).items() if k not in ("explicit", "argv")}
     lock = None
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,8 @@ def _create_trainer(opt: argparse.Namespace):
             if resume_from is None:
                 (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
             with open(run_dir / "command.txt", "a") as fh:
-                fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
+                # the arguments parsed (main(argv) may differ from sys.argv), quoted so the line runs as it is
+                fh.write(shlex.join([sys.executable, "main.py", *getattr(opt, "argv", sys.argv[1:])]) + "\n")
             log.info("run folder %s", run_dir)
         return LockedRun(_trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options,
                                   init_from, resume_from, start_state), lock)

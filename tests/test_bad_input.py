@@ -455,6 +455,10 @@ def test_hints_quote_paths_with_spaces(tiny_data, tmp_path, capsys):
     assert train(tiny_data, ck, "--name", "r") == 0
     assert train(tiny_data, ck, "--name", "r") == 2
     assert f"--resume '{ck / 'r'}'" in capsys.readouterr().err
+    import shlex
+
+    recorded = shlex.split((ck / "r" / "command.txt").read_text().splitlines()[0])
+    assert recorded[recorded.index("--ckpt_dir") + 1] == str(ck)  # the command as run, its paths quoted
 
 
 # ------------------------------------------------------------------ 4. a bad image mid-run, with loader workers
@@ -495,3 +499,50 @@ def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tm
     assert (out / "contact_sheet.png").read_bytes() == first_sheet
     second = list(csv.DictReader(open(out / "index_2.csv")))
     assert second[0]["out_dir"].endswith("_2") and Image.open(out / "contact_sheet_2.png").size[0] == 3 * 128
+
+
+# ------------------------------------------------------------------ 5. servers bind to localhost only
+
+def test_every_visdom_server_command_binds_localhost():
+    from helpers import ROOT
+
+    helper_path = ROOT / "tests" / "helpers" / "visdom_server.py"
+    texts = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("solvers/*.py"), helper_path]
+    commands = [(path.name, line) for path in texts for line in path.read_text().splitlines()
+                if "python -m visdom.server" in line]
+    assert len(commands) >= 3  # README, the no-server warning, the test helper's docstring
+    for name, line in commands:
+        assert "-bind_local" in line, f"{name}: {line.strip()}"
+    helper = helper_path.read_text()  # the server the test suite starts
+    assert '"visdom.server"' in helper and '"-bind_local"' in helper
+    assert not any("0.0.0.0" in path.read_text() for path in texts)
+
+
+# ------------------------------------------------------------------ 10. test mode streams the sequence
+
+def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog):
+    """Every array of frames handled while writing is at most one batch long; videos and GIF still hold every
+    frame. (Memory flat in the sequence length: measured by tools/measure_test_memory.py, docs/robustness.md.)"""
+    from PIL import Image
+
+    from media import frames as media
+
+    longest = []
+    for name in ("resize_frames", "side_by_side"):
+        original = getattr(media, name)
+
+        def spy(frames, *args, _original=original, **kwargs):
+            longest.append(len(frames))
+            return _original(frames, *args, **kwargs)
+
+        monkeypatch.setattr(media, name, spy)
+    with caplog.at_level(logging.WARNING):
+        assert _au_matrix_test(tmp_path, "--batch_size", "4", "--max_dataset_size", "30", "--factor", "3") == 0
+    assert longest and max(longest) <= 4
+    (out,) = (tmp_path / "res").iterdir()
+    assert len(list((out / "frames").glob("*.png"))) == 30
+    assert media.probe_video(out / "target.mp4")["frames"] == 30
+    assert media.probe_video(out / "compare.mp4")["frames"] == 30
+    with Image.open(out / "target.gif") as gif:
+        assert gif.n_frames == 30
+    assert "target AU value(s) above 5 clipped" in caplog.text  # 12: magnification clipping is counted
