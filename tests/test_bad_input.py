@@ -520,6 +520,7 @@ def test_every_visdom_server_command_binds_localhost():
 
 # ------------------------------------------------------------------ 10. test mode streams the sequence
 
+@pytest.mark.slow
 def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog):
     """Every array of frames handled while writing is at most one batch long; videos and GIF still hold every
     frame. (Memory flat in the sequence length: measured by tools/measure_test_memory.py, docs/robustness.md.)"""
