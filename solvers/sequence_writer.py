@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from media.images import load_rgb
-from solvers import media
+from media import frames as media
 
 SIDE_BY_SIDE_GAP = 4
 

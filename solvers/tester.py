@@ -25,13 +25,21 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_folder, read_template, template_from_image
+from data.sequences import (
+    DrivingClip,
+    Template,
+    read_au_matrix,
+    read_clip_folder,
+    read_pair_folder,
+    read_template,
+    template_from_image,
+)
+from media import frames as media
 from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import calibration as au_calibration
 from solvers import checkpoint as ckpt
-from solvers import importers, media
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.run_folder import remove_stale_temp
 from solvers.sequence_writer import SequenceWriter
@@ -49,7 +57,7 @@ class TrajectorySettings:
     mode: str = "1v1"  # "1v1" | "linear_fitting" | "apex_frame"
     re_code: bool = False
     apex: int | None = None  # --top_frame; None = automatic
-    au_mode: str = "absolute"  # "absolute" | "relative"
+    au_mode: str = "auto"  # "auto" (relative when the template's AUs are known) | "absolute" | "relative"
     factor: float = 1.0
     smooth_window: int = 0
     calibrate: bool = True  # invert the model's AU-response curves when it has them (solvers/calibration.py)
@@ -74,7 +82,7 @@ class SequenceGenerator:
     def __init__(self, checkpoint: Path, device: torch.device, batch_size: int = 32, amp: bool = False,
                  speed: FastPath | None = None):
         # Native checkpoints load as before; a seed's generator file (ULME-GAN, GANimation, N2ME) is imported.
-        state = importers.load_any(checkpoint)
+        state = ckpt.load(checkpoint, "auto")
         self.model_args = state["model"]
         self.schema: AUSchema = SCHEMAS[self.model_args["aus_schema"]]
         self.image_size = self.model_args["discriminator"]["final_size"]
@@ -217,8 +225,9 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     if len(clip_aus) == 0:
         raise ValueError(f"{clip.name}: the clip has no frames")
     mask = recode_mask(clip, model.schema) if traj.re_code else None
+    au_mode = resolved_au_mode(traj.au_mode, template)
     needs = [why for why, needed in (("--apex_frame", traj.mode == "apex_frame"),
-                                     ("--au_mode relative", traj.au_mode == "relative"),
+                                     ("--au_mode relative", au_mode == "relative"),
                                      (f"the {model.model_args['name']} model", model.needs_source_aus)) if needed]
     if needs and template.aus is None:
         raise ValueError(f"{template.path}: {needs[0]} needs the template's AUs (an entry in the AU table, "
@@ -226,7 +235,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     warn_if_no_face(template)
     unclipped, apex = build_trajectory(
         clip_aus, template_aus=template.aus if template.aus is not None else np.zeros(model.schema.n),
-        mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=traj.au_mode, factor=traj.factor,
+        mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=au_mode, factor=traj.factor,
         smooth_window=traj.smooth_window, max_intensity=UNBOUNDED)
     targets = np.minimum(unclipped, model.schema.max_intensity)
     clipped = int((unclipped > model.schema.max_intensity).sum())
@@ -252,7 +261,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
                   "source_frames": str(frames_src[0].parent) if frames_src else None,
                   "source_frame_gaps": clip.frame_gaps,
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
-                  "fps": fps, "trajectory": asdict(traj), "output_size": out.output_size,
+                  "fps": fps, "trajectory": asdict(traj), "au_mode_used": au_mode, "output_size": out.output_size,
                   "calibration": str(model.calibration.source) if drive is not targets else None,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(rate, 2),
                   "device": str(model.device)}
@@ -262,6 +271,14 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SequenceResult(out_dir, len(targets), apex, fps, seconds, rate, files + ["run.json"])
+
+
+def resolved_au_mode(au_mode: str, template: Template) -> str:
+    """``auto``: relative when the template's AUs are known. Relative driving keeps the driving person's resting
+    AUs off the template (its onset frame is the template); measured against absolute in docs/bundled_model.md."""
+    if au_mode != "auto":
+        return au_mode
+    return "relative" if template.aus is not None else "absolute"
 
 
 def calibrated_drive(model: SequenceGenerator, targets: np.ndarray, template: Template,
@@ -298,7 +315,8 @@ def write_au_csv(path: Path, names: tuple[str, ...], aus: np.ndarray, row_names:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["frame" if row_names is None else "name", *names])
     for i, row in enumerate(aus):
-        writer.writerow([i if row_names is None else row_names[i], *(f"{v:.4f}" for v in row)])
+        # full precision: small estimator values must not round to exactly 0 (AU09 once did for 96 % of frames)
+        writer.writerow([i if row_names is None else row_names[i], *(repr(float(v)) for v in row)])
     path.write_text(buf.getvalue())
 
 
@@ -340,22 +358,39 @@ class Tester:
         return result
 
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
+        if self.template and not Path(self.template).is_file() and Path(self.template).suffix:
+            raise FileNotFoundError(f"--template {self.template}: no such image file")
+        if self.aus_matrix is None:
+            return load_pair(self.data_root, schema, re_code=self.traj.re_code, au_backend=self.au_backend,
+                             openface_bin=self.openface_bin, template=self.template, clip_aus=self.clip_aus)
         with measurement_backend(self.au_backend, self.data_root, self.openface_bin) as backend:
-            if self.template and not Path(self.template).is_file() and Path(self.template).suffix:
-                raise FileNotFoundError(f"--template {self.template}: no such image file")
-            if self.aus_matrix is not None:
-                clip = read_au_matrix(self.aus_matrix, schema, self.clip_aus)
-                if self.template and Path(self.template).is_file():
-                    return clip, template_from_image(Path(self.template), schema, backend.front_end)
-                if self.data_root is None:
-                    raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
-                return clip, read_template(self.data_root, schema, None, self.template, backend.front_end)
+            clip = read_au_matrix(self.aus_matrix, schema, self.clip_aus)
+            if self.template and Path(self.template).is_file():
+                return clip, template_from_image(Path(self.template), schema, backend.front_end)
             if self.data_root is None:
-                raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
-            return read_pair_folder(self.data_root, schema, need_presence=self.traj.re_code or backend.csv_only,
-                                    template=self.template, front_end=backend.front_end,
-                                    csv_root=backend.csv_root, use_table=not backend.csv_only,
-                                    clip_aus=self.clip_aus)
+                raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
+            return clip, read_template(self.data_root, schema, None, self.template, backend.front_end)
+
+
+def load_pair(folder: Path | None, schema: AUSchema, *, re_code: bool, au_backend: str = "table",
+              openface_bin: str | None = None, template: str | None = None, template_image: Path | None = None,
+              name: str | None = None, clip_aus: bool = False) -> tuple[DrivingClip, Template]:
+    """A driving clip and its template, for test mode and for_megc2021.py alike: a pair folder (imgs/ + imgs2/,
+    ``template`` picking a name in imgs2/), or a clip folder and ``template_image`` (then the clip is called
+    ``name``). With --pre_treatment, ``au_backend`` measures the AUs instead of reading the tables; ``clip_aus``
+    (--clip_aus) clips out-of-range AUs instead of stopping."""
+    with measurement_backend(au_backend, folder, openface_bin) as backend:
+        if folder is None:
+            raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
+        need_presence = re_code or backend.csv_only  # re-encoding reads OpenFace's presence flags
+        if template_image is None:
+            return read_pair_folder(folder, schema, need_presence=need_presence, template=template,
+                                    front_end=backend.front_end, csv_root=backend.csv_root,
+                                    use_table=not backend.csv_only, clip_aus=clip_aus)
+        clip, _ = read_clip_folder(folder, schema, need_presence=need_presence, front_end=backend.front_end,
+                                   csv_root=backend.csv_root, use_table=not backend.csv_only, clip_aus=clip_aus)
+        clip.name = name or clip.name
+        return clip, template_from_image(template_image, schema, backend.front_end)
 
 
 @dataclass

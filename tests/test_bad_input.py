@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from helpers import TINY_MODEL, make_tiny_dataset
 from data.au_table import load_au_table
 from data.sequences import read_au_matrix
+from helpers import TINY_MODEL, make_tiny_dataset
 from main import main
 from openface.au_schema import OPENFACE_17
 
@@ -311,7 +311,7 @@ def _au_matrix_test(tmp_path, *extra):
 def test_full_or_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch, errno_name):
     import errno
 
-    from solvers import media
+    from media import frames as media
 
     def no_space(*args, **kwargs):
         raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), str(tmp_path / "res"))
@@ -521,7 +521,7 @@ def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog)
     frame. (Memory flat in the sequence length: measured by tools/measure_test_memory.py, docs/robustness.md.)"""
     from PIL import Image
 
-    from solvers import media
+    from media import frames as media
 
     longest = []
     for name in ("resize_frames", "side_by_side"):

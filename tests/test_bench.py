@@ -19,6 +19,7 @@ def _positive_finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_bench_reports_positive_numbers_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench" / "result.json"
     # the fast path without compilation: compiling would only make the test slower, not check more here
@@ -78,6 +79,7 @@ def test_flops_are_counted_including_backward_and_double_backward():
     assert bench.count_flops(penalty) > 3 * 2 * 4 * 10 * 20
 
 
+@pytest.mark.slow
 def test_loader_is_measured_alone(tmp_path):
     data = make_tiny_dataset(tmp_path / "d", n=20, size=40)
     result = bench.main([*TINY, "--steps", "5", "--warmup", "0", "--paths", "plain", "--loader", str(data)])

@@ -101,6 +101,7 @@ def _train(data, ckpt_dir, name, *extra):
                  *extra])
 
 
+@pytest.mark.slow
 def test_device_path_trains_the_loader_path_weights_and_resumes_exactly(tmp_path):
     data = make_tiny_dataset(tmp_path / "d", n=12, size=40)
     assert _train(data, tmp_path, "loader", "--data_on_device", "off") == 0

@@ -8,6 +8,7 @@ from solvers.trainer import lr_factor
 
 
 @pytest.mark.parametrize("size, patch", [(128, 2), (256, 4)])
+@pytest.mark.slow
 def test_shapes_at_128_and_256(size, patch):
     g, d = Generator(aus_nc=17), Discriminator(aus_nc=17, final_size=size)
     x, y = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 17)

@@ -102,6 +102,7 @@ def test_loss_meter_means_per_term():
 READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
 
 
+@pytest.mark.slow
 def test_training_steps_read_no_tensor_back_between_log_lines(tmp_path, monkeypatch):
     """With the device data path, drawing a batch and the D/G steps never read a tensor value on the host in
     the project's own code (a GPU would wait at each); the log line reads the loss sums once. On a GPU,

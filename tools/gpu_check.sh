@@ -13,7 +13,7 @@
 # run, logs, and summary.txt with the numbers. Settings come from environment variables (defaults: GPU sizes):
 #   DATA_ROOT    a prepared data root to use instead of building one (e.g. datasets/pretrain_128)
 #   SHARED_DATA  where ../shared/data is (UTKFace source for "prepare")
-#   BATCHES      bench batch sizes ("25 50 100");  BENCH_STEPS (100);  TRAIN_STEPS (1500);  CURVE_STEPS (400)
+#   BATCHES      bench batch sizes ("25 50 100");  BENCH_STEPS (100);  TRAIN_STEPS (1500);  CURVE_STEPS (1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,13 +33,13 @@ if [[ $SMOKE == 1 ]]; then
   DEVICE=cpu; GPU_IDS=-1; SIZE=32
   MODEL=(--ngf 8 --ndf 8 --n_blocks 1)
   BATCHES="${BATCHES:-4 8}"; BENCH_STEPS="${BENCH_STEPS:-5}"; BENCH_EXTRA=(--warmup 1 --infer_batch 8 --infer_iters 2)
-  TRAIN_STEPS="${TRAIN_STEPS:-12}"; CURVE_STEPS="${CURVE_STEPS:-8}"; BATCH=4; LOG_IMAGES=8
-  PREPARED="${DATA_ROOT:-datasets/gpu_check_smoke}"; UTK_LIMIT=48
+  TRAIN_STEPS="${TRAIN_STEPS:-12}"; CURVE_STEPS="${CURVE_STEPS:-20}"; BATCH=4; LOG_IMAGES=8
+  PREPARED="${DATA_ROOT:-datasets/gpu_check_smoke}"; UTK_LIMIT=48  # crops at 128 px, decoded at 32
 else
   DEVICE=cuda; GPU_IDS=0; SIZE=128
   MODEL=()
   BATCHES="${BATCHES:-25 50 100}"; BENCH_STEPS="${BENCH_STEPS:-100}"; BENCH_EXTRA=()
-  TRAIN_STEPS="${TRAIN_STEPS:-1500}"; CURVE_STEPS="${CURVE_STEPS:-400}"; BATCH=25; LOG_IMAGES=2500
+  TRAIN_STEPS="${TRAIN_STEPS:-1500}"; CURVE_STEPS="${CURVE_STEPS:-1000}"; BATCH=25; LOG_IMAGES=2500
   PREPARED="${DATA_ROOT:-datasets/utkface_$SIZE}"; UTK_LIMIT=0
 fi
 WORKERS="$(nproc)"
@@ -53,11 +53,11 @@ stage_prepare() {
   local source="$SHARED_DATA/utkface"
   if [[ $UTK_LIMIT -gt 0 ]]; then  # smoke: a few real faces only
     source="$WORK/utk_subset"; mkdir -p "$source"
-    ls "$SHARED_DATA/utkface" | head -n "$UTK_LIMIT" | while read -r f; do
-      ln -sf "$(realpath "$SHARED_DATA/utkface/$f")" "$source/$f"; done
+    local faces=("$SHARED_DATA"/utkface/*.jpg)  # a glob, not ls | head: pipefail would stop on SIGPIPE
+    for f in "${faces[@]:0:$UTK_LIMIT}"; do ln -sf "$(realpath "$f")" "$source/"; done
   fi
   local start=$SECONDS
-  "$PY" -m openface.prepare "$source" "$PREPARED" --size "$SIZE" --workers "$WORKERS" 2>&1 | tail -n 2
+  "$PY" -m openface.prepare "$source" "$PREPARED" --size 128 --workers "$WORKERS" 2>&1 | tr '\r' '\n' | tail -n 1
   note "data: prepared $PREPARED from $source in $((SECONDS - start)) s ($(wc -l < "$PREPARED/train_ids.txt") train)"
 }
 
@@ -105,9 +105,11 @@ stage_train() {
 
 stage_curves() {
   # Same seed, data and batches (device data path in both): only the step's precision and compilation differ.
-  local every=$((BATCH * CURVE_STEPS / 16))
-  LOG_IMAGES=$((every > BATCH ? every : BATCH)) train_run curve_fast "$CURVE_STEPS" --fast_path on --data_on_device on
-  LOG_IMAGES=$((every > BATCH ? every : BATCH)) train_run curve_plain "$CURVE_STEPS" --fast_path off --data_on_device on
+  # A log line every 5 steps at least (whole D/G cycles at --train_gen_iter 5, so every row has G's losses too),
+  # about 16 rows in all.
+  local cycles=$((CURVE_STEPS / 80 > 1 ? CURVE_STEPS / 80 : 1))
+  LOG_IMAGES=$((BATCH * 5 * cycles)) train_run curve_fast "$CURVE_STEPS" --fast_path on --data_on_device on
+  LOG_IMAGES=$((BATCH * 5 * cycles)) train_run curve_plain "$CURVE_STEPS" --fast_path off --data_on_device on
   "$PY" tools/loss_table.py "$OUT/curve_fast.stats.jsonl" "$OUT/curve_plain.stats.jsonl" --names fast,plain \
     | tee "$OUT/loss_table.txt" | tee -a "$OUT/summary.txt"
 }
