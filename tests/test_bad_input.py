@@ -149,6 +149,10 @@ def test_result_without_any_face_is_not_ok(tmp_path):
     entry = ResultEntry("p", Sequence("p", tmp_path / "f", frames), run={"frames": 3})
     assert check_pair(entry, 3, 3)[0] == "no_face"
     assert check_pair(entry, 3, 2)[0] == "ok"
+    source = sorted(_frames(tmp_path / "s", 5, stem="img").iterdir())[::2]  # a deliberate subsample of the source
+    entry.source = Sequence("s", tmp_path / "s", source)
+    status, fields, notes = check_pair(entry, 3, 0)
+    assert status == "ok" and fields["source_frame_gaps"] == [1, 3] and "source frames: 2 missing" in notes[0]
 
 
 @pytest.mark.slow
