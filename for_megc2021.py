@@ -22,10 +22,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from data.sequences import read_clip_folder, read_pair_folder, template_from_image
 from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
-from solvers import generation_checkpoint, speed_settings, trajectory_settings
+from solvers import generation_checkpoint, pairs, speed_settings, trajectory_settings, write_videos
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
 from solvers.run_folder import remove_stale_temp
@@ -34,7 +33,6 @@ from solvers.tester import (
     SequenceGenerator,
     apex_still,
     generate_sequence,
-    measurement_backend,
     template_pixels,
     unique_folder,
 )
@@ -52,7 +50,7 @@ class Pair:
 
 
 def parse(argv: list[str] | None):
-    parser = build_parser()
+    parser = build_parser(eval_flags=False)  # its own --templates: a folder of template images
     parser.prog = "for_megc2021.py"
     g = parser.add_argument_group("batch")
     g.add_argument("--megc_root", default=None, help="folder of pair folders in the ULME-GAN test layout")
@@ -83,18 +81,10 @@ def find_pairs(opt) -> list[Pair]:
 
 
 def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
-    """The pair's clip and template; with --pre_treatment, AUs measured by the chosen backend."""
-    kind = opt.au_backend if opt.pre_treatment else "table"
-    with measurement_backend(kind, pair.clip_dir, opt.openface_bin) as backend:
-        need_csv = re_code or backend.csv_only
-        if pair.template is None:
-            return read_pair_folder(pair.clip_dir, model.schema, need_presence=need_csv, template=opt.template,
-                                    front_end=backend.front_end, csv_root=backend.csv_root,
-                                    use_table=not backend.csv_only, clip_aus=opt.clip_aus)
-        clip, _ = read_clip_folder(pair.clip_dir, model.schema, need_presence=need_csv, front_end=backend.front_end,
-                                   csv_root=backend.csv_root, use_table=not backend.csv_only, clip_aus=opt.clip_aus)
-        clip.name = pair.name
-        return clip, template_from_image(pair.template, model.schema, backend.front_end)
+    """The pair's clip and template (test mode's loader); with --pre_treatment, AUs measured by the chosen backend."""
+    return pairs.load_pair(pair.clip_dir, model.schema, re_code=re_code,
+                           au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
+                           template=opt.template, template_image=pair.template, name=pair.name, clip_aus=opt.clip_aus)
 
 
 def run_batch(opt) -> int:
@@ -106,7 +96,7 @@ def run_batch(opt) -> int:
     model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
                               speed_settings(opt, device))
     traj = trajectory_settings(opt)
-    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
+    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt),
                          max_frames=opt.max_dataset_size)
     results_dir = Path(opt.results_dir)
     suffix = f"{model.model_args['name']}_{model.epoch}_{traj.folder_tag()}"

@@ -527,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_summary(doc: dict) -> None:
     shown = ("au_r", "au_mae", "apex_error_ms", "identity_distance", "flow_r", "ssim_static", "flicker", "fd_dlib128")
-    print(f"{len(doc['pairs'])} pairs ({doc['batch']['failed']} failed) in {doc['seconds']} s -> {doc['out']}")
+    print(f"{len(doc['pairs'])} pairs ({doc['batch']['failed']} not ok: failed, incomplete or no face) in "
+          f"{doc['seconds']} s -> {doc['out']}")
     print("dataset  emotion     n  " + "  ".join(f"{s:>17}" for s in shown))
     for row in doc["summary"]:
         cells = "  ".join(f"{'-' if row[s] is None else f'{row[s]:.3f}':>17}" for s in shown)

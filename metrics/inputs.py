@@ -7,8 +7,9 @@ Results (``--results``), any of:
   failed are listed as skipped;
 - another system's outputs: any folder tree. One folder is one result: its frames (2+ images) when it has them,
   else each video file (.mp4 .avi .mov .mkv .webm .gif) in it, except videos named like a source or a comparison
-  (``source.mp4``, ``compare.mp4``, ...; ULME-GAN keeps the real clip beside its frames), which are never results. A sequence's name is its folder name (a folder called ``imgs``
-  or ``frames`` takes its parent's name) or the video's file name without extension.
+  (``source.mp4``, ``compare.mp4``, ...; ULME-GAN keeps the real clip beside its frames), which are never results.
+  A sequence's name is its folder name (a folder called ``imgs`` or ``frames`` takes its parent's name) or the
+  video's file name without extension.
 
 Sources (``--sources``) are found the same way (``imgs2/`` and ``csvs*/`` folders are skipped: the ULME-GAN layout
 ``<pair>/imgs/`` names the clip after its pair folder). Templates (``--templates``): every image in the tree; an image

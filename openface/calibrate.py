@@ -1,7 +1,7 @@
 """Fit the built-in AU estimator against real OpenFace output, and report the agreement leave-one-clip-out.
 
     python -m openface.calibrate --megc_root ../shared/data/megc2021 [--cache results/megc_faces.npz]
-                                 [--out openface/au_calibration.json] [--fps 200]
+                                 [--out openface/au_calibration.json] [--fps 200] [--codes clips.csv]
 
 Data: the 6 distinct clips of an ULME-style MEGC package (CASME II and SAMM at 200 fps), whose ``csvs/`` hold
 OpenFace 2 FaceLandmarkImg results per frame (``openface.megc_clips``; MediaPipe runs once, ``--cache`` keeps it).
@@ -16,7 +16,9 @@ the other clips only (leave-one-clip-out), for the AUs that move in that clip (O
 >= ``MIN_RANGE``, as ``au_r`` counts them); a flat estimate counts as r = 0. Per AU the Fisher mean over the clips,
 overall the Fisher mean over the AUs. The per-image mode is reported beside it, and a noise ceiling
 (``noise_ceiling``): about the best any estimator of the face's movement could reach against OpenFace's noisy
-per-frame output.
+per-frame output. With ``--codes`` (the CSV of ``python -m data.annotations`` over the CASME II and SAMM coding
+sheets), the same leave-one-clip-out r on the AUs the datasets' coders saw move, and each coded AU's rise from the
+onset to the coded apex (``openface.facs_check``).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from openface.au_geometry import MEASURE_NAMES
 from openface.au_schema import OPENFACE_AUS
 from openface.au_sequence import (SOURCE_NAMES, SequenceCalibration, au_changes, sequence_intensities, smooth,
                                   smoothing_frames, source_values)
+from openface.facs_check import match_clip, read_codes
 from openface.landmarks import Face
 from openface.megc_clips import MeasuredClip, measured_clips
 
@@ -44,6 +47,7 @@ FISHER_CLIP = 1.0 - 1e-7
 @dataclass
 class ClipData:
     name: str
+    frames: list[str]
     scores: np.ndarray  # (T, 17) per-image raw scores
     values: np.ndarray  # (T, K) sequence sources
     openface: np.ndarray  # (T, 17)
@@ -52,7 +56,7 @@ class ClipData:
 def clip_data(clip: MeasuredClip) -> ClipData:
     faces = [Face(lm, dict(zip(clip.blendshape_names, shapes.tolist())), np.eye(4))
              for lm, shapes in zip(clip.landmarks, clip.blendshapes)]
-    return ClipData(clip.name, np.stack([au_features(f) for f in faces]),
+    return ClipData(clip.name, list(clip.frames), np.stack([au_features(f) for f in faces]),
                     np.stack([source_values(f.landmarks, f.blendshapes) for f in faces]), clip.openface)
 
 
@@ -175,6 +179,50 @@ def noise_ceiling(clips: list[ClipData]) -> dict:
     return {"per_au": per_au, "fisher_over_aus": fisher_mean(list(per_au.values()))}
 
 
+FACS_RISE = 0.25  # as metrics.au.FACS_RISE: a coded AU "moves" in facs_recall when it rises this much
+
+
+def coded_agreement(predictions: dict, clips: list[ClipData], rows: list[dict]) -> dict:
+    """Per FACS-coded AU of each clip, in both modes: r against OpenFace (where OpenFace's curve moves) and the
+    rise from the onset (first 5 frames) to the coded apex (5 frames around it)."""
+    pairs = []
+    for clip in clips:
+        coded = match_clip(clip.name, clip.frames, rows)
+        if coded is None:
+            continue
+        apex = slice(max(0, coded.apex - 2), coded.apex + 3)
+        for au in coded.aus:
+            j = OPENFACE_AUS.index(au)
+            entry = {"clip": clip.name, "au": au, "sheet": coded.label}
+            for mode, (estimate, target) in predictions[clip.name].items():
+                moves = np.ptp(target[:, j]) >= MIN_RANGE
+                entry[mode] = {"r": pearson(estimate[:, j], target[:, j]) if moves else None,
+                               "rise": float(estimate[apex, j].mean() - estimate[:5, j].mean())}
+            pairs.append(entry)
+    summary = {}
+    for mode in ("sequence", "image"):
+        rs = [p[mode]["r"] for p in pairs if p[mode]["r"] is not None]
+        rises = [p[mode]["rise"] for p in pairs]
+        summary[mode] = {"fisher_r": fisher_mean(rs), "pairs_with_r": len(rs), "rising": sum(x > 0 for x in rises),
+                         "rising_by_facs_rise": sum(x >= FACS_RISE for x in rises), "coded": len(rises)}
+    return {"pairs": pairs, "summary": summary}
+
+
+def coded_table(coded: dict) -> str:
+    lines = ["| clip | coded AU | r, sequence mode (LOCO) | r, per image | apex rise, sequence | "
+             "apex rise, per image |", "| --- | --- | --- | --- | --- | --- |"]
+    for p in coded["pairs"]:
+        r_seq, r_img = (f"{p[m]['r']:.2f}" if p[m]["r"] is not None else "(OpenFace flat)"
+                        for m in ("sequence", "image"))
+        lines.append(f"| {p['clip']} ({p['sheet']}) | {p['au']} | {r_seq} | {r_img} | {p['sequence']['rise']:.2f} | "
+                     f"{p['image']['rise']:.2f} |")
+    seq, img = coded["summary"]["sequence"], coded["summary"]["image"]
+    lines.append(f"| Fisher mean ({seq['pairs_with_r']} pairs) | | **{seq['fisher_r']:.3f}** | {img['fisher_r']:.3f} | "
+                 f"> 0: {seq['rising']}/{seq['coded']}, >= {FACS_RISE}: {seq['rising_by_facs_rise']} | "
+                 f"> 0: {img['rising']}/{img['coded']}, >= {FACS_RISE}: {img['rising_by_facs_rise']} |")
+    return "\n".join(lines)
+
+
 def markdown_table(sequence: dict, image: dict, ceiling: dict) -> str:
     lines = ["| AU | clips where OpenFace moves | within-clip r, sequence mode (LOCO) | per-image mode | "
              "noise ceiling |", "| --- | --- | --- | --- | --- |"]
@@ -219,6 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--cache", default=None, help=".npz of the MediaPipe measurements (written on the first run)")
     p.add_argument("--out", default=str(CALIBRATION_FILE))
     p.add_argument("--fps", type=float, default=CLIP_FPS, help="the clips' frame rate")
+    p.add_argument("--codes", default=None, help="clips.csv of `python -m data.annotations` (FACS-coded AUs)")
     args = p.parse_args(argv)
     clips = [clip_data(c) for c in measured_clips(Path(args.megc_root), Path(args.cache) if args.cache else None)]
     predictions = leave_one_clip_out(clips, args.fps)
@@ -226,6 +275,11 @@ def main(argv: list[str] | None = None) -> dict:
     out = calibration_json(fit(clips, args.fps), sequence, image, clips, args.fps)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(markdown_table(sequence, image, noise_ceiling(clips)))
+    if args.codes:
+        coded = coded_agreement(predictions, clips, read_codes(Path(args.codes)))
+        print(coded_table(coded))
+        out["leave_one_clip_out_within_clip_r"]["facs_coded"] = coded["summary"]
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"landmark measures (canonical 128 px): {geometry_summary(clips)}")
     print(f"wrote {args.out} ({out['source']})")
     return out

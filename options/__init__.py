@@ -11,7 +11,8 @@ import sys
 from models.registry import MODELS
 from openface.au_schema import SCHEMAS
 
-MODES = ("train", "test", "eval")  # eval: main.py hands over to metrics.evaluate (its own flags)
+MODES = ("train", "test", "eval")
+FLOW_METHODS = ("farneback", "tvl1")  # metrics.motion.FLOW_METHODS (a test keeps them equal)
 NORMS = ("instance", "instance_affine")
 FPS_RANGE = (1.0, 1000.0)  # ffmpeg and GIF timing need a real rate; high-speed ME cameras reach a few hundred
 
@@ -103,7 +104,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epoch_count", type=POSITIVE_INT, default=1, help="number of the first epoch (fine-tuning)")
     g.add_argument("--niter", type=NON_NEGATIVE_INT, default=20, help="last epoch at the initial learning rate")
     g.add_argument("--niter_decay", type=NON_NEGATIVE_INT, default=10, help="epochs of linear decay after --niter")
-    g.add_argument("--max_steps", type=POSITIVE_INT, default=None, help="stop after this many steps (resumable checkpoint)")
+    g.add_argument("--max_steps", type=POSITIVE_INT, default=None,
+                   help="stop after this many steps (resumable checkpoint)")
     g.add_argument("--lr", type=NON_NEGATIVE, default=1e-4)
     g.add_argument("--beta1", type=float, default=0.5)
     g.add_argument("--beta2", type=float, default=0.999)
@@ -131,7 +133,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save_epoch_freq", type=POSITIVE_INT, default=1, help="save a checkpoint every N epochs")
     g.add_argument("--save_latest_freq", type=NON_NEGATIVE_INT, default=0,
                    help="also save latest.pth every N steps inside an epoch (0: only on stop/interrupt)")
-    g.add_argument("--keep_last", type=NON_NEGATIVE_INT, default=0, help="keep only the newest K epoch checkpoints (0: all)")
+    g.add_argument("--keep_last", type=NON_NEGATIVE_INT, default=0,
+                   help="keep only the newest K epoch checkpoints (0: all)")
 
 
 def add_logging_options(p: argparse.ArgumentParser) -> None:
@@ -159,18 +162,24 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
                    help="zero AUs whose OpenFace presence flag is on in under half of the clip's frames")
     g.add_argument("--linear_fitting", action="store_true", help="onset -> apex -> offset piecewise-linear AUs")
     g.add_argument("--apex_frame", action="store_true", help="template AUs -> apex AUs -> template AUs")
-    g.add_argument("--top_frame", type=NON_NEGATIVE_INT, default=None, help="apex frame index (default: largest AU sum)")
+    g.add_argument("--top_frame", type=NON_NEGATIVE_INT, default=None,
+                   help="apex frame index (default: largest AU sum)")
     g.add_argument("--factor", type=NON_NEGATIVE, default=1.0, help="multiply the target AUs (magnification)")
-    g.add_argument("--au_mode", default="absolute", choices=("absolute", "relative"),
-                   help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out")
-    g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0, help="moving-average window over the AU curves (frames)")
+    g.add_argument("--au_mode", default="auto", choices=("auto", "absolute", "relative"),
+                   help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out; "
+                        "absolute: the clip's AUs as they are (the seeds); auto: relative when the template's AUs "
+                        "are known, else absolute (docs/bundled_model.md has the numbers behind this default)")
+    g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0,
+                   help="moving-average window over the AU curves (frames)")
     g.add_argument("--no_calibration", action="store_true",
                    help="drive the raw target AUs, ignoring the model's <model>.calibration.json (as the seeds do)")
     g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
     g.add_argument("--fps", type=FPS, default=None,
-                   help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30)")
+                   help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30); "
+                        "--mode eval: the clips' frame rate (default: run.json, else dataset)")
     g.add_argument("--no_video", action="store_true", help="frames, AU table and curves only")
-    g.add_argument("--save_video", action="store_true", help="accepted for ULME-GAN commands (videos are default)")
+    g.add_argument("--save_video", action="store_true",
+                   help="write the videos (the default; ULME-GAN's flag); contradicts --no_video")
     g.add_argument("--pre_treatment", action="store_true",
                    help="measure the AUs of imgs/ and imgs2/ (and align the template) instead of reading tables")
     g.add_argument("--au_backend", default="auto", choices=("auto", "builtin", "openface", "csv"),
@@ -200,17 +209,42 @@ def add_n2me_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--me_samples", type=int, default=10, help="clips per emotion (-1: all)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_eval_options(p: argparse.ArgumentParser) -> None:
+    """--mode eval: the flags of ``python -m metrics.evaluate`` (same names and defaults; --fps is shared with test
+    mode). tests/test_eval_report.py keeps the two lists equal."""
+    g = p.add_argument_group("eval (--mode eval: metrics and the HTML report)")
+    g.add_argument("--results", default=None,
+                   help="a run folder, a batch folder, or any tree of frame folders / videos (required for eval)")
+    g.add_argument("--sources", default=None,
+                   help="source clips: a tree of frame folders / videos, or ULME pair folders (<pair>/imgs/)")
+    g.add_argument("--templates", default=None, help="template faces (an image, or a tree of images)")
+    g.add_argument("--out", default=None, help="output folder (default RESULTS/eval)")
+    g.add_argument("--annotations", nargs="+", default=None,
+                   help="FACS AU codes: ME annotation sheets (CASME II, SAMM, ...) or a CSV with name,aus columns")
+    g.add_argument("--flow", choices=FLOW_METHODS, default="farneback", help="optical flow algorithm")
+    g.add_argument("--no_report", action="store_true", help="write metrics.json and metrics.csv only")
+    g.add_argument("--inception", default=None, metavar="PATH",
+                   help="real Inception FID (fid_inception): a local copy of NVIDIA's TorchScript FID feature "
+                        "extractor inception-2015-12-05.pt (never downloaded). Default: $MEGAN_INCEPTION; without it "
+                        "fid_inception is null")
+    g.add_argument("--inception_device", default="cpu", help="torch device for --inception")
+
+
+def build_parser(eval_flags: bool = True) -> argparse.ArgumentParser:
+    """main.py's parser: every mode's flags. ``eval_flags=False`` for test-only commands (for_megc2021.py has its
+    own --templates, a folder of template images)."""
     p = argparse.ArgumentParser(description="AU-conditioned facial micro-expression generation (GANimation family)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mode", default="train", choices=MODES,
-                   help="train; test (generate sequences); eval (score results: python main.py --mode eval --help)")
+                   help="train; test (generate sequences); eval (score results: python -m metrics.evaluate)")
     add_data_options(p)
     add_model_options(p)
     add_train_options(p)
     add_logging_options(p)
     add_test_options(p)
     add_n2me_options(p)
+    if eval_flags:
+        add_eval_options(p)
     return p
 
 
@@ -219,6 +253,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
     opt = parser.parse_args(argv)
     opt.explicit = sorted(explicit_flags(parser, argv))
+    opt.argv = list(argv)  # the command line as parsed, for the run folder's command.txt
     return opt
 
 

@@ -135,6 +135,7 @@ class Trainer:
     options: dict = field(default_factory=dict)  # resolved options, stored in checkpoints
     init_from: Path | None = None  # fine-tuning: weights to start from
     resume_from: Path | None = None  # resume: full state to continue
+    start_state: dict | None = None  # the checkpoint of init_from / resume_from, already read by the caller
 
     # ---------------------------------------------------------------- set-up
     def _setup(self) -> None:
@@ -208,15 +209,20 @@ class Trainer:
             boards.append(TensorBoardDashboard(str(run / "tb")))
         self.board = MultiDashboard(boards)
 
+    def _start_state(self, path: Path) -> dict:
+        """The start checkpoint the caller read (read here only when none was given); not kept for the run."""
+        state, self.start_state = self.start_state, None
+        return state if state is not None else ckpt.load(path)
+
     def _load_weights(self, path: Path) -> None:
-        state = ckpt.load(path)
+        state = self._start_state(path)
         ckpt.load_state_strict(self.G, state["G"], "generator", path)
         ckpt.load_state_strict(self.D, state["D"], "critic", path)
         log.info("fine-tuning from %s (epoch %s, step %s)", path, state["progress"]["epoch"],
                  state["progress"]["step"])
 
     def _restore(self, path: Path) -> None:
-        state = ckpt.load(path)
+        state = self._start_state(path)
         ckpt.load_state_strict(self.G, state["G"], "generator", path)
         ckpt.load_state_strict(self.D, state["D"], "critic", path)
         self.opt_G.load_state_dict(state["optim_G"])

@@ -182,6 +182,7 @@ def london_pairs():
         return london_faces(LONDON, landmarker)
 
 
+@pytest.mark.slow
 def test_london_smiles_raise_au12_and_au06_in_both_modes(london_pairs):
     from openface.estimator_report import smile_wins
 
@@ -193,6 +194,7 @@ def test_london_smiles_raise_au12_and_au06_in_both_modes(london_pairs):
     assert wins["sequence"]["AU15"] <= 10  # a smile pulls the lip corners up, not down
 
 
+@pytest.mark.slow
 def test_no_au_is_constant_over_the_london_photos(london_pairs):
     estimator = AUEstimator()
     values = np.array([estimator.intensities(f) for pair in london_pairs.values() for f in pair])
@@ -200,6 +202,24 @@ def test_no_au_is_constant_over_the_london_photos(london_pairs):
     assert all(s > 0.01 for s in spread.values()), spread
 
 
+def test_facs_codes_are_read_as_the_coders_wrote_them():
+    from openface.facs_check import coded_aus, match_clip
+
+    assert coded_aus("4+7+L10") == ("AU04", "AU07", "AU10")
+    assert coded_aus("A9E+ref(10)") == ("AU09",)  # a referenced AU is not a coded movement
+    assert coded_aus("5B+24") == ("AU05",)  # AU24 has no OpenFace channel
+    assert coded_aus("7C+A12B") == ("AU07", "AU12")
+    rows = [{"dataset": "samm", "subject": "022", "onset": "3659", "apex": "3683", "offset": "3697",
+             "aus": "7C+A12B", "clip_id": "s_022_3_3"},
+            {"dataset": "samm", "subject": "023", "onset": "3659", "apex": "3670", "offset": "3697", "aus": "4",
+             "clip_id": "other person"}]
+    frames = [f"022_{n}" for n in range(3659, 3698)]
+    coded = match_clip("SAMM_Positive", frames, rows)
+    assert coded.label == "s_022_3_3" and coded.apex == 24 and coded.aus == ("AU07", "AU12")
+    assert match_clip("SAMM_Positive", frames[:-1], rows) is None  # the offset must match too
+
+
+@pytest.mark.slow
 def test_calibration_is_reproduced_by_its_command(tmp_path):
     need(MEGC)
     from openface import calibrate
@@ -216,8 +236,23 @@ def test_calibration_is_reproduced_by_its_command(tmp_path):
     assert loco["sequence_fisher_over_aus"] >= 0.28
     assert calibrate.main(["--megc_root", str(MEGC), "--cache", str(tmp_path / "faces.npz"),
                            "--out", str(tmp_path / "again.json")]) == out  # the cache gives the same fit
+    need(SHARED_DATA / "me_annotations")
+    from data.annotations import main as annotations_main
+
+    sheets = sorted(str(p) for p in (SHARED_DATA / "me_annotations").glob("*.xlsx"))
+    assert annotations_main([*sheets, "--out", str(tmp_path / "clips.csv")]) == 0
+    coded = calibrate.main(["--megc_root", str(MEGC), "--cache", str(tmp_path / "faces.npz"), "--out",
+                            str(tmp_path / "coded.json"), "--codes", str(tmp_path / "clips.csv")])
+    facs = coded["leave_one_clip_out_within_clip_r"]["facs_coded"]
+    shipped_facs = shipped["leave_one_clip_out_within_clip_r"]["facs_coded"]
+    for mode in ("sequence", "image"):
+        assert facs[mode]["fisher_r"] == pytest.approx(shipped_facs[mode]["fisher_r"], abs=1e-6)
+    assert facs["sequence"]["coded"] == 10 and facs["sequence"]["rising"] == 10  # all 6 clips matched
+    assert facs["sequence"]["fisher_r"] > facs["image"]["fisher_r"]
+    assert facs["sequence"]["rising_by_facs_rise"] > facs["image"]["rising_by_facs_rise"]
 
 
+@pytest.mark.slow
 def test_clip_measurement_and_evaluation_use_the_sequence_mode():
     need(MEGC)
     from metrics.analysis import analyse, shared_tools
@@ -236,6 +271,7 @@ def test_clip_measurement_and_evaluation_use_the_sequence_mode():
     assert source_values(faces[0].landmarks, faces[0].blendshapes).shape == (len(SOURCE_NAMES),)
 
 
+@pytest.mark.slow
 def test_prepare_clips_gives_each_frame_folder_the_sequence_mode(tmp_path):
     need(MEGC)
     import shutil

@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from helpers import TINY_MODEL, make_tiny_dataset
 from data.au_table import load_au_table
 from data.sequences import read_au_matrix
+from helpers import TINY_MODEL, make_tiny_dataset
 from main import main
 from openface.au_schema import OPENFACE_17
 
@@ -149,8 +149,13 @@ def test_result_without_any_face_is_not_ok(tmp_path):
     entry = ResultEntry("p", Sequence("p", tmp_path / "f", frames), run={"frames": 3})
     assert check_pair(entry, 3, 3)[0] == "no_face"
     assert check_pair(entry, 3, 2)[0] == "ok"
+    source = sorted(_frames(tmp_path / "s", 5, stem="img").iterdir())[::2]  # a deliberate subsample of the source
+    entry.source = Sequence("s", tmp_path / "s", source)
+    status, fields, notes = check_pair(entry, 3, 0)
+    assert status == "ok" and fields["source_frame_gaps"] == [1, 3] and "source frames: 2 missing" in notes[0]
 
 
+@pytest.mark.slow
 def test_test_mode_warns_about_a_missing_source_frame_and_records_it(tmp_path, caplog):
     from PIL import Image
 
@@ -241,6 +246,7 @@ def test_stale_temp_files_of_killed_processes_are_removed(tiny_data, tmp_path, c
     assert not stale.exists() and "removed 1 stale temporary file" in caplog.text
 
 
+@pytest.mark.slow
 def test_stale_hidden_result_folders_are_removed(tmp_path):
     from PIL import Image
 
@@ -267,6 +273,7 @@ def test_resume_with_another_architecture_is_an_error_naming_both_values(tiny_da
     assert f"{flag} {value} (the run has {old})" in err
 
 
+@pytest.mark.slow
 def test_resume_with_other_data_is_logged_loudly(tiny_data, tmp_path, caplog):
     assert train(tiny_data, tmp_path / "ck", "--name", "r") == 0
     other = make_tiny_dataset(tmp_path / "other", n=12, seed=3)
@@ -304,10 +311,11 @@ def _au_matrix_test(tmp_path, *extra):
 
 
 @pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS"])
+@pytest.mark.slow
 def test_full_or_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch, errno_name):
     import errno
 
-    from solvers import media
+    from media import frames as media
 
     def no_space(*args, **kwargs):
         raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), str(tmp_path / "res"))
@@ -395,6 +403,7 @@ def test_ragged_au_matrix_rows_are_an_error_not_zeros(tmp_path):
         read_au_matrix(path, OPENFACE_17)
 
 
+@pytest.mark.slow
 def test_images_without_an_au_row_are_left_out_with_a_log_line(tmp_path, caplog):
     data = make_tiny_dataset(tmp_path / "d", n=12, table="csv")
     lines = (data / "aus.csv").read_text().splitlines()
@@ -404,6 +413,7 @@ def test_images_without_an_au_row_are_left_out_with_a_log_line(tmp_path, caplog)
     assert "leaving out 2 image(s)" in caplog.text and "face0011" in caplog.text
 
 
+@pytest.mark.slow
 def test_template_without_a_face_is_warned_about(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert _au_matrix_test(tmp_path, "--no_video") == 0
@@ -428,6 +438,7 @@ def test_random_bytes_are_not_called_pickled_objects(tmp_path, capsys):
     assert "not a PyTorch checkpoint (damaged" in err and "pickles Python objects" not in err
 
 
+@pytest.mark.slow
 def test_test_mode_does_not_suggest_skip_bad(tmp_path, capsys):
     from data.au_table import save_au_table_csv
 
@@ -448,6 +459,10 @@ def test_hints_quote_paths_with_spaces(tiny_data, tmp_path, capsys):
     assert train(tiny_data, ck, "--name", "r") == 0
     assert train(tiny_data, ck, "--name", "r") == 2
     assert f"--resume '{ck / 'r'}'" in capsys.readouterr().err
+    import shlex
+
+    recorded = shlex.split((ck / "r" / "command.txt").read_text().splitlines()[0])
+    assert recorded[recorded.index("--ckpt_dir") + 1] == str(ck)  # the command as run, its paths quoted
 
 
 # ------------------------------------------------------------------ 4. a bad image mid-run, with loader workers
@@ -466,6 +481,7 @@ def test_bad_image_mid_run_exits_2_and_saves_with_or_without_workers(tmp_path, c
 
 # ------------------------------------------------------------------ 8. a batch never overwrites another's records
 
+@pytest.mark.slow
 def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tmp_path):
     from PIL import Image
 
@@ -487,3 +503,51 @@ def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tm
     assert (out / "contact_sheet.png").read_bytes() == first_sheet
     second = list(csv.DictReader(open(out / "index_2.csv")))
     assert second[0]["out_dir"].endswith("_2") and Image.open(out / "contact_sheet_2.png").size[0] == 3 * 128
+
+
+# ------------------------------------------------------------------ 5. servers bind to localhost only
+
+def test_every_visdom_server_command_binds_localhost():
+    from helpers import ROOT
+
+    helper_path = ROOT / "tests" / "helpers" / "visdom_server.py"
+    texts = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("solvers/*.py"), helper_path]
+    commands = [(path.name, line) for path in texts for line in path.read_text().splitlines()
+                if "python -m visdom.server" in line]
+    assert len(commands) >= 3  # README, the no-server warning, the test helper's docstring
+    for name, line in commands:
+        assert "-bind_local" in line, f"{name}: {line.strip()}"
+    helper = helper_path.read_text()  # the server the test suite starts
+    assert '"visdom.server"' in helper and '"-bind_local"' in helper
+    assert not any("0.0.0.0" in path.read_text() for path in texts)
+
+
+# ------------------------------------------------------------------ 10. test mode streams the sequence
+
+@pytest.mark.slow
+def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog):
+    """Every array of frames handled while writing is at most one batch long; videos and GIF still hold every
+    frame. (Memory flat in the sequence length: measured by tools/measure_test_memory.py, docs/robustness.md.)"""
+    from PIL import Image
+
+    from media import frames as media
+
+    longest = []
+    for name in ("resize_frames", "side_by_side"):
+        original = getattr(media, name)
+
+        def spy(frames, *args, _original=original, **kwargs):
+            longest.append(len(frames))
+            return _original(frames, *args, **kwargs)
+
+        monkeypatch.setattr(media, name, spy)
+    with caplog.at_level(logging.WARNING):
+        assert _au_matrix_test(tmp_path, "--batch_size", "4", "--max_dataset_size", "30", "--factor", "3") == 0
+    assert longest and max(longest) <= 4
+    (out,) = (tmp_path / "res").iterdir()
+    assert len(list((out / "frames").glob("*.png"))) == 30
+    assert media.probe_video(out / "target.mp4")["frames"] == 30
+    assert media.probe_video(out / "compare.mp4")["frames"] == 30
+    with Image.open(out / "target.gif") as gif:
+        assert gif.n_frames == 30
+    assert "target AU value(s) above 5 clipped" in caplog.text  # 12: magnification clipping is counted

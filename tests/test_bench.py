@@ -19,6 +19,7 @@ def _positive_finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_bench_reports_positive_numbers_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench" / "result.json"
     # the fast path without compilation: compiling would only make the test slower, not check more here
@@ -53,6 +54,7 @@ def test_bench_reports_positive_numbers_and_writes_json(tmp_path, capsys):
     assert "fast / plain at 32px batch 4" in captured.err
 
 
+@pytest.mark.slow
 def test_every_batch_size_is_measured_and_inference_once(tmp_path):
     tiny = [a for a in TINY if a not in ("--batch_size", "4")]
     result = bench.main([*tiny, "--batch_size", "2", "4", "--paths", "plain", "--steps", "5", "--warmup", "0"])
@@ -78,6 +80,7 @@ def test_flops_are_counted_including_backward_and_double_backward():
     assert bench.count_flops(penalty) > 3 * 2 * 4 * 10 * 20
 
 
+@pytest.mark.slow
 def test_loader_is_measured_alone(tmp_path):
     data = make_tiny_dataset(tmp_path / "d", n=20, size=40)
     result = bench.main([*TINY, "--steps", "5", "--warmup", "0", "--paths", "plain", "--loader", str(data)])

@@ -83,3 +83,26 @@ def test_test_mode_drives_through_the_calibration_unless_switched_off(tmp_path):
                                    tester.TrajectorySettings(calibrate=False), out)
     assert not (off.out_dir / "aus_generator_input.csv").exists()
     assert json.loads((off.out_dir / "run.json").read_text())["calibration"] is None
+
+
+def test_auto_au_mode_is_relative_only_when_the_template_aus_are_known(tmp_path):
+    from data.sequences import Template, read_au_matrix
+    from solvers import SMALL_CHECKPOINT, tester
+
+    if not SMALL_CHECKPOINT.is_file():
+        pytest.skip(f"small weights not present at {SMALL_CHECKPOINT}")
+    model = tester.SequenceGenerator(SMALL_CHECKPOINT, __import__("torch").device("cpu"))
+    matrix = tmp_path / "m.csv"
+    matrix.write_text("AU04\n1\n2\n")
+    clip = read_au_matrix(matrix, model.schema)
+    pixels = np.full((64, 64, 3), 128, np.uint8)
+    out = tester.OutputSettings(output_size=128, videos=False)
+    traj = tester.TrajectorySettings(calibrate=False)  # au_mode "auto", the default
+    known = tester.generate_sequence(model, clip, Template(tmp_path / "a.png", np.full(17, 0.5), pixels),
+                                     tmp_path / "known", traj, out)
+    unknown = tester.generate_sequence(model, clip, Template(tmp_path / "b.png", None, pixels),
+                                       tmp_path / "unknown", traj, out)
+    assert json.loads((known.out_dir / "run.json").read_text())["au_mode_used"] == "relative"
+    assert json.loads((unknown.out_dir / "run.json").read_text())["au_mode_used"] == "absolute"
+    driven = np.loadtxt(known.out_dir / "aus_driven.csv", delimiter=",", skiprows=1, usecols=range(1, 18))
+    assert driven[:, OPENFACE_AUS.index("AU04")] == pytest.approx([0.5, 1.5])  # template 0.5 + change from onset

@@ -2,7 +2,7 @@
 
     python -m tools.evaluate_heldout --data datasets/pretrain_128 \
         --ckpt pretrained/ganimation_cpu_small.pth [--train_ckpt runs/ganimation_cpu_small/latest.pth] \
-        [--fp32_ckpt FILE] [--out pretrained/heldout_eval.json]
+        [--fp32_ckpt FILE] [--out docs/small_cpu_model/heldout_eval.json]
 
 1. Identity / reconstruction: G(x, AUs of x) against x, mean absolute difference in 0..255 levels.
 2. AU transfer: every held-out face driven to the AUs of another held-out face (a fixed random pairing); the
@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def identity_distances(inputs: np.ndarray, driven: np.ndarray, recon: np.ndarray, perm: np.ndarray) -> dict:
+    from media.frames import resize_frames
     from metrics.analysis import detect, shared_tools
     from metrics.identity import SAME_PERSON_THRESHOLD
-    from solvers.media import resize_frames
 
     tools = shared_tools()
 

@@ -137,16 +137,28 @@ def contact_sheet(megc_root: Path, ulme: Path, ours: Path, cell: int = 96) -> Im
     return sheet
 
 
-def run(megc_root: Path, ulme: Path, out: Path, ours: Path | None, extra: list[str], command: str) -> dict:
+def scored(results: Path, megc_root: Path, out: Path, command: str, reuse: bool) -> dict:
+    """metrics.evaluate on one system; with ``reuse``, an earlier metrics.json in ``out`` scored on the same inputs."""
     from metrics.evaluate import evaluate
 
+    earlier = out / "metrics.json"
+    if reuse and earlier.is_file():
+        doc = json.loads(earlier.read_text())
+        if doc["inputs"]["results"] == str(results) and doc["inputs"]["sources"] == str(megc_root):
+            print(f"reusing {earlier} (scored by: {doc['command']})")
+            return doc
+    return evaluate(results, megc_root, megc_root, out, FPS, report=False, progress=True, command=command)
+
+
+def run(megc_root: Path, ulme: Path, out: Path, ours: Path | None, extra: list[str], command: str,
+        reuse: bool = False, only_ulme: bool = False) -> dict | None:
     out.mkdir(parents=True, exist_ok=True)
-    ours = ours or generate_ours(megc_root, out / "ours", extra)
     ulme_view = frames_only_view(ulme, out / "ulme_frames")
-    docs = {}
-    for name, results in (("ULME-GAN submitted", ulme_view), ("ours (bundled model)", ours)):
-        docs[name] = evaluate(results, megc_root, megc_root, out / f"eval_{'ulme' if 'ULME' in name else 'ours'}",
-                              FPS, report=False, progress=True, command=command)
+    docs = {"ULME-GAN submitted": scored(ulme_view, megc_root, out / "eval_ulme", command, reuse)}
+    if only_ulme:
+        return None
+    ours = ours or generate_ours(megc_root, out / "ours", extra)
+    docs["ours (bundled model)"] = scored(ours, megc_root, out / "eval_ours", command, reuse)
     rows = {name: mean_row(doc) for name, doc in docs.items()}
     table = markdown_table(rows)
     (out / "table.md").write_text(f"`{command}`\n\n{table}")
@@ -169,13 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ulme", type=Path, required=True, help="ULME-GAN's submitted result folders")
     p.add_argument("--out", type=Path, default=Path("results/side_by_side"))
     p.add_argument("--ours", type=Path, default=None, help="an existing for_megc2021.py batch folder (no generation)")
+    p.add_argument("--reuse_eval", action="store_true",
+                   help="keep OUT/eval_*/metrics.json of an earlier run when it scored the same folders")
+    p.add_argument("--only_ulme", action="store_true", help="score ULME-GAN's results only (to reuse later)")
     args = p.parse_args(own)
     for path in (args.megc_root, args.ulme):
         if not path.is_dir():
             print(f"error: {path} is not a folder", file=sys.stderr)
             return 2
+    from solvers.logs import setup_logging
+
+    setup_logging(None, True)  # the evaluator's per-pair progress lines
     command = shlex.join(["python", "-m", "tools.side_by_side", *argv])
-    run(args.megc_root, args.ulme, args.out, args.ours, extra, command)
+    run(args.megc_root, args.ulme, args.out, args.ours, extra, command, args.reuse_eval, args.only_ulme)
     return 0
 
 
