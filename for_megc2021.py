@@ -7,7 +7,8 @@
 
 Every test-mode flag of main.py applies to each pair. ``--dry_run`` lists the pairs and their output folders.
 A failing pair is reported and the others go on. At the end: ``index.csv`` (one row per pair) and
-``contact_sheet.png`` (one row per pair: template | source apex | generated apex) in ``--results_dir``.
+``contact_sheet.png`` (one row per pair: template | source apex | generated apex) in ``--results_dir``; a later
+batch in the same folder writes ``index_2.csv`` and ``contact_sheet_2.png`` (never overwrites).
 """
 from __future__ import annotations
 
@@ -21,18 +22,17 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from data.sequences import read_clip_folder, read_pair_folder, template_from_image
 from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
-from solvers import generation_checkpoint, speed_settings, trajectory_settings
+from solvers import generation_checkpoint, pairs, speed_settings, trajectory_settings, write_videos
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
+from solvers.run_folder import remove_stale_temp
 from solvers.tester import (
     OutputSettings,
     SequenceGenerator,
     apex_still,
     generate_sequence,
-    measurement_backend,
     template_pixels,
     unique_folder,
 )
@@ -50,7 +50,7 @@ class Pair:
 
 
 def parse(argv: list[str] | None):
-    parser = build_parser()
+    parser = build_parser(eval_flags=False)  # its own --templates: a folder of template images
     parser.prog = "for_megc2021.py"
     g = parser.add_argument_group("batch")
     g.add_argument("--megc_root", default=None, help="folder of pair folders in the ULME-GAN test layout")
@@ -81,18 +81,10 @@ def find_pairs(opt) -> list[Pair]:
 
 
 def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
-    """The pair's clip and template; with --pre_treatment, AUs measured by the chosen backend."""
-    kind = opt.au_backend if opt.pre_treatment else "table"
-    with measurement_backend(kind, pair.clip_dir, opt.openface_bin) as backend:
-        need_csv = re_code or backend.csv_only
-        if pair.template is None:
-            return read_pair_folder(pair.clip_dir, model.schema, need_presence=need_csv, template=opt.template,
-                                    front_end=backend.front_end, csv_root=backend.csv_root,
-                                    use_table=not backend.csv_only)
-        clip, _ = read_clip_folder(pair.clip_dir, model.schema, need_presence=need_csv, front_end=backend.front_end,
-                                   csv_root=backend.csv_root, use_table=not backend.csv_only)
-        clip.name = pair.name
-        return clip, template_from_image(pair.template, model.schema, backend.front_end)
+    """The pair's clip and template (test mode's loader); with --pre_treatment, AUs measured by the chosen backend."""
+    return pairs.load_pair(pair.clip_dir, model.schema, re_code=re_code,
+                           au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
+                           template=opt.template, template_image=pair.template, name=pair.name, clip_aus=opt.clip_aus)
 
 
 def run_batch(opt) -> int:
@@ -104,7 +96,7 @@ def run_batch(opt) -> int:
     model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
                               speed_settings(opt, device))
     traj = trajectory_settings(opt)
-    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
+    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt),
                          max_frames=opt.max_dataset_size)
     results_dir = Path(opt.results_dir)
     suffix = f"{model.model_args['name']}_{model.epoch}_{traj.folder_tag()}"
@@ -113,6 +105,7 @@ def run_batch(opt) -> int:
             print(f"{pair.name}: {pair.clip_dir} x {pair.template or 'imgs2/'} -> {results_dir / pair.name}_{suffix}")
         return 0
     results_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp(results_dir)  # hidden half-written result folders of a killed batch
     rows, sheet = [], []
     for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
@@ -128,13 +121,27 @@ def run_batch(opt) -> int:
             log.error("%s failed: %s", pair.name, err)
             row.update(status="failed", error=str(err).splitlines()[0])
         rows.append(row)
-    write_index(rows, results_dir / "index.csv")
+    index_path, sheet_path = batch_output_paths(results_dir)
+    write_index(rows, index_path)
     if sheet:
-        contact_sheet(sheet).save(results_dir / "contact_sheet.png")
+        contact_sheet(sheet).save(sheet_path)
     failed = [r["pair"] for r in rows if r["status"] != "ok"]
     log.info("%d of %d pairs done -> %s%s", len(rows) - len(failed), len(rows), results_dir,
              f"; failed: {', '.join(failed)}" if failed else "")
     return 1 if failed else 0
+
+
+def batch_output_paths(results_dir: Path) -> tuple[Path, Path]:
+    """index.csv and contact_sheet.png, or index_N.csv and contact_sheet_N.png when an earlier batch in the same
+    --results_dir wrote them: a batch never overwrites another's records (as result folders get _N)."""
+    n, suffix = 1, ""
+    while (results_dir / f"index{suffix}.csv").exists() or (results_dir / f"contact_sheet{suffix}.png").exists():
+        n += 1
+        suffix = f"_{n}"
+    if suffix:
+        log.warning("%s already holds an earlier batch's index.csv: writing index%s.csv and contact_sheet%s.png",
+                    results_dir, suffix, suffix)
+    return results_dir / f"index{suffix}.csv", results_dir / f"contact_sheet{suffix}.png"
 
 
 def write_index(rows: list[dict], path: Path) -> None:
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = parse(argv)
     try:
         return run_batch(opt)
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError) as err:  # bad input, or an output folder that cannot be written
         print(f"error: {err}", file=sys.stderr)
         return 2
 

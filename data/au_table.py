@@ -12,12 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import pickle
 from pathlib import Path
 
 import numpy as np
 
 from openface.au_schema import AUSchema
+
+log = logging.getLogger(__name__)
 
 # Candidate file names inside a data root, in the order they are tried.
 AU_TABLE_NAMES = ("aus_openface.pkl", "aus.pkl", "aus.csv", "aus.json")
@@ -94,8 +97,11 @@ def _read_json(path: Path) -> dict:
     return {k: np.asarray(v, dtype=np.float64) for k, v in raw.items()}
 
 
-def load_au_table(path: str | Path, schema: AUSchema) -> dict[str, np.ndarray]:
-    """Read and validate an AU table; keys are image names without extension, values raw float64 vectors."""
+def load_au_table(path: str | Path, schema: AUSchema, clip: bool = False) -> dict[str, np.ndarray]:
+    """Read and validate an AU table; keys are image names without extension, values raw float64 vectors.
+
+    Values outside the schema's range are an error naming the row and AU; ``clip`` (``--clip_aus``) clips them
+    and logs how many were clipped."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"AU table not found: {path}")
@@ -108,8 +114,14 @@ def load_au_table(path: str | Path, schema: AUSchema) -> dict[str, np.ndarray]:
         table = _read_json(path)
     else:
         raise ValueError(f"{path}: unknown AU table format '{suffix}' (use .pkl, .csv or .json)")
-    return {str(Path(str(k)).stem if "." in str(k) else k): schema.check_vector(v, f"{path} [{k}]")
-            for k, v in table.items()}
+    out, clipped = {}, 0
+    for key, vec in table.items():
+        name = str(Path(str(key)).stem if "." in str(key) else key)
+        out[name] = schema.check_vector(vec, f"{path}, row '{key}'", clip=clip)
+        clipped += int(schema.out_of_range(np.asarray(vec, dtype=np.float64)).sum())
+    if clipped:
+        log.warning("%s: clipped %d AU value(s) outside 0..%g (--clip_aus)", path, clipped, schema.max_intensity)
+    return out
 
 
 def find_au_table(data_root: str | Path) -> Path:

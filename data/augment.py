@@ -1,7 +1,9 @@
 """Batch-level random operations, on whatever device the batch lives on, driven by an explicit generator.
 
 Keeping every random draw here (and not in loader workers) makes a training step a pure function of the batch
-indices and the generator state, which is what lets ``--resume`` continue bit-for-bit.
+indices and the generator state, which is what lets ``--resume`` continue bit-for-bit. Draws are made on the
+generator's device and nothing is read back to the host, so with a generator on the GPU (the device data path,
+``data/device_batches.py``) a batch is prepared without host work or synchronisation.
 """
 from __future__ import annotations
 
@@ -15,12 +17,23 @@ def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
 
 def random_crop(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Independent random size x size crop per image (no-op when already that size)."""
-    n, _, h, w = images.shape
+    n, c, h, w = images.shape
     if (h, w) == (size, size):
         return images
-    tops = torch.randint(0, h - size + 1, (n,), generator=generator).tolist()
-    lefts = torch.randint(0, w - size + 1, (n,), generator=generator).tolist()
-    return torch.stack([img[:, top:top + size, left:left + size] for img, top, left in zip(images, tops, lefts)])
+    tops = _draw(torch.randint, generator, images.device, 0, h - size + 1, (n,))
+    lefts = _draw(torch.randint, generator, images.device, 0, w - size + 1, (n,))
+    # One gather with per-image row and column indices: no offsets are read back to the host.
+    offsets = torch.arange(size, device=images.device)
+    rows = (tops[:, None] + offsets).view(n, 1, size, 1)
+    cols = (lefts[:, None] + offsets).view(n, 1, 1, size)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1, 1)
+    channels = torch.arange(c, device=images.device).view(1, c, 1, 1)
+    return images[batch, channels, rows, cols]
+
+
+def _draw(fn, generator: torch.Generator, device: torch.device, *args) -> torch.Tensor:
+    """``fn(*args)`` drawn on the generator's device, then moved to where the images are (a no-op when equal)."""
+    return fn(*args, generator=generator, device=generator.device).to(device, non_blocking=True)
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -31,8 +44,8 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image with probability 1/2. AU intensities are symmetric in OpenFace, so labels stay valid."""
-    flip = torch.rand(images.shape[0], generator=generator) < 0.5
-    flip = flip.to(images.device).view(-1, 1, 1, 1)
+    flip = _draw(torch.rand, generator, images.device, images.shape[0]) < 0.5
+    flip = flip.view(-1, 1, 1, 1)
     return torch.where(flip, images.flip(-1), images)
 
 
@@ -45,7 +58,7 @@ def target_aus(src_aus: torch.Tensor, generator: torch.Generator, noise: float) 
     """
     tar = src_aus.roll(1, dims=0)
     if noise > 0:
-        jitter = torch.rand(tar.shape, generator=generator).to(tar.device) * (2 * noise) - noise
+        jitter = _draw(torch.rand, generator, tar.device, tar.shape) * (2 * noise) - noise
         tar = (tar + jitter).clamp_(min=0.0)
     return tar
 

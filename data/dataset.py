@@ -46,6 +46,10 @@ def resolve_split(data_root: Path, images: dict[str, Path], table: dict[str, np.
     train_path, test_path = find_id_list(data_root, "train"), find_id_list(data_root, "test")
     if train_path is None:
         usable = [n for n in images if n in table]
+        if len(usable) < len(images):  # without an id list, images without AUs are left out: say so
+            dropped = [n for n in images if n not in table]
+            log.warning("leaving out %d image(s) of %s that have no AU row: %s", len(dropped), data_root,
+                        ", ".join(dropped[:20]) + (" ..." if len(dropped) > 20 else ""))
         train, test = deterministic_split(usable)
         return train, test, "deterministic split"
     train = read_id_list(train_path)
@@ -119,7 +123,8 @@ def collate_batch(batch):
 
 def build_training_set(data_root: str | Path, schema: AUSchema, *, imgs_dir: str = "imgs", aus_file: str | None = None,
                        load_size: int = 128, max_dataset_size: int | None = None, skip_bad: bool = False,
-                       cache: str = "auto", workers: int = 4) -> tuple[FaceAUDataset, SplitInfo]:
+                       cache: str = "auto", workers: int = 4,
+                       clip_aus: bool = False) -> tuple[FaceAUDataset, SplitInfo]:
     """Everything checked before the first step: folder, AU table, id lists, every image decodable."""
     root = Path(data_root)
     if not root.is_dir():
@@ -131,7 +136,7 @@ def build_training_set(data_root: str | Path, schema: AUSchema, *, imgs_dir: str
     if not images:
         raise FileNotFoundError(f"{img_folder} holds no images (.jpg/.png/.bmp/...)")
     au_path = Path(aus_file) if aus_file else find_au_table(root)
-    table = load_au_table(au_path, schema)
+    table = load_au_table(au_path, schema, clip=clip_aus)
     train, test, id_source = resolve_split(root, images, table)
     check_names(train, images, table, img_folder, str(au_path), id_source)
     if max_dataset_size:
@@ -147,7 +152,8 @@ def build_training_set(data_root: str | Path, schema: AUSchema, *, imgs_dir: str
         arrays, errors = decode_all(paths, load_size, workers, keep=use_cache)
         if errors and not skip_bad:
             listing = "\n  ".join(str(e) for e in errors[:20])
-            raise ValueError(f"{len(errors)} unreadable image(s) in {img_folder}:\n  {listing}")
+            raise ValueError(f"{len(errors)} unreadable image(s) in {img_folder} (pass --skip_bad to leave them out "
+                             f"of training, with a count in the log):\n  {listing}")
         bad = {e.path for e in errors}
         bad_names = [n for n, p in zip(train, paths) if p in bad]
         if bad_names:

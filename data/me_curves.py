@@ -77,18 +77,22 @@ def load_clip_curve(clip_id: str, aus_dirs: dict[str, Path], front_end=None) -> 
 
 
 def _measure_frames(clip_id: str, frames_dir: Path, fps: float, front_end) -> ClipCurve:
-    from openface.frontend import NoFaceError
+    """The clip's AUs in the estimator's sequence mode (movement from the first face frame)."""
+    from openface.frontend import NoFaceError, follow_clip
 
     frames = list(list_images(frames_dir).values())
     if not frames:
         raise FileNotFoundError(f"{frames_dir} holds no frames")
-    aus, valid = np.zeros((len(frames), 17)), np.zeros(len(frames), dtype=bool)
+    aus, valid, found = np.zeros((len(frames), 17)), np.zeros(len(frames), dtype=bool), []
     for i, path in enumerate(frames):
         try:
-            aus[i] = front_end.measure(load_rgb(path), str(path)).intensity
+            found.append(front_end.measure(load_rgb(path), str(path)))
             valid[i] = True
         except NoFaceError:
             pass
+    follow_clip(found, front_end.estimator, fps)
+    if found:
+        aus[valid] = np.stack([m.intensity for m in found])
     filled, gaps = fill_gaps(aus, valid)
     return ClipCurve(clip_id, filled, fps, frames_dir, _gap_notes(clip_id, gaps, int((~valid).sum())))
 

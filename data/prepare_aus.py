@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         if empty:
             print(f"{len(empty)} CSV(s) hold no face and were left out: {', '.join(empty[:20])}", file=sys.stderr)
     else:
-        table = load_au_table(args.pickle, OPENFACE_17)
+        try:
+            table = load_au_table(args.pickle, OPENFACE_17)
+        except (FileNotFoundError, ValueError) as err:  # missing, damaged or unsafe pickle: one line, exit 2
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if not table:
         print("error: no AU vectors found", file=sys.stderr)
         return 2

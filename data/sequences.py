@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from data.au_table import AU_TABLE_NAMES, load_au_table
-from media.images import list_images, load_rgb
+from media.images import describe_gaps, list_images, load_rgb, numbering_gaps
 from openface.au_schema import OPENFACE_AUS, AUSchema
 from openface.csv_io import read_openface_csv
+
+log = logging.getLogger(__name__)
 
 # Native frame rates of the ME datasets, recognised in folder names (lower case).
 NATIVE_FPS = {"casme2": 200, "casme_ii": 200, "casmeii": 200, "samm": 200, "smic": 100, "mmew": 90,
@@ -38,6 +41,7 @@ class DrivingClip:
     presence: np.ndarray | None = None  # (T, 18) OpenFace `_c` columns, AU28 included
     fps: float = DEFAULT_FPS
     source: str = ""  # where the AUs came from, for the run record
+    frame_gaps: list[int] = field(default_factory=list)  # frame numbers missing from imgs/ (warned, recorded)
 
 
 @dataclass
@@ -89,15 +93,17 @@ def _fit_schema(intensity17: np.ndarray, schema: AUSchema) -> np.ndarray:
     return intensity17
 
 
-def measure_with_front_end(paths: list[Path], schema: AUSchema, front_end) -> tuple[np.ndarray, np.ndarray]:
-    """AUs and presence flags of images measured by the built-in front end (``--pre_treatment``)."""
+def measure_with_front_end(paths: list[Path], schema: AUSchema, front_end,
+                           fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """AUs and presence flags of a clip's frames measured by the built-in front end (``--pre_treatment``), in the
+    estimator's sequence mode (movement from the first frame)."""
     from openface.frontend import measure_images
 
-    return measure_images(((p, load_rgb(p)) for p in paths), schema.names, front_end)
+    return measure_images(((p, load_rgb(p)) for p in paths), schema.names, front_end, fps)
 
 
 def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False, front_end=None,
-                     csv_root: Path | None = None, use_table: bool = True):
+                     csv_root: Path | None = None, use_table: bool = True, clip_aus: bool = False):
     """A driving clip: ``root/imgs`` frames with AUs from the AU table in ``root`` or ``root/csvs``, or measured
     by ``front_end`` (an ``openface.frontend.FaceFrontEnd``) when one is given.
 
@@ -110,13 +116,16 @@ def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool 
     if not frames:
         raise FileNotFoundError(f"{root}/imgs holds no frames: put the driving clip there, or use --aus_matrix")
     names = list(frames)
+    gaps = numbering_gaps(names)
+    if gaps:  # a missing middle frame makes the clip jump there; say so rather than generate without a word
+        log.warning("%s/imgs: %s; the generated clip skips them too", root, describe_gaps(gaps))
     if front_end is not None:
-        aus, presence = measure_with_front_end(list(frames.values()), schema, front_end)
+        aus, presence = measure_with_front_end(list(frames.values()), schema, front_end, native_fps(root.name))
         clip = DrivingClip(root.name, aus, list(frames.values()), presence, native_fps(root.name),
-                           "built-in front end")
+                           "built-in front end", gaps)
         return clip, None
     table_path = _au_table_in(root) if use_table else None
-    table = load_au_table(table_path, schema) if table_path else None
+    table = load_au_table(table_path, schema, clip=clip_aus) if table_path else None
     presence = None
     if need_presence or table is None:
         if not (csv_root / "csvs").is_dir():
@@ -130,16 +139,16 @@ def read_clip_folder(root: str | Path, schema: AUSchema, *, need_presence: bool 
         if missing:
             raise KeyError(f"{table_path}: no AUs for {len(missing)} frame(s) of imgs/: {', '.join(missing[:20])}")
         aus, source = np.stack([table[n] for n in names]), str(table_path)
-    clip = DrivingClip(root.name, aus, [frames[n] for n in names], presence, native_fps(root.name), source)
+    clip = DrivingClip(root.name, aus, [frames[n] for n in names], presence, native_fps(root.name), source, gaps)
     return clip, table
 
 
 def read_pair_folder(root: str | Path, schema: AUSchema, *, need_presence: bool = False,
                      template: str | None = None, front_end=None, csv_root: Path | None = None,
-                     use_table: bool = True) -> tuple[DrivingClip, Template]:
+                     use_table: bool = True, clip_aus: bool = False) -> tuple[DrivingClip, Template]:
     """The driving clip and template of one ULME-style test folder, checked."""
     clip, table = read_clip_folder(root, schema, need_presence=need_presence, front_end=front_end,
-                                   csv_root=csv_root, use_table=use_table)
+                                   csv_root=csv_root, use_table=use_table, clip_aus=clip_aus)
     return clip, read_template(Path(root), schema, table, template, front_end, csv_root)
 
 
@@ -185,26 +194,65 @@ def read_template(root: Path, schema: AUSchema, table: dict | None, choice: str 
     return Template(images[name], aus)
 
 
-def read_au_matrix(path: str | Path, schema: AUSchema) -> DrivingClip:
-    """An AU matrix: CSV with a header of AU names (missing AUs = 0; an optional 'frame' column is ignored)
-    or a JSON list of vectors. One row per output frame, raw 0..5 intensities."""
+def read_au_matrix(path: str | Path, schema: AUSchema, clip_aus: bool = False) -> DrivingClip:
+    """An AU matrix: CSV with a header of AU names (AU columns left out are 0; an optional 'frame' column is
+    ignored) or a JSON list of vectors. One row per output frame, raw 0..5 intensities. A row with a missing or
+    extra cell is an error (it would otherwise turn into a silent 0)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"AU matrix not found: {path}")
-    if path.suffix.lower() == ".json":
-        rows = np.asarray(json.loads(path.read_text()), dtype=np.float64)
-        if rows.ndim != 2 or rows.shape[1] != schema.n:
-            raise ValueError(f"{path}: expected a list of {schema.n}-value AU vectors, got shape {rows.shape}")
-    else:
-        with open(path, newline="") as fh:
-            records = list(csv.DictReader(fh, skipinitialspace=True))
-        if not records:
-            raise ValueError(f"{path}: AU matrix has no rows")
-        unknown = [c for c in records[0] if c not in schema.names and c.lower() not in ("frame", "name")]
-        if unknown:
-            raise ValueError(f"{path}: unknown columns {unknown}; use AU names {', '.join(schema.names)}")
-        rows = np.array([[float(r.get(au) or 0.0) for au in schema.names] for r in records])
-    for i, row in enumerate(rows):
-        schema.check_vector(row, f"{path} row {i + 1}")
-    return DrivingClip(path.stem, rows, None, None, DEFAULT_FPS, str(path))
+    rows = _json_matrix(path, schema) if path.suffix.lower() == ".json" else _csv_matrix(path, schema)
+    checked = np.stack([schema.check_vector(row, f"{path} row {i + 1}", clip=clip_aus) for i, row in enumerate(rows)])
+    clipped = int(schema.out_of_range(rows).sum())
+    if clipped:
+        log.warning("%s: clipped %d AU value(s) outside 0..%g (--clip_aus)", path, clipped, schema.max_intensity)
+    return DrivingClip(path.stem, checked, None, None, DEFAULT_FPS, str(path))
 
+
+def _json_matrix(path: Path, schema: AUSchema) -> np.ndarray:
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(raw, list):
+        raise ValueError(f"{path}: an AU matrix is a JSON list of {schema.n}-value AU vectors (one per frame), got "
+                         f"a {type(raw).__name__}; a name -> vector object is an AU table (--aus_file)")
+    for i, row in enumerate(raw):
+        if not isinstance(row, list) or len(row) != schema.n:
+            raise ValueError(f"{path}: row {i + 1} is not a list of {schema.n} numbers ({str(row)[:80]})")
+    try:
+        rows = np.asarray(raw, dtype=np.float64).reshape(len(raw), schema.n)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: AU values must be numbers ({exc})") from None
+    if not len(rows):
+        raise ValueError(f"{path}: AU matrix has no rows")
+    return rows
+
+
+def _csv_matrix(path: Path, schema: AUSchema) -> np.ndarray:
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh, skipinitialspace=True)
+        header = [c.strip() for c in next(reader, [])]
+        body = [(line, r) for line, r in enumerate(reader, start=2) if any(c.strip() for c in r)]
+    if not body:
+        raise ValueError(f"{path}: AU matrix has no rows")
+    unknown = [c for c in header if c not in schema.names and c.lower() not in ("frame", "name")]
+    if unknown:
+        raise ValueError(f"{path}: unknown columns {unknown}; use AU names {', '.join(schema.names)}")
+    cols = {name: header.index(name) for name in schema.names if name in header}
+    rows = np.zeros((len(body), schema.n))
+    for i, (line, cells) in enumerate(body):
+        if len(cells) != len(header):
+            raise ValueError(f"{path}, line {line}: {len(cells)} values for {len(header)} columns; every row needs "
+                             f"one value per header column")
+        for j, name in enumerate(schema.names):
+            if name in cols:
+                rows[i, j] = _cell(cells[cols[name]], path, line, name)
+    return rows
+
+
+def _cell(text: str, path: Path, line: int, column: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{path}, line {line}, column {column}: '{text}' is not a number") from None

@@ -42,10 +42,20 @@ def list_images(folder: str | Path) -> dict[str, Path]:
 
 
 class BadImageError(ValueError):
-    def __init__(self, path: Path, reason: str):
-        super().__init__(f"{path}: cannot read image ({reason}). Replace or remove the file, "
-                         f"or pass --skip_bad to leave it out of training.")
-        self.path = path
+    """An image that cannot be decoded. The message names the file; training adds the --skip_bad hint (test mode
+    has no such flag).
+
+    A DataLoader worker's exception reaches the main process rebuilt from one string (its whole traceback), so
+    ``BadImageError(message)`` must work too: it keeps the original one-line message from that text."""
+
+    def __init__(self, path, reason: str | None = None):
+        if reason is None:  # rebuilt by torch from a worker's traceback text
+            lines = [ln for ln in str(path).splitlines() if "BadImageError: " in ln]
+            message = lines[-1].split("BadImageError: ", 1)[1] if lines else str(path)
+            self.path = Path(message.split(": cannot read image", 1)[0]) if ": cannot read image" in message else None
+        else:
+            message, self.path = f"{path}: cannot read image ({reason}). Replace or remove the file", Path(path)
+        super().__init__(message)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -65,8 +75,29 @@ def load_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
         with Image.open(path) as img:
             img.load()  # forces a full decode, so truncated files fail here and not in a worker later
             rgb = _to_rgb(ImageOps.exif_transpose(img))  # phones store rotation in EXIF
+    except Image.DecompressionBombError as exc:  # PIL's guard against decompression bombs: name the file
+        raise BadImageError(path, f"over PIL's pixel limit: {exc}") from exc
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise BadImageError(path, str(exc)) from exc
     if size is not None and rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.LANCZOS if size < min(rgb.size) else Image.Resampling.BICUBIC)
     return np.array(rgb, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on read-only arrays
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
+
+
+def numbering_gaps(names) -> list[int]:
+    """Frame numbers missing between the first and last frame of a numbered sequence (``img46, img48`` ->
+    ``[47]``). Names that do not share one prefix + number pattern have no numbering to check: ``[]``."""
+    matches = [_NUMBERED.match(Path(str(n)).stem) for n in names]
+    if len(matches) < 2 or not all(matches) or len({m.group(1) for m in matches}) != 1:
+        return []
+    numbers = sorted({int(m.group(2)) for m in matches})
+    return sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+
+
+def describe_gaps(gaps: list[int]) -> str:
+    """``[47, 48, 90]`` -> ``3 missing frame number(s): 47, 48, 90``."""
+    shown = ", ".join(map(str, gaps[:10])) + (" ..." if len(gaps) > 10 else "")
+    return f"{len(gaps)} missing frame number(s): {shown}"

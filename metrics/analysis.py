@@ -2,6 +2,8 @@
 
 Each frame goes through the built-in face front end once (MediaPipe landmarks -> the toolkit's AU estimator, the
 same measurement used to drive generation with ``--pre_treatment``); frames without a face are recorded and left out.
+A clip's AUs come from the estimator's sequence mode (movement from its first face frame), a single image's from
+the per-image mode.
 All image metrics run on canonical 128 px crops (``openface.align``): one similarity transform, fitted on the
 first frame with a face, warps the whole clip, so results of any size or framing (256 px outputs, full video
 frames of other systems) become comparable. One transform per clip, not per frame: per-frame landmark jitter would
@@ -54,8 +56,9 @@ def shared_tools() -> Tools:
 @dataclass
 class FaceFrame:
     landmarks: np.ndarray  # (478, 3) in the frame's pixels
-    aus: np.ndarray  # (17,)
+    aus: np.ndarray  # (17,) per-image estimate
     descriptor: np.ndarray | None  # (128,)
+    face: object = None  # openface.landmarks.Face, for the sequence mode
 
 
 @dataclass
@@ -112,7 +115,7 @@ def _measure(rgb: np.ndarray, tools: Tools, describe: bool) -> FaceFrame | None:
     aus = tools.front_end.estimator.intensities(face)
     describe = describe and tools.identity is not None
     descriptor = tools.identity.describe(rgb, face.box) if describe else None
-    return FaceFrame(face.landmarks, aus, descriptor)
+    return FaceFrame(face.landmarks, aus, descriptor, face)
 
 
 def warp_to_canonical(rgb: np.ndarray, matrix: np.ndarray, size: int = ANALYSIS_SIZE) -> np.ndarray:
@@ -131,10 +134,10 @@ def warp_to_canonical(rgb: np.ndarray, matrix: np.ndarray, size: int = ANALYSIS_
 
 
 def analyse(frames: np.ndarray, tools: Tools, flow_method: str | None = "farneback",
-            describe: bool = True) -> ClipAnalysis:
+            describe: bool = True, fps: float | None = None) -> ClipAnalysis:
     """Measure a clip (T, H, W, 3). ``flow_method=None`` skips flow and flicker (a template image);
     ``describe=False`` skips the identity descriptors (the slowest step, about 0.1 s a frame) when nothing needs
-    them."""
+    them; ``fps`` sets the AU estimator's smoothing in sequence mode."""
     found = [detect(f, tools, describe) for f in frames]
     valid = np.array([f is not None for f in found], dtype=bool)
     aus = np.full((len(frames), 17), np.nan)
@@ -144,6 +147,8 @@ def analyse(frames: np.ndarray, tools: Tools, flow_method: str | None = "farneba
             aus[t] = face.aus
             if face.descriptor is not None:
                 descriptors[t] = face.descriptor
+    if valid.sum() >= 2:  # a clip: AUs follow its movement from the first face frame
+        aus[valid] = tools.front_end.estimator.sequence([f.face for f in found if f is not None], fps)
     if valid.any():
         onset_face = found[int(np.argmax(valid))]
         matrix = canonical_matrix(onset_face.landmarks, ANALYSIS_SIZE)

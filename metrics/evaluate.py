@@ -41,6 +41,7 @@ from media.images import load_rgb
 from metrics import au, frechet, identity, motion, quality, timeline
 from metrics.analysis import ClipAnalysis, Tools, analyse, shared_tools
 from metrics.inputs import ResultEntry, attach_inputs, find_results, match, read_driven
+from metrics.integrity import check_pair
 from metrics.registry import METRICS, NUMERIC
 from openface.au_schema import OPENFACE_AUS
 
@@ -270,7 +271,8 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
     notes = list(entry.notes)
     # descriptors serve identity (needs the template) and FD (needs the source)
     frames = entry.generated.load()
-    gen = analyse(frames, tools, flow, describe=entry.template is not None or entry.source is not None)
+    rate = clip_fps(entry, fps)
+    gen = analyse(frames, tools, flow, describe=entry.template is not None or entry.source is not None, fps=rate)
     if inception is not None:  # FID: the full frames as decoded, not the canonical face crops
         gen.inception = inception.features(frames)
     del frames
@@ -279,14 +281,13 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
         key = (str(entry.source.path), flow)
         if key not in cache:  # a batch drives several templates with one clip: measure it once
             frames = entry.source.load()
-            clip = analyse(frames, tools, flow)
+            clip = analyse(frames, tools, flow, fps=rate)
             if inception is not None:
                 clip.inception = inception.features(frames)
             cache[key] = clip  # only once complete: a failure here leaves nothing half-measured for the next pair
             del frames
         src = cache[key]
     tpl = analyse(load_rgb(entry.template)[None], tools, None) if entry.template is not None else None
-    rate = clip_fps(entry, fps)
     coded, problem = codes_for(entry, coded_clips)
     if problem:
         notes.append(problem)
@@ -300,12 +301,13 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
             notes.append(note)
     dataset, emotion = parse_group(entry.name, *(entry.keys[1:]),
                                    entry.source.path.as_posix() if entry.source is not None else "")
-    record = {"pair": entry.name, "dataset": dataset, "emotion": emotion, "status": "ok",
+    status, complete, problems = check_pair(entry, gen.length, len(gen.no_face))
+    record = {"pair": entry.name, "dataset": dataset, "emotion": emotion, "status": status, **complete,
               "result": str(entry.generated.path), "source": str(entry.source.path) if entry.source else None,
               "template": str(entry.template) if entry.template else None, "fps": rate, "frames": gen.length,
               "source_frames": src.length if src is not None else None, "no_face_result": gen.no_face,
               "no_face_source": src.no_face if src is not None else None, "aligned": aligned,
-              "notes": notes, "metrics": metrics, "details": details}
+              "notes": problems + notes, "metrics": metrics, "details": details}
     outcome = PairOutcome(_clean(record), descriptors=gen.descriptors, inception=gen.inception)
     if figures:
         from metrics.report import pair_figures
@@ -422,7 +424,9 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
         raise FileNotFoundError(f"{results}: no result sequences found (a run folder with run.json and frames/, "
                                 f"folders of 2+ images, or videos)")
     extractor = load_inception(inception, inception_device)
-    attach_inputs(entries, sources, templates)
+    count_notes = attach_inputs(entries, sources, templates)
+    for note in count_notes:
+        log.warning("%s", note)
     coded = load_codes(annotations)
     tools = shared_tools()
     outcomes, cache = [], {}
@@ -456,7 +460,7 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
                   "fd_dlib128": _clean(pooled_fd(list(cache.values()), outcomes)),
                   "fid_inception": _clean(frechet.frechet_distance(*fid) if fid is not None else None),
                   "fid_inception_frames": {"real": len(fid[0]), "generated": len(fid[1])} if fid is not None else None,
-                  "notes": [] if extractor is not None else [frechet.INCEPTION_ABSENT]},
+                  "notes": count_notes + ([] if extractor is not None else [frechet.INCEPTION_ABSENT])},
         "skipped": skipped,
         "metrics": {m.name: {"group": m.group, "direction": m.direction, "range": m.value_range, "ideal": m.ideal,
                              "needs": m.needs, "doc": m.doc} for m in METRICS.values()},
@@ -511,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                        flow=opt.flow, report=not opt.no_report, progress=True,
                        command=shlex.join(["python", "-m", "metrics.evaluate", *argv]),
                        inception=opt.inception, inception_device=opt.inception_device)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written (read-only, full)
         given = any(a == "--inception" or a.startswith("--inception=") for a in argv)
         from_env = opt.inception and not given and "--inception" in str(err)
         origin = f" (--inception came from ${INCEPTION_ENV}={opt.inception})" if from_env else ""
@@ -523,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_summary(doc: dict) -> None:
     shown = ("au_r", "au_mae", "apex_error_ms", "identity_distance", "flow_r", "ssim_static", "flicker", "fd_dlib128")
-    print(f"{len(doc['pairs'])} pairs ({doc['batch']['failed']} failed) in {doc['seconds']} s -> {doc['out']}")
+    print(f"{len(doc['pairs'])} pairs ({doc['batch']['failed']} not ok: failed, incomplete or no face) in "
+          f"{doc['seconds']} s -> {doc['out']}")
     print("dataset  emotion     n  " + "  ".join(f"{s:>17}" for s in shown))
     for row in doc["summary"]:
         cells = "  ".join(f"{'-' if row[s] is None else f'{row[s]:.3f}':>17}" for s in shown)

@@ -5,9 +5,11 @@ Results (``--results``), any of:
 - one test-mode result folder (``run.json`` + ``frames/``, written by ``main.py --mode test``);
 - a batch (``for_megc2021.py`` output): every folder below with ``run.json`` + ``frames/``; ``index.csv`` rows that
   failed are listed as skipped;
-- another system's outputs: any folder tree. A folder holding 2+ images is one frame sequence, a video file
-  (.mp4 .avi .mov .mkv .webm .gif) is one sequence. A sequence's name is its folder name (a folder called ``imgs``
-  or ``frames`` takes its parent's name) or the video's file name without extension.
+- another system's outputs: any folder tree. One folder is one result: its frames (2+ images) when it has them,
+  else each video file (.mp4 .avi .mov .mkv .webm .gif) in it, except videos named like a source or a comparison
+  (``source.mp4``, ``compare.mp4``, ...; ULME-GAN keeps the real clip beside its frames), which are never results.
+  A sequence's name is its folder name (a folder called ``imgs`` or ``frames`` takes its parent's name) or the
+  video's file name without extension.
 
 Sources (``--sources``) are found the same way (``imgs2/`` and ``csvs*/`` folders are skipped: the ULME-GAN layout
 ``<pair>/imgs/`` names the clip after its pair folder). Templates (``--templates``): every image in the tree; an image
@@ -39,6 +41,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 GENERIC_FOLDERS = ("imgs", "frames", "images")  # such a folder is named after its parent
 SKIPPED_FOLDERS = ("imgs2", "csvs", "csvs2")  # ULME-GAN layout: template and OpenFace output, not a clip
 GENERIC_VIDEOS = ("target", "video", "result", "output")  # target.mp4 inside a pair folder -> the pair's name
+# Videos that sit beside a result but are not one (ULME-GAN keeps the real clip as source.mp4 next to its frames).
+NOT_RESULT_VIDEOS = ("source", "src", "input", "real", "original", "reference", "compare", "comparison")
 SEPARATORS = "_-. /"
 
 
@@ -127,7 +131,9 @@ def is_run_folder(folder: Path) -> bool:
 
 
 def walk_sequences(root: Path, skip_runs: bool = True) -> tuple[list[Path], list[Sequence]]:
-    """(run folders, other sequences) under ``root``; run folders are not searched further."""
+    """(run folders, other sequences) under ``root``; run folders are not searched further. A folder's frames
+    come first: its videos count only where it has no frames. ``skip_runs`` (results) also leaves out videos
+    named like a source."""
     runs, sequences = [], []
     for here, dirs, files in os.walk(root):
         here_path = Path(here)
@@ -140,8 +146,10 @@ def walk_sequences(root: Path, skip_runs: bool = True) -> tuple[list[Path], list
         images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
         if len(images) >= 2:
             sequences.append(Sequence(_sequence_name(here_path), here_path, list(list_images(here_path).values())))
+            continue
         for f in sorted(files, key=natural_key):
-            if Path(f).suffix.lower() in VIDEO_EXTENSIONS:
+            stem, suffix = Path(f).stem.lower(), Path(f).suffix.lower()
+            if suffix in VIDEO_EXTENSIONS and not (skip_runs and stem in NOT_RESULT_VIDEOS):
                 sequences.append(Sequence(_video_name(here_path / f), here_path / f))
     return runs, sequences
 
@@ -190,12 +198,12 @@ def run_entry(folder: Path, root: Path) -> ResultEntry:
 
 def failed_index_rows(root: Path) -> list[str]:
     """Pairs that ``for_megc2021.py`` recorded as failed: they have no result to score."""
-    index = root / "index.csv"
-    if not index.is_file():
-        return []
-    with open(index, newline="") as fh:
-        return [f"{row.get('pair')}: not generated ({row.get('error') or row.get('status')})"
-                for row in csv.DictReader(fh) if row.get("status") not in ("ok", None)]
+    skipped = []
+    for index in sorted(root.glob("index*.csv")):  # index_2.csv ...: later batches in the same folder
+        with open(index, newline="") as fh:
+            skipped += [f"{row.get('pair')}: not generated ({row.get('error') or row.get('status')})"
+                        for row in csv.DictReader(fh) if row.get("status") not in ("ok", None)]
+    return skipped
 
 
 # ---------------------------------------------------------------------------------------- matching
@@ -273,13 +281,35 @@ def _resolve_recorded(value: str | None, run_dir: Path) -> Path | None:
     return found.resolve() if found is not None else None
 
 
-def attach_inputs(entries: list[ResultEntry], sources: Path | None, templates: Path | None) -> None:
-    """Fill each entry's ``source`` and ``template`` (run.json first, then the name rule); notes say why not."""
+def attach_inputs(entries: list[ResultEntry], sources: Path | None, templates: Path | None) -> list[str]:
+    """Fill each entry's ``source`` and ``template`` (run.json first, then the name rule); notes say why not.
+    Returns batch-level notes from checking the count of pairs against the sources."""
     src_table = source_candidates(Path(sources)) if sources else {}
     tpl_table = template_candidates(Path(templates)) if templates else {}
     for entry in entries:
         _attach_source(entry, src_table, bool(sources))
         _attach_template(entry, tpl_table, bool(templates))
+    return pair_count_notes(entries, src_table) if "" not in src_table else []
+
+
+def pair_count_notes(entries: list[ResultEntry], src_table: dict) -> list[str]:
+    """Source clips no result was paired with, and results scored on the same source and template as another
+    (one clip scored twice would weigh double in the summary)."""
+    notes, seen = [], {}
+    all_sources = {str(s.path) for bucket in src_table.values() for s in bucket}
+    used = {str(e.source.path) for e in entries if e.source is not None}
+    unused = sorted(all_sources - used)
+    if unused:
+        notes.append(f"{len(unused)} of {len(all_sources)} source clips have no result: "
+                     + ", ".join(Path(p).as_posix() for p in unused[:10]) + (" ..." if len(unused) > 10 else ""))
+    for entry in entries:
+        if entry.source is None:
+            continue
+        key = (str(entry.source.path), str(entry.template))
+        if key in seen:
+            notes.append(f"{entry.name} and {seen[key]} are scored on the same source and template")
+        seen.setdefault(key, entry.name)
+    return notes
 
 
 def _lookup(entry: ResultEntry, table: dict) -> tuple[object | None, str | None]:

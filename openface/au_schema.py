@@ -42,18 +42,30 @@ class AUSchema:
     def to_raw(self, scaled: np.ndarray) -> np.ndarray:
         return np.asarray(scaled, dtype=np.float32) * self.max_intensity
 
-    def check_vector(self, vec: np.ndarray, where: str) -> np.ndarray:
-        """Validate one raw AU vector; `where` names its origin for the error message."""
+    def check_vector(self, vec: np.ndarray, where: str, clip: bool = False) -> np.ndarray:
+        """Validate one raw AU vector; `where` names its origin (file and row) for the error message.
+
+        Intensities outside 0..max_intensity are an error naming the AU column: one typo (450 for 4.50) would
+        otherwise train to a meaningless AU loss. ``clip=True`` (``--clip_aus``) clips them instead; callers count
+        the clipped values with :meth:`out_of_range` and log the count."""
         arr = np.asarray(vec, dtype=np.float64).reshape(-1)
         if arr.size != self.n:
             raise ValueError(f"{where}: AU vector has {arr.size} values, schema '{self.key}' expects {self.n} "
                              f"({', '.join(self.names)}). Use --aus_schema to pick the right schema.")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{where}: AU vector contains NaN or inf: {arr.tolist()}")
-        if np.any(arr < 0):
-            raise ValueError(f"{where}: AU vector has negative intensities: {arr.tolist()} "
-                             f"(OpenFace intensities are 0..{self.max_intensity:g})")
-        return arr
+        bad = self.out_of_range(arr)
+        if bad.any() and not clip:
+            cols = ", ".join(f"{self.names[j]}={arr[j]:g}" for j in np.flatnonzero(bad)[:5])
+            raise ValueError(f"{where}: AU intensity outside 0..{self.max_intensity:g} in column {cols}. Fix the "
+                             f"value (OpenFace intensities are 0..{self.max_intensity:g}), or pass --clip_aus to clip "
+                             f"such values (the count is logged)")
+        return np.clip(arr, 0.0, self.max_intensity)
+
+    def out_of_range(self, arr: np.ndarray) -> np.ndarray:
+        """Bool mask of the intensities outside 0..max_intensity."""
+        arr = np.asarray(arr, dtype=np.float64)
+        return (arr < 0) | (arr > self.max_intensity)
 
 
 OPENFACE_17 = AUSchema("openface17", OPENFACE_AUS)

@@ -1,54 +1,63 @@
-"""Fit the built-in AU estimator's calibration against real OpenFace output, and report the agreement.
+"""Fit the built-in AU estimator against real OpenFace output, and report the agreement leave-one-clip-out.
 
-    python -m openface.calibrate --megc_root ../shared/data/megc2021 [--out openface/au_calibration.json]
+    python -m openface.calibrate --megc_root ../shared/data/megc2021 [--cache results/megc_faces.npz]
+                                 [--out openface/au_calibration.json] [--fps 200] [--codes clips.csv]
 
-Data: every frame and template of an ULME-style MEGC package, whose ``csvs/`` and ``csvs2/`` hold OpenFace 2
-FaceLandmarkImg results (each clip counted once, though it appears with two templates). Per AU a line
-``OpenFace = gain * score + offset`` (gain >= 0) is fitted by least squares.
+Data: the 6 distinct clips of an ULME-style MEGC package (CASME II and SAMM at 200 fps), whose ``csvs/`` hold
+OpenFace 2 FaceLandmarkImg results per frame (``openface.megc_clips``; MediaPipe runs once, ``--cache`` keeps it).
 
-Agreement is reported as Pearson r between the estimator's score and OpenFace, pooled over all frames and within
-each clip (the motion a micro-expression makes). A positive-gain linear calibration does not change r, so r is not
-inflated by the fit; the mean absolute error is reported with leave-one-clip-out fits (each clip's frames predicted
-by a calibration that never saw them).
+Fitted, on all clips, and written with full precision:
+- per image, per AU a line ``OpenFace = gain * score + offset`` (gain >= 0) by least squares over all frames;
+- per clip (``openface.au_sequence``), the spread of each source within a clip (pooled standard deviation)
+  and one gain per AU: OpenFace's within-clip spread per unit of summed change.
+
+Reported: within-clip Pearson r between the estimator and OpenFace, each clip predicted by a calibration fitted on
+the other clips only (leave-one-clip-out), for the AUs that move in that clip (OpenFace's curve spans
+>= ``MIN_RANGE``, as ``au_r`` counts them); a flat estimate counts as r = 0. Per AU the Fisher mean over the clips,
+overall the Fisher mean over the AUs. The per-image mode is reported beside it, and a noise ceiling
+(``noise_ceiling``): about the best any estimator of the face's movement could reach against OpenFace's noisy
+per-frame output. With ``--codes`` (the CSV of ``python -m data.annotations`` over the CASME II and SAMM coding
+sheets), the same leave-one-clip-out r on the AUs the datasets' coders saw move, and each coded AU's rise from the
+onset to the coded apex (``openface.facs_check``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from media.images import list_images, load_rgb
-from openface.au_estimator import CALIBRATION_FILE, au_features
+from openface.au_estimator import CALIBRATION_FILE, Calibration, au_features
+from openface.au_geometry import MEASURE_NAMES
 from openface.au_schema import OPENFACE_AUS
-from openface.csv_io import read_openface_csv
-from openface.landmarks import Landmarker
+from openface.au_sequence import (SOURCE_NAMES, SequenceCalibration, au_changes, sequence_intensities, smooth,
+                                  smoothing_frames, source_values)
+from openface.facs_check import match_clip, read_codes
+from openface.landmarks import Face
+from openface.megc_clips import MeasuredClip, measured_clips
+
+MIN_RANGE = 0.1  # the same "moves" as metrics.au.MIN_SOURCE_RANGE
+SIGNAL_AUTOCORRELATION = 0.5  # a secondary view: clip-AU pairs whose OpenFace curve is at least half signal
+CLIP_FPS = 200.0  # CASME II and SAMM
+FISHER_CLIP = 1.0 - 1e-7
 
 
-def collect(megc_root: Path, landmarker: Landmarker):
-    """(scores (N,17), OpenFace intensities (N,17), group name per row); each clip and template once."""
-    scores, targets, groups, seen = [], [], [], set()
-    for folder in sorted(p for p in megc_root.iterdir() if (p / "imgs").is_dir()):
-        clip = "_".join(folder.name.split("_")[:2])
-        items = []
-        if clip not in seen:
-            seen.add(clip)
-            frames = list_images(folder / "imgs").items()
-            items += [(path, folder / "csvs" / f"{name}.csv", clip) for name, path in frames]
-        for name, path in list_images(folder / "imgs2").items():
-            if name not in seen:
-                seen.add(name)
-                items.append((path, folder / "csvs2" / f"{name}.csv", f"template:{name}"))
-        for image, csv_path, group in items:
-            faces = landmarker.detect(load_rgb(image))
-            rows = read_openface_csv(csv_path)
-            if not faces or np.all(np.isnan(rows.intensity)):
-                continue
-            scores.append(au_features(faces[0]))
-            targets.append(rows.intensity[int(np.nanargmax(rows.confidence))])
-            groups.append(group)
-    return np.array(scores), np.array(targets), np.array(groups)
+@dataclass
+class ClipData:
+    name: str
+    frames: list[str]
+    scores: np.ndarray  # (T, 17) per-image raw scores
+    values: np.ndarray  # (T, K) sequence sources
+    openface: np.ndarray  # (T, 17)
+
+
+def clip_data(clip: MeasuredClip) -> ClipData:
+    faces = [Face(lm, dict(zip(clip.blendshape_names, shapes.tolist())), np.eye(4))
+             for lm, shapes in zip(clip.landmarks, clip.blendshapes)]
+    return ClipData(clip.name, list(clip.frames), np.stack([au_features(f) for f in faces]),
+                    np.stack([source_values(f.landmarks, f.blendshapes) for f in faces]), clip.openface)
 
 
 # Where the data cannot calibrate an AU (no variation, or OpenFace and the score disagree in sign), the score in
@@ -58,6 +67,14 @@ PRIOR = (5.0, 0.0)
 # gives gains near 100 that saturate every ordinary expression at 5. Gains are capped so that a score of 0.5
 # (a clear macro-expression) reaches full intensity.
 MAX_GAIN = 10.0
+# An AU that OpenFace hardly moves in the calibration clips (AU25, AU26, AU23 there) gets a gain near 0 from
+# them, which would make the sequence mode blind to it. Floor: a change of 3 spreads in two sources (a clear
+# micro-expression) then still adds 0.3, more than metrics.au.FACS_RISE (0.25).
+MIN_SEQUENCE_GAIN = 0.05
+# Floors of the spreads: some blendshapes hardly move in micro-expressions (cheekSquint spreads 1e-8 there), and
+# dividing by such a spread would turn MediaPipe's rounding noise into full-scale changes. 1 % of a blendshape's
+# range, 0.1 px of a landmark measure (all measured spreads are above it).
+MIN_SPREAD = np.array([0.1 if name in MEASURE_NAMES else 0.01 for name in SOURCE_NAMES])
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -71,54 +88,200 @@ def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(gain), float(offset)
 
 
+def fit_image(clips: list[ClipData]) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.vstack([c.scores for c in clips])
+    targets = np.vstack([c.openface for c in clips])
+    lines = [fit_line(scores[:, j], targets[:, j]) for j in range(len(OPENFACE_AUS))]
+    return np.array([g for g, _ in lines]), np.array([o for _, o in lines])
+
+
+def _centred(x: np.ndarray) -> np.ndarray:
+    return x - x.mean(axis=0)
+
+
+def fit_sequence(clips: list[ClipData], fps: float) -> SequenceCalibration:
+    """Spreads of the smoothed sources within clips, then per AU the gain from summed change to OpenFace."""
+    window = smoothing_frames(fps)
+    smoothed = [_centred(smooth(c.values, window)) for c in clips]
+    scales = np.maximum(np.sqrt(np.mean(np.vstack(smoothed) ** 2, axis=0)), MIN_SPREAD)
+    change = np.vstack([_centred(au_changes(s, scales)) for s in smoothed])
+    target = np.vstack([_centred(c.openface) for c in clips])
+    # The gain matches spreads (OpenFace's within-clip spread per unit of summed change) rather than regressing:
+    # a regression slope falls to 0 where OpenFace's curve is mostly noise and would switch the AU off.
+    gains = np.maximum(MIN_SEQUENCE_GAIN, target.std(axis=0) / np.maximum(change.std(axis=0), 1e-9))
+    return SequenceCalibration(scales, gains)
+
+
+def fit(clips: list[ClipData], fps: float) -> Calibration:
+    gain, offset = fit_image(clips)
+    return Calibration(gain, offset, f"python -m openface.calibrate on {len(clips)} clips", fit_sequence(clips, fps))
+
+
+def predict(clip: ClipData, calibration: Calibration, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(per-image intensities, sequence intensities) of one clip, both (T, 17)."""
+    image = calibration.apply(clip.scores)
+    return image, sequence_intensities(calibration.linear(clip.scores), clip.values, calibration.sequence, fps)
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
-        return float("nan")
+    """r, or 0 when the estimate is flat (no linear relation: a frozen estimate must not be left out)."""
+    if a.std() < 1e-9 or b.std() < 1e-9:
+        return 0.0
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def agreement(scores, targets, groups) -> dict:
-    clips = sorted(g for g in set(groups) if not g.startswith("template:"))
-    report = {}
+def fisher_mean(rs) -> float:
+    rs = [r for r in rs if np.isfinite(r)]
+    return float(np.tanh(np.mean(np.arctanh(np.clip(rs, -FISHER_CLIP, FISHER_CLIP))))) if rs else float("nan")
+
+
+def leave_one_clip_out(clips: list[ClipData], fps: float) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """clip -> mode ("image", "sequence") -> (estimate (T, 17), OpenFace (T, 17)), each clip predicted by a
+    calibration fitted without it."""
+    out = {}
+    for held in clips:
+        calibration = fit([c for c in clips if c is not held], fps)
+        image, sequence = predict(held, calibration, fps)
+        out[held.name] = {"image": (image, held.openface), "sequence": (sequence, held.openface)}
+    return out
+
+
+def agreement(predictions: dict, mode: str) -> dict:
+    """Per AU the within-clip r of every clip where it moves and their Fisher mean; overall the Fisher mean over
+    AUs (``fisher_over_aus``) and, as ``au_r`` scores one clip, the mean over clips of each clip's Fisher mean."""
+    per_au: dict[str, dict[str, float]] = {au: {} for au in OPENFACE_AUS}
+    with_signal = []  # r where OpenFace's curve is more signal than frame-to-frame noise
+    for clip, modes in predictions.items():
+        estimate, target = modes[mode]
+        for j, au in enumerate(OPENFACE_AUS):
+            if np.ptp(target[:, j]) >= MIN_RANGE:
+                per_au[au][clip] = pearson(estimate[:, j], target[:, j])
+                if pearson(target[1:, j], target[:-1, j]) >= SIGNAL_AUTOCORRELATION:
+                    with_signal.append(per_au[au][clip])
+    au_means = {au: fisher_mean(list(rs.values())) for au, rs in per_au.items() if rs}
+    clip_means = [fisher_mean([rs[c] for rs in per_au.values() if c in rs]) for c in predictions]
+    return {"per_au": au_means, "per_clip_r": per_au, "fisher_over_aus": fisher_mean(list(au_means.values())),
+            "mean_over_clips": float(np.nanmean(clip_means)),
+            "with_signal": {"pairs": len(with_signal), "fisher_mean": fisher_mean(with_signal)}}
+
+
+def noise_ceiling(clips: list[ClipData]) -> dict:
+    """Per AU, about the best r any estimator of the face's movement could reach: OpenFace's per-frame output is
+    signal + frame-to-frame noise; if the noise is white, the lag-1 autocorrelation of its curve is the signal's
+    share of the variance, and a perfect estimate of the signal correlates with the curve at its square root.
+    Fisher mean over the clips where the AU moves, and over AUs."""
+    per_au = {}
     for j, au in enumerate(OPENFACE_AUS):
-        within = [pearson(scores[groups == c, j], targets[groups == c, j]) for c in clips]
-        loco = np.zeros(len(scores))
-        for group in set(groups):
-            held = groups == group
-            gain, offset = fit_line(scores[~held, j], targets[~held, j])
-            loco[held] = np.clip(gain * scores[held, j] + offset, 0, 5)
-        report[au] = {"pooled_r": pearson(scores[:, j], targets[:, j]),
-                      "within_clip_r": float(np.nanmean(within)) if not np.all(np.isnan(within)) else float("nan"),
-                      "clips_with_motion": int(np.sum(~np.isnan(within))),
-                      "mae_loco": float(np.abs(loco - targets[:, j]).mean()),
-                      "openface_mean": float(targets[:, j].mean())}
-    return report
+        rs = [np.sqrt(max(0.0, pearson(c.openface[1:, j], c.openface[:-1, j]))) for c in clips
+              if np.ptp(c.openface[:, j]) >= MIN_RANGE]
+        if rs:
+            per_au[au] = fisher_mean(rs)
+    return {"per_au": per_au, "fisher_over_aus": fisher_mean(list(per_au.values()))}
 
 
-def markdown_table(report: dict) -> str:
-    lines = ["| AU | pooled r | within-clip r (clips) | MAE (leave-one-clip-out) | OpenFace mean |",
-             "| --- | --- | --- | --- | --- |"]
-    for au, r in report.items():
-        lines.append(f"| {au} | {r['pooled_r']:.2f} | {r['within_clip_r']:.2f} ({r['clips_with_motion']}) | "
-                     f"{r['mae_loco']:.2f} | {r['openface_mean']:.2f} |")
+FACS_RISE = 0.25  # as metrics.au.FACS_RISE: a coded AU "moves" in facs_recall when it rises this much
+
+
+def coded_agreement(predictions: dict, clips: list[ClipData], rows: list[dict]) -> dict:
+    """Per FACS-coded AU of each clip, in both modes: r against OpenFace (where OpenFace's curve moves) and the
+    rise from the onset (first 5 frames) to the coded apex (5 frames around it)."""
+    pairs = []
+    for clip in clips:
+        coded = match_clip(clip.name, clip.frames, rows)
+        if coded is None:
+            continue
+        apex = slice(max(0, coded.apex - 2), coded.apex + 3)
+        for au in coded.aus:
+            j = OPENFACE_AUS.index(au)
+            entry = {"clip": clip.name, "au": au, "sheet": coded.label}
+            for mode, (estimate, target) in predictions[clip.name].items():
+                moves = np.ptp(target[:, j]) >= MIN_RANGE
+                entry[mode] = {"r": pearson(estimate[:, j], target[:, j]) if moves else None,
+                               "rise": float(estimate[apex, j].mean() - estimate[:5, j].mean())}
+            pairs.append(entry)
+    summary = {}
+    for mode in ("sequence", "image"):
+        rs = [p[mode]["r"] for p in pairs if p[mode]["r"] is not None]
+        rises = [p[mode]["rise"] for p in pairs]
+        summary[mode] = {"fisher_r": fisher_mean(rs), "pairs_with_r": len(rs), "rising": sum(x > 0 for x in rises),
+                         "rising_by_facs_rise": sum(x >= FACS_RISE for x in rises), "coded": len(rises)}
+    return {"pairs": pairs, "summary": summary}
+
+
+def coded_table(coded: dict) -> str:
+    lines = ["| clip | coded AU | r, sequence mode (LOCO) | r, per image | apex rise, sequence | "
+             "apex rise, per image |", "| --- | --- | --- | --- | --- | --- |"]
+    for p in coded["pairs"]:
+        r_seq, r_img = (f"{p[m]['r']:.2f}" if p[m]["r"] is not None else "(OpenFace flat)"
+                        for m in ("sequence", "image"))
+        lines.append(f"| {p['clip']} ({p['sheet']}) | {p['au']} | {r_seq} | {r_img} | {p['sequence']['rise']:.2f} | "
+                     f"{p['image']['rise']:.2f} |")
+    seq, img = coded["summary"]["sequence"], coded["summary"]["image"]
+    lines.append(f"| Fisher mean ({seq['pairs_with_r']} pairs) | | **{seq['fisher_r']:.3f}** | {img['fisher_r']:.3f} | "
+                 f"> 0: {seq['rising']}/{seq['coded']}, >= {FACS_RISE}: {seq['rising_by_facs_rise']} | "
+                 f"> 0: {img['rising']}/{img['coded']}, >= {FACS_RISE}: {img['rising_by_facs_rise']} |")
     return "\n".join(lines)
+
+
+def markdown_table(sequence: dict, image: dict, ceiling: dict) -> str:
+    lines = ["| AU | clips where OpenFace moves | within-clip r, sequence mode (LOCO) | per-image mode | "
+             "noise ceiling |", "| --- | --- | --- | --- | --- |"]
+    for au in OPENFACE_AUS:
+        if au in sequence["per_au"]:
+            lines.append(f"| {au} | {len(sequence['per_clip_r'][au])} | {sequence['per_au'][au]:.2f} | "
+                         f"{image['per_au'][au]:.2f} | {ceiling['per_au'][au]:.2f} |")
+    lines.append(f"| Fisher mean over AUs | | **{sequence['fisher_over_aus']:.3f}** | {image['fisher_over_aus']:.3f} | "
+                 f"{ceiling['fisher_over_aus']:.3f} |")
+    lines.append(f"| mean over clips of the clip's Fisher mean (as au_r) | | {sequence['mean_over_clips']:.3f} | "
+                 f"{image['mean_over_clips']:.3f} | |")
+    signal = sequence["with_signal"]
+    lines.append(f"| clip-AU pairs where OpenFace's curve is mostly signal (lag-1 autocorrelation >= "
+                 f"{SIGNAL_AUTOCORRELATION}; {signal['pairs']} pairs), Fisher mean | | {signal['fisher_mean']:.3f} | "
+                 f"{image['with_signal']['fisher_mean']:.3f} | |")
+    return "\n".join(lines)
+
+
+def geometry_summary(clips: list[ClipData]) -> str:
+    """Mean and spread of every landmark measure over all frames (the per-image AU06/AU09 centres come from it)."""
+    values = np.vstack([c.values for c in clips])
+    return ", ".join(f"{n} {values[:, SOURCE_NAMES.index(n)].mean():.2f}+-{values[:, SOURCE_NAMES.index(n)].std():.2f}"
+                     for n in MEASURE_NAMES)
+
+
+def calibration_json(calibration: Calibration, sequence: dict, image: dict, clips: list[ClipData],
+                     fps: float) -> dict:
+    return {"source": f"python -m openface.calibrate on {sum(len(c.scores) for c in clips)} frames of "
+                      f"{len(clips)} clips ({', '.join(c.name for c in clips)}) at {fps:g} fps",
+            "aus": {au: {"gain": float(calibration.gain[j]), "offset": float(calibration.offset[j])}
+                    for j, au in enumerate(OPENFACE_AUS)},
+            "sequence": calibration.sequence.to_dict(),
+            "leave_one_clip_out_within_clip_r": {"sequence": sequence["per_au"], "image": image["per_au"],
+                                                 "sequence_fisher_over_aus": sequence["fisher_over_aus"],
+                                                 "image_fisher_over_aus": image["fisher_over_aus"],
+                                                 "sequence_where_openface_has_signal": sequence["with_signal"]}}
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--megc_root", required=True)
+    p.add_argument("--cache", default=None, help=".npz of the MediaPipe measurements (written on the first run)")
     p.add_argument("--out", default=str(CALIBRATION_FILE))
+    p.add_argument("--fps", type=float, default=CLIP_FPS, help="the clips' frame rate")
+    p.add_argument("--codes", default=None, help="clips.csv of `python -m data.annotations` (FACS-coded AUs)")
     args = p.parse_args(argv)
-    with Landmarker() as landmarker:
-        scores, targets, groups = collect(Path(args.megc_root), landmarker)
-    calibration = {au: dict(zip(("gain", "offset"), fit_line(scores[:, j], targets[:, j])))
-                   for j, au in enumerate(OPENFACE_AUS)}
-    report = agreement(scores, targets, groups)
-    out = {"source": f"python -m openface.calibrate on {len(scores)} frames ({len(set(groups))} clips/templates)",
-           "aus": {au: {**calibration[au], **{k: round(v, 4) for k, v in report[au].items()}} for au in OPENFACE_AUS}}
+    clips = [clip_data(c) for c in measured_clips(Path(args.megc_root), Path(args.cache) if args.cache else None)]
+    predictions = leave_one_clip_out(clips, args.fps)
+    sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
+    out = calibration_json(fit(clips, args.fps), sequence, image, clips, args.fps)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(markdown_table(report))
-    print(f"wrote {args.out} ({len(scores)} frames)")
+    print(markdown_table(sequence, image, noise_ceiling(clips)))
+    if args.codes:
+        coded = coded_agreement(predictions, clips, read_codes(Path(args.codes)))
+        print(coded_table(coded))
+        out["leave_one_clip_out_within_clip_r"]["facs_coded"] = coded["summary"]
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"landmark measures (canonical 128 px): {geometry_summary(clips)}")
+    print(f"wrote {args.out} ({out['source']})")
     return out
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from openface.align import Crop, align_face
-from openface.au_estimator import AUEstimator
+from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator
 from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, OPENFACE_PRESENCE
 from openface.landmarks import Face, Landmarker
 
@@ -31,6 +31,7 @@ class FaceMeasurement:
     yaw_pitch_roll: tuple[float, float, float]
     sharpness: float
     problems: list[str] = field(default_factory=list)
+    face: Face | None = None  # the detected face (landmarks, blendshapes): what the sequence mode needs
 
 
 class NoFaceError(ValueError):
@@ -77,7 +78,7 @@ class FaceFrontEnd:
         # Sharpness is judged at 128 px whatever the crop size, so one threshold fits all sizes.
         grey = (crop.image if self.size == 128 else align_face(rgb, face.landmarks, 128).image).mean(axis=2)
         result = FaceMeasurement(crop, au["intensity"], au["presence"], au["mouth_opening_px128"], len(faces),
-                                 face.yaw_pitch_roll(), sharpness(grey))
+                                 face.yaw_pitch_roll(), sharpness(grey), face=face)
         result.problems = self.quality_problems(result, face)
         return result
 
@@ -109,8 +110,21 @@ def au_vector(m: FaceMeasurement, au_names: tuple[str, ...]) -> tuple[np.ndarray
             np.array([flags.get(au, 0.0) for au in OPENFACE_PRESENCE], dtype=np.float64))
 
 
-def measure_images(images, au_names: tuple[str, ...], front_end: "FaceFrontEnd") -> tuple[np.ndarray, np.ndarray]:
-    """AUs (T, n) and presence flags (T, 18) of each (name, RGB array). A frame without a face is an error naming
-    it: a generated frame must never be driven by made-up AUs."""
-    pairs = [au_vector(front_end.measure(rgb, str(name)), au_names) for name, rgb in images]
+def follow_clip(measurements: list[FaceMeasurement], estimator: AUEstimator, fps: float | None) -> None:
+    """Replace the per-image AUs of a clip's frames (in order, onset first) by the sequence mode's, in place."""
+    if len(measurements) < 2:
+        return
+    intensity = estimator.sequence([m.face for m in measurements], fps)
+    for m, row in zip(measurements, intensity):
+        m.intensity, m.presence = row, (row >= PRESENCE_THRESHOLD).astype(np.float64)
+
+
+def measure_images(images, au_names: tuple[str, ...], front_end: "FaceFrontEnd",
+                   fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """AUs (T, n) and presence flags (T, 18) of a clip given as (name, RGB array) frames in order, measured in
+    sequence mode (movement from the first frame; ``fps`` sets the smoothing). A frame without a face is an error
+    naming it: a generated frame must never be driven by made-up AUs."""
+    measurements = [front_end.measure(rgb, str(name)) for name, rgb in images]
+    follow_clip(measurements, front_end.estimator, fps)
+    pairs = [au_vector(m, au_names) for m in measurements]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])

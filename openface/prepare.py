@@ -1,14 +1,20 @@
 """Prepare a training or test set with the built-in front end: aligned crops + AU table + a report.
 
     python -m openface.prepare INPUT OUT [--size 128] [--aus_schema openface17|n2me18] [--workers 2]
+                               [--clips] [--fps 200]
 
-INPUT is a folder of photos, a folder of frame folders (any depth), a video, or a folder of videos. OUT receives:
+INPUT is a folder of photos, a folder of frame folders (any depth), a video, or a folder of videos. Photos are
+measured one by one (the estimator's per-image mode); the frames of a video, and with ``--clips`` the images of
+each folder (in natural order, the first being the onset), are one clip each and get the sequence mode's AUs
+(movement from the first frame; ``--fps`` for frame folders, a video's own rate otherwise). OUT receives:
 
     imgs/<name>.png      aligned crops (canonical similarity alignment, --size px)
-    aus.csv              AU table (17 OpenFace AUs; with n2me18 also AU27*, N2ME's mouth opening scaled to 0..5)
+    aus.csv              AU table (17 OpenFace AUs, full precision; with n2me18 also AU27*, N2ME's mouth opening
+                         scaled to 0..5)
     presence.csv         OpenFace-style presence flags (intensity >= 1)
     train_ids.txt, test_ids.txt   a split by first folder (person / subject / clip), stable across re-runs
-    faces.jsonl          one record per input: AUs, crop matrix, pose, sharpness, or why it was rejected
+    faces.jsonl          one record per input: per-image AUs, the sequence mode's sources, crop matrix, pose,
+                         sharpness, or why it was rejected
     rejected.csv         rejected inputs and the reason (no face, not frontal, blurred, unreadable, ...)
     contact_sheet.png    the first 64 crops
 
@@ -32,7 +38,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
+from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features
 from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
+from openface.au_sequence import source_values
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -42,6 +50,7 @@ class Item:
     name: str
     path: Path
     frame: int | None = None  # frame index for video inputs
+    clip: str | None = None  # the clip an image belongs to (--clips), None for a photo
 
 
 def discover(root: Path) -> list[Path]:
@@ -67,7 +76,8 @@ def _init_worker(size: int, face: str) -> None:
     _FRONT_END = FaceFrontEnd(size=size, face_choice=face)
 
 
-def _measure(name: str, rgb: np.ndarray, source: str) -> tuple[dict, np.ndarray | None]:
+def _measure(name: str, rgb: np.ndarray, source: str, clip: str | None = None,
+             fps: float | None = None) -> tuple[dict, np.ndarray | None]:
     """(record, aligned crop); the crop is None when no face was found."""
     from openface.frontend import NoFaceError
 
@@ -76,7 +86,9 @@ def _measure(name: str, rgb: np.ndarray, source: str) -> tuple[dict, np.ndarray 
     except NoFaceError:
         return {"name": name, "source": source, "status": "rejected", "reason": "no face found"}, None
     record = {"name": name, "source": source, "status": "ok" if not m.problems else "rejected",
-              "reason": "; ".join(m.problems), "intensity": m.intensity.round(4).tolist(),
+              "reason": "; ".join(m.problems), "intensity": m.intensity.tolist(), "clip": clip, "fps": fps,
+              "scores": au_features(m.face).tolist(),
+              "sources": source_values(m.face.landmarks, m.face.blendshapes).tolist(),
               "presence": m.presence.tolist(), "mouth_opening": round(m.mouth_opening, 3),
               "faces_found": m.faces_found, "yaw_pitch_roll": [round(v, 2) for v in m.yaw_pitch_roll],
               "sharpness": round(m.sharpness, 1), "crop": m.crop.to_dict()}
@@ -88,7 +100,7 @@ def _process_image(item: Item):
         rgb = load_rgb(item.path)
     except BadImageError as err:
         return [({"name": item.name, "source": str(item.path), "status": "rejected", "reason": str(err)}, None)]
-    return [_measure(item.name, rgb, str(item.path))]
+    return [_measure(item.name, rgb, str(item.path), item.clip)]
 
 
 def _process_video(item: Item, done: set[str]):
@@ -99,12 +111,13 @@ def _process_video(item: Item, done: set[str]):
         reader = imageio_ffmpeg.read_frames(str(item.path))
         meta = next(reader)
         w, h = meta["size"]
+        fps = float(meta["fps"]) if meta.get("fps") else None
         for i, raw in enumerate(reader):
             name = f"{item.name}__f{i + 1:05d}"
             if name in done:
                 continue
             rgb = np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3)
-            results.append(_measure(name, rgb, f"{item.path}#{i + 1}"))
+            results.append(_measure(name, rgb, f"{item.path}#{i + 1}", item.name, fps))
     except Exception as err:  # a video ffmpeg cannot decode is reported, not fatal
         results.append(({"name": item.name, "source": str(item.path), "status": "rejected",
                          "reason": f"cannot decode video: {str(err).splitlines()[0][:200]}"}, None))
@@ -130,19 +143,41 @@ def load_done(records_path: Path) -> dict[str, dict]:
     return records
 
 
-def write_tables(out: Path, records: list[dict], schema_key: str) -> int:
+def clip_intensities(ok: list[dict], fps: float | None, estimator: AUEstimator | None = None) -> dict[str, list]:
+    """name -> sequence-mode intensities for the frames of every clip (records with a "clip"), in natural frame
+    order; photos keep their per-image intensities. A frame folder's rate is ``fps``, a video's its own."""
+    estimator = estimator or AUEstimator()
+    clips: dict[str, list[dict]] = {}
+    for r in ok:
+        if r.get("clip") is not None and r.get("sources") is not None and r.get("scores") is not None:
+            clips.setdefault(r["clip"], []).append(r)
+    out = {}
+    for frames in clips.values():
+        frames.sort(key=lambda r: natural_key(r["name"]))
+        rate = frames[0].get("fps") or fps
+        intensity = estimator.clip_intensities(np.array([r["scores"] for r in frames]),
+                                               np.array([r["sources"] for r in frames]), rate)
+        out.update({r["name"]: row.tolist() for r, row in zip(frames, intensity)})
+    return out
+
+
+def write_tables(out: Path, records: list[dict], schema_key: str, fps: float | None = None) -> int:
     schema = SCHEMAS[schema_key]
     ok = [r for r in records if r["status"] == "ok"]
+    sequence = clip_intensities(ok, fps)
     mouth = np.array([r["mouth_opening"] for r in ok]) if ok else np.zeros(0)
     lo, hi = (float(mouth.min()), float(mouth.max())) if len(mouth) else (0.0, 1.0)
     rows = []
+    presence = []
     for r in ok:
-        values = dict(zip(OPENFACE_AUS, r["intensity"]))
+        intensity = sequence.get(r["name"], r["intensity"])
+        values = dict(zip(OPENFACE_AUS, intensity))
         # N2ME: mouth opening min-max scaled over the training set, times 5.
         values[MOUTH_OPEN] = 5.0 * (r["mouth_opening"] - lo) / (hi - lo) if hi > lo else 0.0
-        rows.append([r["name"], *(f"{values[au]:.4f}" for au in schema.names)])
+        rows.append([r["name"], *(repr(float(values[au])) for au in schema.names)])  # full precision
+        presence.append([r["name"], *(int(v >= PRESENCE_THRESHOLD) for v in intensity)])
     _write_csv(out / "aus.csv", ["name", *schema.names], rows)
-    _write_csv(out / "presence.csv", ["name", *OPENFACE_AUS], [[r["name"], *map(int, r["presence"])] for r in ok])
+    _write_csv(out / "presence.csv", ["name", *OPENFACE_AUS], presence)
     _write_csv(out / "rejected.csv", ["name", "source", "reason"],
                [[r["name"], r["source"], r["reason"]] for r in records if r["status"] != "ok"])
     write_id_lists(out, [r["name"] for r in ok])
@@ -180,6 +215,11 @@ def contact_sheet(folder: Path, names: list[str], cols: int = 8, cell: int = 96)
     return sheet
 
 
+def _folder_clip(root: Path, path: Path) -> str:
+    """With --clips, the clip of an image is its folder (relative to INPUT)."""
+    return item_name(root, path.parent / "x").rsplit("__", 1)[0] if path.parent != root else "."
+
+
 def _check_unique(items: list[Item]) -> None:
     seen: dict[str, Path] = {}
     clashes = []
@@ -192,13 +232,14 @@ def _check_unique(items: list[Item]) -> None:
 
 
 def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "openface17", workers: int = 1,
-            face: str = "largest", progress: bool = True) -> dict:
+            face: str = "largest", progress: bool = True, clips: bool = False, fps: float | None = None) -> dict:
     if not input_path.exists():
         raise FileNotFoundError(f"input not found: {input_path}")
     (out / "imgs").mkdir(parents=True, exist_ok=True)
     records_path = out / "faces.jsonl"
     done = load_done(records_path)
-    items = [Item(item_name(input_path, p), p) for p in discover(input_path)]
+    items = [Item(item_name(input_path, p), p, clip=_folder_clip(input_path, p) if clips else None)
+             for p in discover(input_path)]
     _check_unique(items)
     def is_video(it: Item) -> bool:
         return it.path.suffix.lower() in VIDEO_EXTENSIONS
@@ -223,7 +264,7 @@ def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "open
             bar.update(1)
         bar.close()
     records = list(done.values())
-    n_ok = write_tables(out, records, schema)
+    n_ok = write_tables(out, records, schema, fps)
     sheet = contact_sheet(out / "imgs", [r["name"] for r in records if r["status"] == "ok"])
     if sheet is not None:
         sheet.save(out / "contact_sheet.png")
@@ -238,12 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--aus_schema", default="openface17", choices=sorted(SCHEMAS))
     p.add_argument("--workers", type=int, default=1, help="processes (one MediaPipe graph each)")
     p.add_argument("--face", default="largest", choices=("largest", "center"), help="which face when several")
+    p.add_argument("--clips", action="store_true",
+                   help="each folder of images is one clip (frames in natural order): sequence-mode AUs")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of the --clips folders (sets the smoothing)")
     p.add_argument("--no_progress", action="store_true")
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
         summary = prepare(Path(args.input), Path(args.out), size=args.size, schema=args.aus_schema,
-                          workers=args.workers, face=args.face, progress=not args.no_progress)
+                          workers=args.workers, face=args.face, progress=not args.no_progress, clips=args.clips,
+                          fps=args.fps)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

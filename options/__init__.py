@@ -5,13 +5,39 @@ Flag names follow ULME-GAN / ganimation_replicate so their users' commands keep 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from models.registry import MODELS
 from openface.au_schema import SCHEMAS
 
-MODES = ("train", "test", "eval")  # eval: main.py hands over to metrics.evaluate (its own flags)
+MODES = ("train", "test", "eval")
+FLOW_METHODS = ("farneback", "tvl1")  # metrics.motion.FLOW_METHODS (a test keeps them equal)
 NORMS = ("instance", "instance_affine")
+FPS_RANGE = (1.0, 1000.0)  # ffmpeg and GIF timing need a real rate; high-speed ME cameras reach a few hundred
+
+
+# Numbers are checked while parsing, so a bad value stops the command before anything is loaded or written.
+def _number(kind, low=None, high=None, what=""):
+    def parse_value(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f">= {low:g}" if high is None else f"between {low:g} and {high:g}"
+            raise argparse.ArgumentTypeError(f"{text}: must be {bounds}{what}")
+        return value
+    parse_value.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse_value
+
+
+POSITIVE_INT = _number(int, 1)
+NON_NEGATIVE_INT = _number(int, 0)
+NON_NEGATIVE = _number(float, 0)
+FPS = _number(float, *FPS_RANGE, what=" frames per second")
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -23,36 +49,41 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--aus_schema", default="openface17", choices=sorted(SCHEMAS),
                    help="AU vector layout: 17 OpenFace AUs, or 18 with N2ME's mouth-opening value")
     g.add_argument("--aus_nc", type=int, default=None, help="number of AUs; follows --aus_schema (checked if given)")
-    g.add_argument("--batch_size", type=int, default=25, help="images per step per process")
-    g.add_argument("--n_threads", type=int, default=4, help="loader worker processes / decoding threads")
+    g.add_argument("--batch_size", type=POSITIVE_INT, default=25, help="images per step per process")
+    g.add_argument("--n_threads", type=NON_NEGATIVE_INT, default=4, help="loader worker processes / decoding threads")
     g.add_argument("--serial_batches", action="store_true", help="take images in order instead of shuffling")
-    g.add_argument("--max_dataset_size", type=int, default=None, help="use at most this many training images")
-    g.add_argument("--final_size", type=int, default=128, help="network image size (128 or 256)")
-    g.add_argument("--load_size", type=int, default=None,
+    g.add_argument("--max_dataset_size", type=POSITIVE_INT, default=None, help="use at most this many training images")
+    g.add_argument("--final_size", type=POSITIVE_INT, default=128, help="network image size (128 or 256)")
+    g.add_argument("--load_size", type=POSITIVE_INT, default=None,
                    help="decode size before cropping (None: final_size, or final_size*1.16 when cropping)")
     g.add_argument("--resize_or_crop", default="none", choices=("none", "resize_and_crop", "crop"),
                    help="none: resize to final_size; resize_and_crop/crop: decode at load_size, random crop")
     g.add_argument("--no_flip", action="store_true", help="no horizontal flip augmentation")
     g.add_argument("--no_aus_noise", action="store_true", help="no U(-aus_noise, aus_noise) on target AUs")
-    g.add_argument("--aus_noise", type=float, default=0.1, help="target AU jitter on the [0, 1] scale")
+    g.add_argument("--aus_noise", type=NON_NEGATIVE, default=0.1, help="target AU jitter on the [0, 1] scale")
     g.add_argument("--skip_bad", action="store_true", help="leave unreadable images out (reported) instead of stopping")
+    g.add_argument("--clip_aus", action="store_true",
+                   help="clip AU values outside the schema's 0..5 to that range (count logged) instead of stopping")
     g.add_argument("--cache_images", default="auto", choices=("auto", "ram", "stream", "off"),
                    help="auto: keep decoded images in RAM when under 4 GiB; stream: decode per step; "
                         "off: also skip the up-front check that every image decodes")
+    g.add_argument("--data_on_device", default="auto", choices=("auto", "on", "off"),
+                   help="keep the decoded images on the training device and draw batches there (no loader, no "
+                        "per-step host work); auto: on for CUDA when they fit, off on CPU")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="ganimation", choices=tuple(MODELS),  # the registry is the one model list
                    help="; ".join(f"{name}: {spec.help}" for name, spec in MODELS.items()))
-    g.add_argument("--ngf", type=int, default=64, help="generator base width")
-    g.add_argument("--n_down", type=int, default=3, help="n2me_unet: U-Net downsamplings")
-    g.add_argument("--ndf", type=int, default=64, help="critic base width")
-    g.add_argument("--n_blocks", type=int, default=6, help="generator residual blocks")
+    g.add_argument("--ngf", type=POSITIVE_INT, default=64, help="generator base width")
+    g.add_argument("--n_down", type=POSITIVE_INT, default=3, help="n2me_unet: U-Net downsamplings")
+    g.add_argument("--ndf", type=POSITIVE_INT, default=64, help="critic base width")
+    g.add_argument("--n_blocks", type=NON_NEGATIVE_INT, default=6, help="generator residual blocks")
     g.add_argument("--norm", default="instance", choices=NORMS,
                    help="instance: no affine, conv bias (ULME/replicate; N2ME's bias-free convs import exactly); "
                         "instance_affine: affine, no conv bias (original GANimation)")
-    g.add_argument("--d_layers", type=int, default=0, help="critic downsamplings (0: 6 at >=128 px)")
+    g.add_argument("--d_layers", type=NON_NEGATIVE_INT, default=0, help="critic downsamplings (0: 6 at >=128 px)")
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -70,11 +101,12 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                         "net_epoch_<E>_id_G.pth, N2ME net_epoch_<E>_G.pth) from key and file names")
     g.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run exactly (RUN_DIR defaults to --ckpt_dir)")
-    g.add_argument("--epoch_count", type=int, default=1, help="number of the first epoch (fine-tuning)")
-    g.add_argument("--niter", type=int, default=20, help="last epoch at the initial learning rate")
-    g.add_argument("--niter_decay", type=int, default=10, help="epochs of linear decay after --niter")
-    g.add_argument("--max_steps", type=int, default=None, help="stop after this many steps (resumable checkpoint)")
-    g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--epoch_count", type=POSITIVE_INT, default=1, help="number of the first epoch (fine-tuning)")
+    g.add_argument("--niter", type=NON_NEGATIVE_INT, default=20, help="last epoch at the initial learning rate")
+    g.add_argument("--niter_decay", type=NON_NEGATIVE_INT, default=10, help="epochs of linear decay after --niter")
+    g.add_argument("--max_steps", type=POSITIVE_INT, default=None,
+                   help="stop after this many steps (resumable checkpoint)")
+    g.add_argument("--lr", type=NON_NEGATIVE, default=1e-4)
     g.add_argument("--beta1", type=float, default=0.5)
     g.add_argument("--beta2", type=float, default=0.999)
     g.add_argument("--lambda_dis", type=float, default=1.0, help="adversarial (critic score) weight")
@@ -86,26 +118,30 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda_self_rec", type=float, default=None,
                    help="self-reconstruction G(x, own AUs) = x weight (None: the model's default: "
                         + ", ".join(f"{spec.default_self_rec:g} for {name}" for name, spec in MODELS.items()) + ")")
-    g.add_argument("--train_gen_iter", type=int, default=5, help="one generator step every N critic steps")
+    g.add_argument("--train_gen_iter", type=POSITIVE_INT, default=5, help="one generator step every N critic steps")
     g.add_argument("--seed", "--lucky_seed", dest="seed", type=int, default=2021, help="random seed (rank folded in)")
     g.add_argument("--fast_path", default="auto", choices=("auto", "on", "off"),
                    help="on: bf16 autocast + channels_last + torch.compile + fused Adam + cudnn.benchmark; "
                         "auto: on for CUDA, off on CPU; off: the plain fp32 eager reference path")
     g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="torch.compile of G and D: auto follows --fast_path")
+    g.add_argument("--compile_mode", default="default", choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile mode of the training step when compiled (reduce-overhead: CUDA graphs)")
     g.add_argument("--amp", action="store_true", help="bf16 autocast (also part of --fast_path on)")
     g.add_argument("--channels_last", action="store_true",
                    help="NHWC memory layout, faster convolutions on GPU (also part of --fast_path on)")
-    g.add_argument("--save_epoch_freq", type=int, default=1, help="save a checkpoint every N epochs")
-    g.add_argument("--save_latest_freq", type=int, default=0,
+    g.add_argument("--save_epoch_freq", type=POSITIVE_INT, default=1, help="save a checkpoint every N epochs")
+    g.add_argument("--save_latest_freq", type=NON_NEGATIVE_INT, default=0,
                    help="also save latest.pth every N steps inside an epoch (0: only on stop/interrupt)")
-    g.add_argument("--keep_last", type=int, default=0, help="keep only the newest K epoch checkpoints (0: all)")
+    g.add_argument("--keep_last", type=NON_NEGATIVE_INT, default=0,
+                   help="keep only the newest K epoch checkpoints (0: all)")
 
 
 def add_logging_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("logging")
-    g.add_argument("--print_losses_freq", type=int, default=1000, help="log losses every N images")
-    g.add_argument("--sample_img_freq", type=int, default=5000, help="save a sample grid every N images")
+    g.add_argument("--print_losses_freq", type=POSITIVE_INT, default=1000, help="log losses every N images")
+    g.add_argument("--sample_img_freq", type=NON_NEGATIVE_INT, default=5000,
+                   help="save a sample grid every N images (0: never)")
     g.add_argument("--visdom_display_id", type=int, default=0, help=">0: send losses and samples to visdom")
     g.add_argument("--visdom_server", default="http://localhost")
     g.add_argument("--visdom_port", type=int, default=8097)
@@ -126,25 +162,30 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
                    help="zero AUs whose OpenFace presence flag is on in under half of the clip's frames")
     g.add_argument("--linear_fitting", action="store_true", help="onset -> apex -> offset piecewise-linear AUs")
     g.add_argument("--apex_frame", action="store_true", help="template AUs -> apex AUs -> template AUs")
-    g.add_argument("--top_frame", type=int, default=None, help="apex frame index (default: largest AU sum)")
-    g.add_argument("--factor", type=float, default=1.0, help="multiply the target AUs (magnification)")
+    g.add_argument("--top_frame", type=NON_NEGATIVE_INT, default=None,
+                   help="apex frame index (default: largest AU sum)")
+    g.add_argument("--factor", type=NON_NEGATIVE, default=1.0, help="multiply the target AUs (magnification)")
     g.add_argument("--au_mode", default="auto", choices=("auto", "absolute", "relative"),
                    help="relative: template AUs + (frame AUs - onset AUs), so the clip's identity offsets stay out; "
                         "absolute: the clip's AUs as they are (the seeds); auto: relative when the template's AUs "
                         "are known, else absolute (docs/bundled_model.md has the numbers behind this default)")
-    g.add_argument("--smooth", type=int, default=0, help="moving-average window over the AU curves (frames)")
+    g.add_argument("--smooth", type=NON_NEGATIVE_INT, default=0,
+                   help="moving-average window over the AU curves (frames)")
     g.add_argument("--no_calibration", action="store_true",
                    help="drive the raw target AUs, ignoring the model's <model>.calibration.json (as the seeds do)")
     g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
-    g.add_argument("--fps", type=float, default=None,
-                   help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30)")
+    g.add_argument("--fps", type=FPS, default=None,
+                   help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30); "
+                        "--mode eval: the clips' frame rate (default: run.json, else dataset)")
     g.add_argument("--no_video", action="store_true", help="frames, AU table and curves only")
-    g.add_argument("--save_video", action="store_true", help="accepted for ULME-GAN commands (videos are default)")
+    g.add_argument("--save_video", action="store_true",
+                   help="write the videos (the default; ULME-GAN's flag); contradicts --no_video")
     g.add_argument("--pre_treatment", action="store_true",
                    help="measure the AUs of imgs/ and imgs2/ (and align the template) instead of reading tables")
-    g.add_argument("--au_backend", default="builtin", choices=("builtin", "openface", "csv"),
-                   help="with --pre_treatment: builtin = offline MediaPipe front end; openface = run a real OpenFace "
-                        "(--openface_bin or $OPENFACE_BIN); csv = the OpenFace CSVs already in csvs/, csvs2/")
+    g.add_argument("--au_backend", default="auto", choices=("auto", "builtin", "openface", "csv"),
+                   help="with --pre_treatment: auto = openface when it is installed, else builtin; builtin = offline "
+                        "MediaPipe front end; openface = run a real OpenFace (--openface_bin or $OPENFACE_BIN); "
+                        "csv = the OpenFace CSVs already in csvs/, csvs2/")
     g.add_argument("--openface_bin", default=None, help="OpenFace build/bin folder or tool (default $OPENFACE_BIN)")
 
 
@@ -168,17 +209,42 @@ def add_n2me_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--me_samples", type=int, default=10, help="clips per emotion (-1: all)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_eval_options(p: argparse.ArgumentParser) -> None:
+    """--mode eval: the flags of ``python -m metrics.evaluate`` (same names and defaults; --fps is shared with test
+    mode). tests/test_eval_report.py keeps the two lists equal."""
+    g = p.add_argument_group("eval (--mode eval: metrics and the HTML report)")
+    g.add_argument("--results", default=None,
+                   help="a run folder, a batch folder, or any tree of frame folders / videos (required for eval)")
+    g.add_argument("--sources", default=None,
+                   help="source clips: a tree of frame folders / videos, or ULME pair folders (<pair>/imgs/)")
+    g.add_argument("--templates", default=None, help="template faces (an image, or a tree of images)")
+    g.add_argument("--out", default=None, help="output folder (default RESULTS/eval)")
+    g.add_argument("--annotations", nargs="+", default=None,
+                   help="FACS AU codes: ME annotation sheets (CASME II, SAMM, ...) or a CSV with name,aus columns")
+    g.add_argument("--flow", choices=FLOW_METHODS, default="farneback", help="optical flow algorithm")
+    g.add_argument("--no_report", action="store_true", help="write metrics.json and metrics.csv only")
+    g.add_argument("--inception", default=None, metavar="PATH",
+                   help="real Inception FID (fid_inception): a local copy of NVIDIA's TorchScript FID feature "
+                        "extractor inception-2015-12-05.pt (never downloaded). Default: $MEGAN_INCEPTION; without it "
+                        "fid_inception is null")
+    g.add_argument("--inception_device", default="cpu", help="torch device for --inception")
+
+
+def build_parser(eval_flags: bool = True) -> argparse.ArgumentParser:
+    """main.py's parser: every mode's flags. ``eval_flags=False`` for test-only commands (for_megc2021.py has its
+    own --templates, a folder of template images)."""
     p = argparse.ArgumentParser(description="AU-conditioned facial micro-expression generation (GANimation family)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mode", default="train", choices=MODES,
-                   help="train; test (generate sequences); eval (score results: python main.py --mode eval --help)")
+                   help="train; test (generate sequences); eval (score results: python -m metrics.evaluate)")
     add_data_options(p)
     add_model_options(p)
     add_train_options(p)
     add_logging_options(p)
     add_test_options(p)
     add_n2me_options(p)
+    if eval_flags:
+        add_eval_options(p)
     return p
 
 
@@ -187,6 +253,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
     opt = parser.parse_args(argv)
     opt.explicit = sorted(explicit_flags(parser, argv))
+    opt.argv = list(argv)  # the command line as parsed, for the run folder's command.txt
     return opt
 
 

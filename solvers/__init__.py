@@ -6,7 +6,6 @@ import json
 import logging
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch.distributed as dist
@@ -19,17 +18,23 @@ from solvers import checkpoint as ckpt
 from solvers import fast_path
 from solvers.distributed import init_from_env, local_rank_from_env, select_device
 from solvers.logs import setup_logging
+from solvers.run_folder import LockedRun, RunLock, new_run_dir
 
 log = logging.getLogger(__name__)
 
-# Flags a resumed run may change without altering what it computes.
+# The rule on --resume (docs/robustness.md): architecture flags that differ from the run's are an error naming both
+# values; any other flag that changes what the run computes (data flags above all) is logged as a warning; the
+# flags below change nothing the run computes and are taken silently.
 RESUME_SAFE = {"gpu_ids", "n_threads", "max_steps", "print_losses_freq", "sample_img_freq", "save_latest_freq",
                "save_epoch_freq", "keep_last", "visdom_display_id", "visdom_server", "visdom_port", "visdom_env",
-               "tensorboard", "no_progress", "data_root", "niter", "niter_decay"}
+               "tensorboard", "no_progress", "niter", "niter_decay"}
+# Flags that shape the networks: the checkpoint's weights only fit the values it was trained with.
+ARCHITECTURE = {"model", "ngf", "ndf", "n_blocks", "n_down", "norm", "d_layers", "final_size", "aus_schema", "aus_nc"}
 # Flags about this invocation (machine, stopping point): taken from the current command line, never the checkpoint.
-PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile"}
+PER_INVOCATION = {"gpu_ids", "n_threads", "max_steps", "no_progress", "fast_path", "compile", "data_on_device",
+                  "compile_mode"}
 # Flags that only say which run to open; never taken from a checkpoint.
-RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format"}
+RUN_SELECTION = {"mode", "resume", "ckpt_dir", "load_epoch", "name", "explicit", "ckpt_format", "argv"}
 
 
 def create_solver(opt: argparse.Namespace):
@@ -39,7 +44,20 @@ def create_solver(opt: argparse.Namespace):
         return create_n2me_pipeline(opt)
     if opt.mode == "test":
         return create_tester(opt)
-    raise ValueError(f"unknown mode {opt.mode} here: --mode eval is run by main.py (metrics.evaluate.main)")
+    if opt.mode == "eval":
+        return create_evaluation(opt)
+    raise ValueError(f"unknown mode {opt.mode}")
+
+
+def create_evaluation(opt: argparse.Namespace):
+    from solvers.evaluation import EvalSettings, Evaluation, eval_command
+
+    if not opt.results:
+        raise ValueError("--mode eval needs --results (a run folder, a batch folder, or a tree of results)")
+    return Evaluation(EvalSettings(
+        results=opt.results, sources=opt.sources, templates=opt.templates, out=opt.out, fps=opt.fps,
+        annotations=opt.annotations, flow=opt.flow, report=not opt.no_report, inception=opt.inception,
+        inception_device=opt.inception_device, command=eval_command(opt)))
 
 
 def resolve_schema(opt: argparse.Namespace):
@@ -81,10 +99,15 @@ def loss_weights(opt: argparse.Namespace, model_name: str) -> LossWeights:
 def _merge_resumed_options(opt: argparse.Namespace, saved: dict) -> argparse.Namespace:
     """A resumed run computes what it computed before: saved options win, except flags typed now."""
     merged = {**vars(opt), **saved}  # flags newer than the checkpoint keep today's defaults
+    changed = [k for k in opt.explicit if k not in RUN_SELECTION and merged.get(k) != getattr(opt, k)]
+    arch = [f"--{k} {getattr(opt, k)} (the run has {merged.get(k)})" for k in changed if k in ARCHITECTURE]
+    if arch:
+        raise ValueError(f"cannot resume with another architecture: {'; '.join(arch)}. Drop the flag to continue "
+                         f"the run, or fine-tune from it into a new run (--load_epoch N --name NEW)")
     for key in opt.explicit:
         if key in RUN_SELECTION:
             continue
-        if key not in RESUME_SAFE and merged.get(key) != getattr(opt, key):
+        if key in changed and key not in RESUME_SAFE:
             log.warning("--%s changed on resume (%r -> %r): the continued run differs from an uninterrupted one",
                         key, merged.get(key), getattr(opt, key))
         merged[key] = getattr(opt, key)
@@ -102,15 +125,6 @@ def _adopt_architecture(opt: argparse.Namespace, model_args: dict) -> None:
         setattr(opt, key, value)
 
 
-def _new_run_dir(base: Path, name: str | None, model: str) -> Path:
-    name = name or f"{model}_{time.strftime('%y%m%d_%H%M%S')}"
-    run_dir = base / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(f"run folder {run_dir} already exists: continue it with --resume {run_dir}, "
-                              f"or pass --name for a new run")
-    return run_dir
-
-
 def _agree(value, world_size: int):
     """Rank 0's value on every rank (run folder names contain a timestamp)."""
     if world_size <= 1:
@@ -121,49 +135,61 @@ def _agree(value, world_size: int):
 
 
 def _create_trainer(opt: argparse.Namespace):
-    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
-
     device = select_device(opt.gpu_ids, local_rank_from_env())
     dist_info = init_from_env(device)
     setup_logging(None, dist_info.is_main)
-    init_from = resume_from = None
+    init_from = resume_from = start_state = None  # the start checkpoint is read once, here, and handed over
     if opt.resume is not None:
         source = Path(opt.resume or opt.ckpt_dir)
         resume_from = ckpt.resolve(source, opt.load_epoch or "latest")
-        state = ckpt.load(resume_from)
-        ckpt.check_resumable(state, resume_from)
-        opt = _merge_resumed_options(opt, state["options"])
-        run_dir, model_args = resume_from.parent, state["model"]
+        start_state = ckpt.check_resumable(ckpt.load(resume_from), resume_from)
+        opt = _merge_resumed_options(opt, start_state["options"])
+        run_dir, model_args = resume_from.parent, start_state["model"]
     elif opt.load_epoch is not None:
-        from solvers import importers
-
         fmt = getattr(opt, "ckpt_format", "auto")
-        source = importers.resolve_checkpoint(Path(opt.ckpt_dir), opt.load_epoch, fmt)
-        # A seed's run folder (G + D files) becomes a temporary native checkpoint; native files load as they are.
-        init_from, model_args = importers.fine_tuning_start(source, fmt)  # the weights decide the architecture
+        init_from = ckpt.resolve(Path(opt.ckpt_dir), opt.load_epoch, fmt)
+        # A seed's run folder (G + D files) is converted in memory; native files load as they are.
+        start_state = ckpt.load(init_from, fmt, need_critic=True)
+        model_args = start_state["model"]  # the weights decide the architecture
         _adopt_architecture(opt, model_args)
-        run_dir = _new_run_dir(source.parent.parent, opt.name, opt.model) if dist_info.is_main else None
+        run_dir = new_run_dir(init_from.parent.parent, opt.name, opt.model) if dist_info.is_main else None
     else:
         model_args = model_args_from_options(opt)
-        run_dir = _new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
+        run_dir = new_run_dir(Path(opt.ckpt_dir), opt.name, opt.model) if dist_info.is_main else None
     run_dir = Path(_agree(str(run_dir), dist_info.world_size))
     if not opt.data_root:
         raise ValueError("--data_root is required for training")
-
-    options = {k: v for k, v in vars(opt).items() if k != "explicit"}
-    if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        setup_logging(run_dir, True)
-        if resume_from is None:
-            (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
-        with open(run_dir / "command.txt", "a") as fh:
-            fh.write(shlex.join([sys.executable, *sys.argv]) + "\n")
-        log.info("run folder %s", run_dir)
 
     cropping = opt.resize_or_crop != "none"
     load_size = opt.load_size or (round(opt.final_size * 1.15625) if cropping else opt.final_size)
     if load_size < opt.final_size:
         raise ValueError(f"--load_size {load_size} is smaller than --final_size {opt.final_size}")
+    options = {k: v for k, v in vars(opt).items() if k not in ("explicit", "argv")}
+    lock = None
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir)  # one process per run folder; also clears temp files of killed processes
+    try:
+        if dist_info.is_main:
+            setup_logging(run_dir, True)
+            if resume_from is None:
+                (run_dir / "options.json").write_text(json.dumps(options, indent=2, default=str) + "\n")
+            with open(run_dir / "command.txt", "a") as fh:
+                # the arguments parsed (main(argv) may differ from sys.argv), quoted so the line runs as it is
+                fh.write(shlex.join([sys.executable, "main.py", *getattr(opt, "argv", sys.argv[1:])]) + "\n")
+            log.info("run folder %s", run_dir)
+        return LockedRun(_trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options,
+                                  init_from, resume_from, start_state), lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options, init_from, resume_from,
+             start_state):
+    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
+
     path = speed_settings(opt, device)
     return Trainer(
         data=DataSettings(
@@ -171,12 +197,12 @@ def _create_trainer(opt: argparse.Namespace):
             n_threads=opt.n_threads, serial_batches=opt.serial_batches, max_dataset_size=opt.max_dataset_size,
             final_size=opt.final_size, load_size=load_size if cropping else opt.final_size, random_crop=cropping,
             flip=not opt.no_flip, aus_noise=0.0 if opt.no_aus_noise else opt.aus_noise, skip_bad=opt.skip_bad,
-            cache_images=opt.cache_images),
+            cache_images=opt.cache_images, clip_aus=opt.clip_aus, data_on_device=opt.data_on_device),
         optim=OptimSettings(
             lr=opt.lr, betas=(opt.beta1, opt.beta2), train_gen_iter=opt.train_gen_iter, epoch_count=opt.epoch_count,
             niter=opt.niter, niter_decay=opt.niter_decay, max_steps=opt.max_steps, amp=path.amp,
             channels_last=path.channels_last, compile=path.compile, fused_adam=path.fused_adam,
-            cudnn_benchmark=path.cudnn_benchmark),
+            cudnn_benchmark=path.cudnn_benchmark, compile_mode=opt.compile_mode),
         out=OutputSettings(
             run_dir=run_dir, save_epoch_freq=opt.save_epoch_freq, save_latest_freq=opt.save_latest_freq,
             keep_last=opt.keep_last, print_losses_freq=opt.print_losses_freq, sample_img_freq=opt.sample_img_freq,
@@ -186,7 +212,7 @@ def _create_trainer(opt: argparse.Namespace):
         model_args=model_args,
         weights=loss_weights(opt, model_args["name"]),
         device=device, dist=dist_info, seed=opt.seed, options=options,
-        init_from=init_from, resume_from=resume_from)
+        init_from=init_from, resume_from=resume_from, start_state=start_state)
 
 
 def trajectory_settings(opt: argparse.Namespace):
@@ -224,9 +250,17 @@ def generation_checkpoint(opt: argparse.Namespace) -> Path:
         source = BUNDLED_CHECKPOINT
     else:
         source = Path(opt.ckpt or opt.ckpt_dir)
-    path = importers.resolve_checkpoint(source, opt.load_epoch or "latest", fmt)
+    path = ckpt.resolve(source, opt.load_epoch or "latest", fmt)
     importers.check_format(path, fmt)  # an explicit --ckpt_format that does not fit fails here, named
     return path
+
+
+def write_videos(opt: argparse.Namespace) -> bool:
+    """Videos are written by default; --no_video leaves them out. --save_video (ULME-GAN's spelling) asks for them
+    explicitly, so typing both is a contradiction rather than a silent choice."""
+    if getattr(opt, "save_video", False) and opt.no_video:
+        raise ValueError("--save_video and --no_video contradict each other: give one of them")
+    return not opt.no_video
 
 
 def speed_settings(opt: argparse.Namespace, device) -> fast_path.FastPath:
@@ -247,12 +281,13 @@ def create_tester(opt: argparse.Namespace):
     return Tester(
         checkpoint=generation_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
         traj=trajectory_settings(opt),
-        out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=not opt.no_video,
+        out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt),
                            max_frames=opt.max_dataset_size),
         data_root=Path(opt.data_root) if opt.data_root else None,
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
         batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device), progress=not opt.no_progress,
-        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin)
+        au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
+        clip_aus=opt.clip_aus)
 
 
 def create_n2me_pipeline(opt: argparse.Namespace):
@@ -272,6 +307,6 @@ def create_n2me_pipeline(opt: argparse.Namespace):
         me_expr_name=opt.me_expr_name or (me.parent.name if me else "me"), keep_size=opt.keep_size,
         aus_dirs=aus_dirs, me_summary=Path(opt.me_summary) if opt.me_summary else None,
         me_annotations=[Path(p) for p in opt.me_annotations], me_emotions=opt.me_emotions,
-        me_samples=opt.me_samples, seed=opt.seed, fps=opt.fps, videos=not opt.no_video)
+        me_samples=opt.me_samples, seed=opt.seed, fps=opt.fps, videos=write_videos(opt))
     device = select_device(opt.gpu_ids, 0)
     return N2MEPipeline(settings, device, batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device))

@@ -42,13 +42,23 @@ def save_atomic(state: dict, path: Path) -> None:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError from its zip writer
+        raise OSError(f"{path}: could not write the checkpoint ({str(exc).strip().splitlines()[-1][:160]}); is the "
+                      f"disk full or read-only? The previous checkpoint, if any, is intact") from exc
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def resolve(source: str | Path, load_epoch: str | int | None = "latest") -> Path:
-    """A checkpoint file from a file path, or a run folder + ``N`` / ``latest``."""
+def resolve(source: str | Path, load_epoch: str | int | None = "latest", fmt: str = "native") -> Path:
+    """A checkpoint file from a file path, or a run folder + ``N`` / ``latest``.
+
+    ``fmt`` other than "native" (auto, ulme, replicate, ganimation, n2me) also finds a seed's generator file in a
+    seed's run folder (solvers/importers.py knows their file names)."""
+    if fmt != "native":
+        from solvers import importers  # imported here: importers builds on this module
+
+        return importers.resolve_checkpoint(source, load_epoch, fmt)
     source = Path(source)
     if source.is_file():
         return source
@@ -60,7 +70,10 @@ def resolve(source: str | Path, load_epoch: str | int | None = "latest") -> Path
             return source / LATEST
         if epochs:
             return epochs[max(epochs)]
-        raise FileNotFoundError(f"{source} holds no checkpoints (epoch_NNNN.pth or {LATEST})")
+        started = (source / "options.json").is_file()  # a run that stopped before its first save
+        raise FileNotFoundError(f"{source} holds no checkpoints (epoch_NNNN.pth or {LATEST})"
+                                + (": the run stopped before its first save; start it again with the same --name "
+                                   "(without --resume), which reuses the folder" if started else ""))
     try:
         epoch = int(load_epoch)
     except ValueError:
@@ -71,8 +84,31 @@ def resolve(source: str | Path, load_epoch: str | int | None = "latest") -> Path
     return epochs[epoch]
 
 
-def load(path: str | Path, map_location="cpu") -> dict:
-    path = Path(path)
+def load(path: str | Path, fmt: str = "native", map_location="cpu", *, need_critic: bool = False) -> dict:
+    """The one door to checkpoints: a file as this toolkit's checkpoint dict, whatever its format.
+
+    "native" (the default) reads only this toolkit's files, strictly. Any other ``fmt`` (auto, ulme, replicate,
+    ganimation, n2me) lets solvers/importers.py convert a seed's weights in memory (nothing is written);
+    ``need_critic`` (fine-tuning) requires the critic's weights too."""
+    if fmt != "native":
+        from solvers import importers  # imported here: importers builds on this module
+
+        return importers.to_native(Path(path), fmt, need_critic=need_critic)
+    state = _read_native(Path(path), map_location)
+    return require_critic(state, path) if need_critic else state
+
+
+def require_critic(state: dict, path: str | Path) -> dict:
+    """Fine-tuning trains the generator against its critic: a generator-only checkpoint cannot start it."""
+    if "D" not in state:
+        src = state.get("imported_from", {}).get("generator")
+        raise ValueError(f"{path}: holds no critic (D) weights{f' (imported from {src} alone)' if src else ''}; "
+                         f"fine-tuning trains the generator against its critic, so it needs both: import the "
+                         f"run folder that has the critic file too")
+    return state
+
+
+def _read_native(path: Path, map_location) -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
@@ -94,6 +130,10 @@ def check_native(state, path: Path) -> dict:
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format {state['format_version']} is newer than this toolkit "
                          f"({FORMAT_VERSION}); update the toolkit")
+    missing = [key for key in ("model", "G", "progress") if not isinstance(state.get(key), dict)]
+    if missing:
+        raise ValueError(f"{path}: damaged checkpoint: it has this toolkit's marker but no {', '.join(missing)}; "
+                         f"use another checkpoint of the run (epoch_NNNN.pth)")
     return state
 
 

@@ -113,7 +113,7 @@ class VisdomDashboard(Dashboard):
                                              raise_exceptions=True, use_incoming_socket=False)
         except Exception as exc:  # noqa: BLE001 - any failure here only means "no live plots"
             self._log.warning("no visdom server answers at %s:%s (%s); visdom dashboard disabled. "
-                              "Start one with `python -m visdom.server -port %s`.",
+                              "Start one with `python -m visdom.server -bind_local -port %s` (local only).",
                               server, port, _root_cause(exc), port)
             return None
 

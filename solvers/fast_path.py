@@ -8,8 +8,8 @@ where the plain fp32 eager path is the reference that every test runs and compil
 would cost more than a short job gains. Each part keeps its own switch (``--amp``,
 ``--channels_last``, ``--compile``) so one can be added to the plain path or taken out of the fast one.
 
-What stays eager on purpose: the critic pass of the gradient penalty. It needs a double backward
-(``create_graph=True``), which compiled graphs do not support; it runs the same module uncompiled.
+Training compiles whole objectives (``solvers/train_step.py``), the gradient penalty included: its input gradient
+is taken with ``torch.func.grad``, which compiles, where ``autograd.grad(create_graph=True)`` would not.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ CHOICES = ("auto", "on", "off")
 class FastPath:
     amp: bool = False  # bf16 autocast
     channels_last: bool = False
-    compile: bool = False  # torch.compile of G and D (not the gradient-penalty pass)
+    compile: bool = False  # torch.compile of the training objectives (G and D for inference)
     fused_adam: bool = False
     cudnn_benchmark: bool = False
 
@@ -88,13 +88,13 @@ def compiler_problem(device: torch.device) -> str | None:
     return _COMPILER_CHECKED[key]
 
 
-def maybe_compile(module: torch.nn.Module, path: FastPath, device: torch.device,
-                  inference: bool = False) -> torch.nn.Module:
-    """``torch.compile(module)`` on the fast path, else the module itself. The compiled wrapper shares the
-    module's parameters: optimisers, checkpoints and DDP keep using the plain module.
+def maybe_compile(module, path: FastPath, device: torch.device, inference: bool = False, mode: str | None = None):
+    """``torch.compile(module)`` on the fast path, else the module (or function) itself. A compiled module shares
+    the module's parameters: optimisers, checkpoints and DDP keep using the plain module.
 
     ``inference``: the weights are frozen into the graph (constant folding, oneDNN weight pre-packing on CPU);
-    only for a module that is no longer trained."""
+    only for a module that is no longer trained. ``mode``: torch.compile's mode ("reduce-overhead" adds CUDA
+    graphs); None is its default."""
     if not path.compile:
         return module
     problem = compiler_problem(device)
@@ -103,4 +103,6 @@ def maybe_compile(module: torch.nn.Module, path: FastPath, device: torch.device,
         return module
     # A graph that fails to compile later (an unsupported op) falls back to eager for that graph, not the run.
     torch._dynamo.config.suppress_errors = True
-    return torch.compile(module, dynamic=False, options={"freezing": True} if inference else None)
+    if inference:  # torch.compile takes a mode or options, not both
+        return torch.compile(module, dynamic=False, options={"freezing": True})
+    return torch.compile(module, dynamic=False, mode=mode)

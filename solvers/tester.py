@@ -7,14 +7,13 @@ through it in batches. ``generate_sequence`` computes the trajectory and writes 
 """
 from __future__ import annotations
 
-import contextlib
 import csv
+import functools
 import io
 import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,17 +23,28 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data.sequences import DrivingClip, Template, read_au_matrix, read_pair_folder, read_template, template_from_image
+from data.sequences import (
+    DrivingClip,
+    Template,
+    read_au_matrix,
+    read_template,
+    template_from_image,
+)
+from media import frames as media
 from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import calibration as au_calibration
 from solvers import checkpoint as ckpt
-from solvers import importers, media
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
+from solvers.pairs import load_pair, measurement_backend
+from solvers.run_folder import remove_stale_temp
+from solvers.sequence_writer import SequenceWriter
 from solvers.trajectory import build_trajectory, presence_majority_mask
 
 log = logging.getLogger(__name__)
+
+UNBOUNDED = 1e12  # trajectory without its final clip, so that test mode can count what the clip changes
 
 
 @dataclass
@@ -69,7 +79,7 @@ class SequenceGenerator:
     def __init__(self, checkpoint: Path, device: torch.device, batch_size: int = 32, amp: bool = False,
                  speed: FastPath | None = None):
         # Native checkpoints load as before; a seed's generator file (ULME-GAN, GANimation, N2ME) is imported.
-        state = importers.load_any(checkpoint)
+        state = ckpt.load(checkpoint, "auto")
         self.model_args = state["model"]
         self.schema: AUSchema = SCHEMAS[self.model_args["aus_schema"]]
         self.image_size = self.model_args["discriminator"]["final_size"]
@@ -103,10 +113,16 @@ class SequenceGenerator:
         """N2ME's U-Net is driven by the AU change from the input face, so it needs that face's AUs."""
         return conditioning(self.model_args).kind == "difference"
 
-    @torch.inference_mode()
     def generate(self, template: torch.Tensor, targets_raw: np.ndarray, progress: bool = False,
                  template_aus: np.ndarray | None = None) -> np.ndarray:
-        """Raw 0..5 target AUs (T, n) -> uint8 frames (T, H, W, 3), streamed in batches."""
+        """Raw 0..5 target AUs (T, n) -> uint8 frames (T, H, W, 3) (short sequences; test mode streams)."""
+        return np.concatenate(list(self.generate_batches(template, targets_raw, progress, template_aus)))
+
+    @torch.inference_mode()
+    def generate_batches(self, template: torch.Tensor, targets_raw: np.ndarray, progress: bool = False,
+                         template_aus: np.ndarray | None = None):
+        """Raw 0..5 target AUs (T, n) -> uint8 frames, yielded one batch (B, H, W, 3) at a time, so that a sequence
+        of any length is written without ever being whole in memory."""
         if targets_raw.shape[1] != self.schema.n:
             raise ValueError(f"the AUs have {targets_raw.shape[1]} values but the checkpoint's generator expects "
                              f"{self.schema.n} ({self.schema.key}): {self.checkpoint}")
@@ -117,7 +133,6 @@ class SequenceGenerator:
                              f"face's AUs (AU table, csvs2/ or --pre_treatment)")
         cond = condition(torch.from_numpy(self.schema.to_network(source))[None],
                          torch.from_numpy(self.schema.to_network(targets_raw)))
-        results = []
         # A fresh contiguous inference tensor whatever the caller passed: one kind of input, so a compiled generator
         # is not recompiled per template (strides and inference-mode dispatch keys are part of its guards).
         src = template.to(self.device).clone(memory_format=torch.contiguous_format)[None]
@@ -133,8 +148,7 @@ class SequenceGenerator:
                 aus = torch.cat([aus, aus[-1:].expand(self.batch_size - n, -1)])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 out, _, _ = self.run_generator(src.expand(len(aus), -1, -1, -1), aus)
-            results.append(_to_uint8(out[:n].float()))
-        return np.concatenate(results)
+            yield _to_uint8(out[:n].float())
 
 
 def template_pixels(template: Template, size: int) -> np.ndarray:
@@ -157,6 +171,29 @@ def unique_folder(path: Path) -> Path:
         n += 1
     log.warning("%s exists: writing to %s_%d instead", path, path.name, n)
     return path.with_name(f"{path.name}_{n}")
+
+
+@functools.lru_cache(maxsize=64)
+def _face_count(path: str, mtime_ns: int) -> int:
+    """Faces found in an image; -1 when the detector cannot run here (the check is advice, never a failure)."""
+    try:
+        from openface.landmarks import Landmarker
+
+        landmarker = Landmarker(max_faces=1)
+    except Exception as err:
+        log.debug("template face check skipped: %s", err)
+        return -1
+    try:
+        return len(landmarker.detect(load_rgb(path)))
+    finally:
+        landmarker.close()
+
+
+def warn_if_no_face(template: Template) -> None:
+    """A template without a face still 'works' (the generator paints on whatever is there): say so, once per file.
+    A template aligned by the front end (``--pre_treatment``) has a face by construction."""
+    if template.aligned is None and _face_count(str(template.path), template.path.stat().st_mtime_ns) == 0:
+        log.warning("%s: no face found in the template; the result will not look like a face", template.path)
 
 
 def recode_mask(clip: DrivingClip, schema: AUSchema) -> np.ndarray:
@@ -192,39 +229,45 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     if needs and template.aus is None:
         raise ValueError(f"{template.path}: {needs[0]} needs the template's AUs (an entry in the AU table, "
                          f"csvs2/{template.path.stem}.csv, or --pre_treatment)")
-    targets, apex = build_trajectory(
+    warn_if_no_face(template)
+    unclipped, apex = build_trajectory(
         clip_aus, template_aus=template.aus if template.aus is not None else np.zeros(model.schema.n),
         mode=traj.mode, re_code_mask=mask, apex=traj.apex, au_mode=au_mode, factor=traj.factor,
-        smooth_window=traj.smooth_window)
+        smooth_window=traj.smooth_window, max_intensity=UNBOUNDED)
+    targets = np.minimum(unclipped, model.schema.max_intensity)
+    clipped = int((unclipped > model.schema.max_intensity).sum())
+    if clipped:  # magnification (or relative offsets) beyond the trained range: clipped, and counted
+        log.warning("%s: %d target AU value(s) above %g clipped to it (--factor %g)", clip.name, clipped,
+                    model.schema.max_intensity, traj.factor)
     fps = out.fps or clip.fps
     drive = calibrated_drive(model, targets, template, traj)
-
-    start = time.perf_counter()
-    generated = model.generate(model.load_template(template), drive, progress=progress,
-                               template_aus=template.aus)
-    seconds = time.perf_counter() - start
 
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        files = _write_outputs(tmp, model, clip, template, frames_src, clip_aus, targets, generated, apex, fps, out)
+        seconds, files = _stream_outputs(tmp, model, template, frames_src, drive, fps, out, progress)
+        write_au_csv(tmp / "aus_driven.csv", model.schema.names, targets)
+        media.plot_au_curves(tmp / "au_curves.png", model.schema.names, targets, clip_aus, fps, apex)
+        files += ["aus_driven.csv", "au_curves.png"]
         if drive is not targets:  # what the generator was given; aus_driven.csv keeps what the face should show
             write_au_csv(tmp / "aus_generator_input.csv", model.schema.names, drive)
             files.append("aus_generator_input.csv")
+        rate = len(targets) / max(seconds, 1e-9)
         record = {"clip": clip.name, "au_source": clip.source, "template": str(template.path),
                   "source_frames": str(frames_src[0].parent) if frames_src else None,
+                  "source_frame_gaps": clip.frame_gaps,
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
                   "fps": fps, "trajectory": asdict(traj), "au_mode_used": au_mode, "output_size": out.output_size,
                   "calibration": str(model.calibration.source) if drive is not targets else None,
-                  "generation_seconds": round(seconds, 4), "frames_per_s": round(len(targets) / seconds, 2),
+                  "generation_seconds": round(seconds, 4), "frames_per_s": round(rate, 2),
                   "device": str(model.device)}
         (tmp / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         os.replace(tmp, out_dir)  # the folder appears complete or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return SequenceResult(out_dir, len(targets), apex, fps, seconds, len(targets) / seconds, files + ["run.json"])
+    return SequenceResult(out_dir, len(targets), apex, fps, seconds, rate, files + ["run.json"])
 
 
 def resolved_au_mode(au_mode: str, template: Template) -> str:
@@ -245,29 +288,22 @@ def calibrated_drive(model: SequenceGenerator, targets: np.ndarray, template: Te
     return model.calibration.drive(targets, anchor)
 
 
-def _write_outputs(folder: Path, model: SequenceGenerator, clip: DrivingClip, template: Template,
-                   frames_src: list[Path] | None, clip_aus: np.ndarray, targets: np.ndarray, generated: dict,
-                   apex: int, fps: float, out: OutputSettings) -> list[str]:
-    size = out.output_size
-    result = media.resize_frames(generated, size)
-    media.write_png_frames(result, folder / "frames")
-    files = ["frames/"]
-    write_au_csv(folder / "aus_driven.csv", model.schema.names, targets)
-    files.append("aus_driven.csv")
-    media.plot_au_curves(folder / "au_curves.png", model.schema.names, targets, clip_aus, fps, apex)
-    files.append("au_curves.png")
-    if not out.videos:
-        return files
-    if frames_src is not None:
-        source = np.stack([load_rgb(p, size) for p in frames_src])
-        media.write_mp4(source, folder / "source.mp4", fps)
-        files.append("source.mp4")
-    else:  # an AU matrix: the still template stands in for the source
-        source = np.repeat(template_pixels(template, size)[None], len(result), axis=0)
-    media.write_mp4(result, folder / "target.mp4", fps)
-    media.write_mp4(media.side_by_side(source, result), folder / "compare.mp4", fps)
-    media.write_gif(result, folder / "target.gif", fps)
-    return files + ["target.mp4", "compare.mp4", "target.gif"]
+def _stream_outputs(folder: Path, model: SequenceGenerator, template: Template, frames_src: list[Path] | None,
+                    drive: np.ndarray, fps: float, out: OutputSettings, progress: bool) -> tuple[float, list[str]]:
+    """Generate from the generator's input AUs ``drive`` and write batch by batch (memory flat in the sequence
+    length); returns the seconds spent in the generator alone, and the files written."""
+    still = template_pixels(template, out.output_size) if frames_src is None and out.videos else None
+    batches = model.generate_batches(model.load_template(template), drive, progress=progress,
+                                     template_aus=template.aus)
+    seconds = 0.0
+    with SequenceWriter(folder, len(drive), out.output_size, fps, out.videos, frames_src, still) as writer:
+        while True:
+            start = time.perf_counter()
+            batch = next(batches, None)
+            seconds += time.perf_counter() - start
+            if batch is None:
+                return seconds, writer.files()
+            writer.add(batch)
 
 
 def write_au_csv(path: Path, names: tuple[str, ...], aus: np.ndarray, row_names: list[str] | None = None) -> None:
@@ -276,7 +312,8 @@ def write_au_csv(path: Path, names: tuple[str, ...], aus: np.ndarray, row_names:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["frame" if row_names is None else "name", *names])
     for i, row in enumerate(aus):
-        writer.writerow([i if row_names is None else row_names[i], *(f"{v:.4f}" for v in row)])
+        # full precision: small estimator values must not round to exactly 0 (AU09 once did for 96 % of frames)
+        writer.writerow([i if row_names is None else row_names[i], *(repr(float(v)) for v in row)])
     path.write_text(buf.getvalue())
 
 
@@ -301,13 +338,15 @@ class Tester:
     amp: bool = False
     speed: FastPath | None = None  # the fast-path settings (None: plain, plus --amp)
     progress: bool = True
-    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's "builtin" | "openface" | "csv"
+    au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's auto | builtin | openface | csv
     openface_bin: str | None = None
+    clip_aus: bool = False  # --clip_aus: clip out-of-range AUs (counted) instead of stopping
 
     def run(self) -> SequenceResult:
         model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp, self.speed)
         clip, template = self._inputs(model.schema)
         name = f"{clip.name}_{model.model_args['name']}_{model.epoch}_{self.traj.folder_tag()}"
+        remove_stale_temp(self.results_dir)  # hidden half-written result folders of killed runs
         out_dir = unique_folder(self.results_dir / name)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         result = generate_sequence(model, clip, template, out_dir, self.traj, self.out, self.progress)
@@ -316,48 +355,15 @@ class Tester:
         return result
 
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:
+        if self.template and not Path(self.template).is_file() and Path(self.template).suffix:
+            raise FileNotFoundError(f"--template {self.template}: no such image file")
+        if self.aus_matrix is None:
+            return load_pair(self.data_root, schema, re_code=self.traj.re_code, au_backend=self.au_backend,
+                             openface_bin=self.openface_bin, template=self.template, clip_aus=self.clip_aus)
         with measurement_backend(self.au_backend, self.data_root, self.openface_bin) as backend:
-            if self.aus_matrix is not None:
-                clip = read_au_matrix(self.aus_matrix, schema)
-                if self.template and Path(self.template).is_file():
-                    return clip, template_from_image(Path(self.template), schema, backend.front_end)
-                if self.data_root is None:
-                    raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
-                return clip, read_template(self.data_root, schema, None, self.template, backend.front_end)
+            clip = read_au_matrix(self.aus_matrix, schema, self.clip_aus)
+            if self.template and Path(self.template).is_file():
+                return clip, template_from_image(Path(self.template), schema, backend.front_end)
             if self.data_root is None:
-                raise ValueError("test mode needs --data_root (a folder with imgs/ and imgs2/) or --aus_matrix")
-            return read_pair_folder(self.data_root, schema, need_presence=self.traj.re_code or backend.csv_only,
-                                    template=self.template, front_end=backend.front_end,
-                                    csv_root=backend.csv_root, use_table=not backend.csv_only)
-
-
-@dataclass
-class Backend:
-    """Where --pre_treatment gets AUs: the built-in front end, or OpenFace CSVs (run now, or already there)."""
-
-    front_end: object | None = None
-    csv_root: Path | None = None
-    csv_only: bool = False
-
-
-@contextlib.contextmanager
-def measurement_backend(kind: str, data_root: Path | None, openface_bin: str | None):
-    if kind == "builtin":
-        from openface.frontend import FaceFrontEnd
-
-        with FaceFrontEnd() as front_end:
-            yield Backend(front_end=front_end)
-    elif kind == "openface":
-        if data_root is None:
-            raise ValueError("--au_backend openface needs --data_root (OpenFace runs on its imgs/ and imgs2/)")
-        from openface.runner import run_face_landmark_img
-
-        with tempfile.TemporaryDirectory(prefix="openface_") as tmp:
-            for images, csvs in (("imgs", "csvs"), ("imgs2", "csvs2")):
-                if (data_root / images).is_dir():
-                    run_face_landmark_img(data_root / images, Path(tmp) / csvs, openface_bin=openface_bin)
-            yield Backend(csv_root=Path(tmp), csv_only=True)
-    elif kind == "csv":
-        yield Backend(csv_only=True)
-    else:  # "table": AU table when present, else csvs/
-        yield Backend()
+                raise ValueError("--aus_matrix needs a template face: --template IMAGE or --data_root with imgs2/")
+            return clip, read_template(self.data_root, schema, None, self.template, backend.front_end)

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import shlex
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,17 +22,19 @@ from tqdm import tqdm
 
 from data.augment import prepare_batch
 from data.dataset import build_training_set, collate_batch
+from data.device_batches import BatchSettings, DeviceBatches, to_layout, use_device_path
 from data.sampler import EpochBatchSampler
 from media.images import BadImageError
-from models.ganimation import LossWeights, critic_losses, generator_losses, sample_visuals
+from models.ganimation import LossWeights, sample_visuals
 from models.networks import init_weights
 from models.registry import build_networks, conditioning
 from openface.au_schema import SCHEMAS
 from solvers import checkpoint as ckpt
 from solvers.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
 from solvers.distributed import DistInfo, barrier, gather_objects
-from solvers.fast_path import FastPath, adam, apply_backend_settings, maybe_compile
+from solvers.fast_path import FastPath, adam, apply_backend_settings
 from solvers.logs import StatsWriter
+from solvers.train_step import LossMeter, TrainStep
 from solvers.visuals import sample_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ class DataSettings:
     aus_noise: float = 0.1
     skip_bad: bool = False
     cache_images: str = "auto"
+    clip_aus: bool = False
+    data_on_device: str = "auto"  # see data/device_batches.py
 
 
 @dataclass
@@ -87,6 +92,7 @@ class OptimSettings:
     compile: bool = False
     fused_adam: bool = False
     cudnn_benchmark: bool = False
+    compile_mode: str = "default"  # torch.compile's mode for the step ("reduce-overhead": CUDA graphs)
 
     def speed(self) -> FastPath:
         return FastPath(amp=self.amp, channels_last=self.channels_last, compile=self.compile,
@@ -129,6 +135,7 @@ class Trainer:
     options: dict = field(default_factory=dict)  # resolved options, stored in checkpoints
     init_from: Path | None = None  # fine-tuning: weights to start from
     resume_from: Path | None = None  # resume: full state to continue
+    start_state: dict | None = None  # the checkpoint of init_from / resume_from, already read by the caller
 
     # ---------------------------------------------------------------- set-up
     def _setup(self) -> None:
@@ -137,7 +144,8 @@ class Trainer:
         self.dataset, self.split = build_training_set(
             self.data.data_root, self.schema, imgs_dir=self.data.imgs_dir, aus_file=self.data.aus_file,
             load_size=self.data.load_size, max_dataset_size=self.data.max_dataset_size,
-            skip_bad=self.data.skip_bad, cache=self.data.cache_images, workers=self.data.n_threads)
+            skip_bad=self.data.skip_bad, cache=self.data.cache_images, workers=self.data.n_threads,
+            clip_aus=self.data.clip_aus)
         per_epoch = len(self.dataset) // (self.data.batch_size * self.dist.world_size)
         if per_epoch == 0:
             raise ValueError(f"{len(self.dataset)} training images cannot fill one batch of {self.data.batch_size} "
@@ -155,28 +163,36 @@ class Trainer:
         speed = self.optim.speed()
         self.opt_G = adam(self.G.parameters(), self.optim.lr, self.optim.betas, speed)
         self.opt_D = adam(self.D.parameters(), self.optim.lr, self.optim.betas, speed)
-        self.gen = torch.Generator().manual_seed(self.seed + 1_000 * self.dist.rank)  # all per-step randomness
+        self.device_data = self._device_batches()
+        # All per-step randomness; on the training device when the data is, so a batch needs no host work.
+        gen_device = self.device if self.device_data is not None else torch.device("cpu")
+        self.gen = torch.Generator(device=gen_device).manual_seed(self.seed + 1_000 * self.dist.rank)
         if self.resume_from is not None:
             self._restore(self.resume_from)
         # DDP wraps copies of the references used for gradient steps; saving always uses the plain modules.
-        self.G_train = DDP(self.G) if self.dist.enabled else self.G
-        self.D_train = DDP(self.D) if self.dist.enabled else self.D
-        self._compile_networks(speed)
+        apply_backend_settings(speed)
+        self.step = TrainStep(self.G, self.D, self.opt_G, self.opt_D, weights=self.weights, condition=self.condition,
+                              path=speed, device=self.device, G_train=DDP(self.G) if self.dist.enabled else None,
+                              D_train=DDP(self.D) if self.dist.enabled else None,
+                              compile_mode=self.optim.compile_mode)
         self._stop_requested = False
-        self._acc: dict[str, torch.Tensor] = {}
-        self._acc_n: dict[str, int] = {}
+        self.meter = LossMeter()
         self._warned_attention = False
         if self.dist.is_main:
             self._open_outputs()
 
-    def _compile_networks(self, speed: FastPath) -> None:
-        """The callables each pass uses: compiled on the fast path, else the modules themselves. The critic of
-        the gradient penalty stays eager (``D_train``): a double backward cannot run through a compiled graph."""
-        apply_backend_settings(speed)
-        self.G_fake = maybe_compile(self.G, speed, self.device)  # critic step: fakes without a graph
-        self.G_step = maybe_compile(self.G_train, speed, self.device)  # generator step
-        self.D_step = maybe_compile(self.D_train, speed, self.device)  # critic step: real + fake scores
-        self.D_judge = maybe_compile(self.D, speed, self.device)  # generator step (critic frozen)
+    def _device_batches(self) -> DeviceBatches | None:
+        """The device data path (``--data_on_device``), or None for the DataLoader path."""
+        if not use_device_path(self.data.data_on_device, self.dataset.pixels, self.device):
+            return None
+        log.info("data on %s: %d decoded images (%.0f MB), batches drawn by index", self.device, len(self.dataset),
+                 self.dataset.pixels.numel() / 1e6)
+        d = self.data
+        settings = BatchSettings(batch_size=d.batch_size, final_size=d.final_size, crop=d.random_crop, flip=d.flip,
+                                 aus_noise=d.aus_noise, seed=self.seed, shuffle=not d.serial_batches,
+                                 rank=self.dist.rank, world_size=self.dist.world_size,
+                                 channels_last=self.optim.channels_last)
+        return DeviceBatches(self.dataset.pixels, self.dataset.aus, self.device, settings)
 
     def _open_outputs(self) -> None:
         run = self.out.run_dir
@@ -193,15 +209,20 @@ class Trainer:
             boards.append(TensorBoardDashboard(str(run / "tb")))
         self.board = MultiDashboard(boards)
 
+    def _start_state(self, path: Path) -> dict:
+        """The start checkpoint the caller read (read here only when none was given); not kept for the run."""
+        state, self.start_state = self.start_state, None
+        return state if state is not None else ckpt.load(path)
+
     def _load_weights(self, path: Path) -> None:
-        state = ckpt.load(path)
+        state = self._start_state(path)
         ckpt.load_state_strict(self.G, state["G"], "generator", path)
         ckpt.load_state_strict(self.D, state["D"], "critic", path)
         log.info("fine-tuning from %s (epoch %s, step %s)", path, state["progress"]["epoch"],
                  state["progress"]["step"])
 
     def _restore(self, path: Path) -> None:
-        state = ckpt.load(path)
+        state = self._start_state(path)
         ckpt.load_state_strict(self.G, state["G"], "generator", path)
         ckpt.load_state_strict(self.D, state["D"], "critic", path)
         self.opt_G.load_state_dict(state["optim_G"])
@@ -210,7 +231,13 @@ class Trainer:
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         gens = rng["batch_generators"]
-        if self.dist.rank < len(gens):
+        # CPU (loader path) and CUDA (device data path) generators have different states: a run resumed on the
+        # other path reseeds, like a run resumed with another number of ranks.
+        if rng.get("batch_generator_device", "cpu") != self.gen.device.type:
+            log.warning("checkpoint holds %s batch generator states, this run draws on %s: reseeding",
+                        rng.get("batch_generator_device", "cpu"), self.gen.device.type)
+            self.gen.manual_seed(self.seed + 1_000 * self.dist.rank + self.progress.step)
+        elif self.dist.rank < len(gens):
             self.gen.set_state(gens[self.dist.rank])
         else:  # saved by a different number of ranks: reseed this rank deterministically
             log.warning("checkpoint holds RNG states of %d rank(s); rank %d reseeds", len(gens), self.dist.rank)
@@ -237,7 +264,8 @@ class Trainer:
                 if not finished:  # max_steps reached, or a stop was requested
                     saved = self._save(latest=True)
                     self.interrupted = self._stop_requested
-                    log.info("stopped at step %d; continue with --resume %s", self.progress.step, self.out.run_dir)
+                    log.info("stopped at step %d; continue with --resume %s", self.progress.step,
+                             shlex.quote(str(self.out.run_dir)))
                     break
                 if self.progress.epoch % self.out.save_epoch_freq == 0 or self.progress.epoch == last_epoch:
                     saved = self._save(latest=False)
@@ -253,12 +281,10 @@ class Trainer:
         for opt in (self.opt_G, self.opt_D):
             for group in opt.param_groups:
                 group["lr"] = lr
-        loader = self._loader(epoch)
         bar = tqdm(total=per_epoch, initial=self.progress.batch, desc=f"epoch {epoch}", unit="batch",
                    disable=not (self.out.progress and self.dist.is_main), dynamic_ncols=True, leave=False)
         try:
-            for images, aus, _ in loader:
-                batch = self._to_batch(images, aus)
+            for batch in self._batches(epoch):
                 self._train_step(batch)
                 self._after_step(batch, lr, bar)
                 if self._should_stop():
@@ -271,6 +297,14 @@ class Trainer:
         finally:
             bar.close()
         return True
+
+    def _batches(self, epoch: int):
+        """This epoch's remaining batches, from the device data path or the DataLoader."""
+        if self.device_data is not None:
+            yield from self.device_data.epoch(epoch, self.gen, start_batch=self.progress.batch)
+            return
+        for images, aus, _ in self._loader(epoch):
+            yield self._to_batch(images, aus)
 
     def _loader(self, epoch: int) -> DataLoader:
         sampler = EpochBatchSampler(len(self.dataset), self.data.batch_size, seed=self.seed, epoch=epoch,
@@ -288,40 +322,16 @@ class Trainer:
         aus = aus.to(self.device, non_blocking=True)
         batch = prepare_batch(images, aus, final_size=self.data.final_size, crop=self.data.random_crop,
                               flip=self.data.flip, aus_noise=self.data.aus_noise, generator=self.gen)
-        if self.optim.channels_last:
-            for key in ("src_img", "tar_img"):
-                batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
-        return batch
+        return to_layout(batch, self.optim.channels_last)
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.optim.amp)
 
     def _train_step(self, batch: dict) -> None:
-        n = batch["src_img"].shape[0]
-        alpha = torch.rand(n, 1, 1, 1, generator=self.gen).to(self.device, non_blocking=True)
-        with self._autocast():
-            d_total, d_stats = critic_losses(self.G_fake, self.D_step, batch, self.weights, alpha, self.condition,
-                                             gp_critic=self.D_train)
-        self.opt_D.zero_grad(set_to_none=True)
-        d_total.backward()
-        self.opt_D.step()
-        self._accumulate(d_stats)
-
+        # Loss terms stay on the device (LossMeter); they are read back only when logging, so steps never wait.
+        self.meter.add(self.step.critic(batch, self.gen))
         if (self.progress.step + 1) % self.optim.train_gen_iter == 0:
-            self.D.requires_grad_(False)  # G's step must not build critic weight gradients
-            with self._autocast():
-                g_total, g_stats = generator_losses(self.G_step, self.D_judge, batch, self.weights, self.condition)
-            self.opt_G.zero_grad(set_to_none=True)
-            g_total.backward()
-            self.opt_G.step()
-            self.D.requires_grad_(True)
-            self._accumulate(g_stats)
-
-    def _accumulate(self, stats: dict) -> None:
-        # Sums stay on the device; .item() happens only when logging, so steps never wait on the GPU.
-        for key, value in stats.items():
-            self._acc[key] = self._acc.get(key, 0) + value
-            self._acc_n[key] = self._acc_n.get(key, 0) + 1
+            self.meter.add(self.step.generator(batch))
 
     # ---------------------------------------------------------------- cadence
     def _after_step(self, batch: dict, lr: float, bar: tqdm) -> None:
@@ -340,10 +350,9 @@ class Trainer:
 
     def _log_losses(self, lr: float, bar: tqdm) -> None:
         if not self.dist.is_main:
-            self._acc, self._acc_n = {}, {}
+            self.meter.reset()
             return
-        means = {k: float(v) / self._acc_n[k] for k, v in self._acc.items()}
-        self._acc, self._acc_n = {}, {}
+        means = self.meter.means()
         now = time.perf_counter()
         last = getattr(self, "_last_log", None)
         record = {"step": self.progress.step, "epoch": self.progress.epoch, "images": self.progress.images,
@@ -442,6 +451,7 @@ class Trainer:
             "optim_G": self.opt_G.state_dict(), "optim_D": self.opt_D.state_dict(),
             "options": json.loads(json.dumps(self.options, default=str)),
             "rng": {"torch": torch.get_rng_state(), "batch_generators": generators,
+                    "batch_generator_device": self.gen.device.type,
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
         }
         path = self.out.run_dir / ckpt.LATEST if latest else ckpt.epoch_path(self.out.run_dir, self.progress.epoch)

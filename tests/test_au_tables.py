@@ -48,7 +48,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("vec, message", [
-    (np.ones(16), "has 16 values"), (np.full(17, np.nan), "NaN"), (-np.ones(17), "negative")])
+    (np.ones(16), "has 16 values"), (np.full(17, np.nan), "NaN"), (-np.ones(17), r"outside 0..5 in column AU01=-1")])
 def test_bad_au_vectors_are_named(tmp_path, vec, message):
     path = tmp_path / "aus.pkl"
     path.write_bytes(pickle.dumps({"img7": vec}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 
 from helpers import make_tiny_dataset
@@ -18,6 +19,7 @@ def _positive_finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_bench_reports_positive_numbers_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench" / "result.json"
     # the fast path without compilation: compiling would only make the test slower, not check more here
@@ -36,19 +38,33 @@ def test_bench_reports_positive_numbers_and_writes_json(tmp_path, capsys):
     plain, fast = result["runs"]
     assert plain["settings_text"] == "plain fp32 eager" and fast["settings"]["fused_adam"]
     assert plain["train_flops_per_image"] == fast["train_flops_per_image"]  # the same work on either path
-    assert set(result["speedups"]["32"]) == {"train", "infer"}
+    assert set(result["speedups"]["32px batch 4"]) == {"train", "infer"}
     comm = result["ddp_communication"]
     assert comm["critic_gradient_bytes"] == 4 * result["d_params"]  # fp32 gradients of every critic weight
     assert comm["mean_allreduce_bytes_per_step"] == 4 * result["d_params"] + 4 * result["g_params"] / 5
     assert "RSS" in result["peak_memory_kind"] and result["environment"]["torch_version"]
     assert _positive_finite(result["g_params"]) and _positive_finite(result["d_params"])
     settings = result["settings"]
-    assert (settings["final_sizes"], settings["batch_size"], settings["steps"], settings["warmup"]) == ([32], 4, 5, 1)
+    assert (settings["final_sizes"], settings["batch_sizes"], settings["steps"]) == ([32], [4], 5)
+    assert settings["warmup"] == 1
 
     assert json.loads(out.read_text()) == result
     captured = capsys.readouterr()
     assert json.loads(captured.out) == result  # stdout carries exactly the JSON object
-    assert "fast / plain at 32px" in captured.err
+    assert "fast / plain at 32px batch 4" in captured.err
+
+
+@pytest.mark.slow
+def test_every_batch_size_is_measured_and_inference_once(tmp_path):
+    tiny = [a for a in TINY if a not in ("--batch_size", "4")]
+    result = bench.main([*tiny, "--batch_size", "2", "4", "--paths", "plain", "--steps", "5", "--warmup", "0"])
+    runs = result["runs"]
+    assert [(r["path"], r["batch_size"]) for r in runs] == [("plain", 2), ("plain", 4)]
+    assert all(_positive_finite(r["train_images_per_s"]) for r in runs)
+    # the same model: FLOPs per image do not depend on the batch size (within float rounding of the division)
+    assert runs[0]["train_flops_per_image"] == pytest.approx(runs[1]["train_flops_per_image"], rel=1e-9)
+    assert _positive_finite(runs[0]["infer_frames_per_s"]) and runs[1]["infer_frames_per_s"] is None
+    assert result["settings"]["batch_sizes"] == [2, 4]
 
 
 def test_flops_are_counted_including_backward_and_double_backward():
@@ -64,6 +80,7 @@ def test_flops_are_counted_including_backward_and_double_backward():
     assert bench.count_flops(penalty) > 3 * 2 * 4 * 10 * 20
 
 
+@pytest.mark.slow
 def test_loader_is_measured_alone(tmp_path):
     data = make_tiny_dataset(tmp_path / "d", n=20, size=40)
     result = bench.main([*TINY, "--steps", "5", "--warmup", "0", "--paths", "plain", "--loader", str(data)])
@@ -80,6 +97,6 @@ def test_steps_round_up_to_whole_generator_cycles():
 
 def test_cpu_defaults_apply_when_flags_are_left_out():
     args = bench.parse_args(["--device", "cpu"])
-    assert (args.steps, args.warmup, args.batch_size, args.final_size, args.infer_batch) == (10, 2, 25, [128], 64)
+    assert (args.steps, args.warmup, args.batch_size, args.final_size, args.infer_batch) == (10, 2, [25], [128], 64)
     assert args.paths == ["plain", "fast"]
     assert bench.path_settings("bf16", args) == FastPath(amp=True, channels_last=True)

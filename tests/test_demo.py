@@ -7,7 +7,7 @@ from PIL import Image
 
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
-from solvers.media import probe_video
+from media.frames import probe_video
 from tools import au_grid, demo
 
 SMALL = ROOT / "pretrained" / "ganimation_cpu_small.pth"  # a real model that runs in a second
@@ -15,6 +15,7 @@ FRAMES = 30  # rows of examples/au_matrices/positive.csv and surprise.csv
 
 
 @pytest.mark.skipif(not SMALL.is_file(), reason=f"small weights not present at {SMALL}")
+@pytest.mark.slow
 def test_demo_writes_both_sequences_from_the_sample_photo(tmp_path, capsys):
     out = tmp_path / "demo"
     assert demo.main(["--out", str(out), "--output_size", "128", "--ckpt", str(SMALL)]) == 0
@@ -57,6 +58,7 @@ def test_missing_sample_photo_names_the_template_flag(tmp_path, monkeypatch):
         demo.sample_face()
 
 
+@pytest.mark.slow
 def test_au_grid_on_a_data_root(tmp_path):
     data = make_tiny_dataset(tmp_path / "data", n=6, table="csv")
     (data / "test_ids.txt").write_text("face0001\nface0004\n")

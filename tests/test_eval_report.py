@@ -71,8 +71,9 @@ def batch(megc, tmp_path_factory):
     template = root / "templates" / "onset.png"  # the source's own first frame: the same person
     template.parent.mkdir()
     Image.fromarray(frames[0]).save(template)
-    # The "driving" AUs are what the front end measures on the source, so a perfect result has AU MAE 0.
-    driven = analyse(np.stack(frames), shared_tools(), None, describe=False).aus
+    # The "driving" AUs are what the front end measures on the source (sequence mode at the run's 200 fps), so a
+    # perfect result has AU MAE 0.
+    driven = analyse(np.stack(frames), shared_tools(), None, describe=False, fps=200).aus
     other = [load_rgb(p) for p in pick_frames(megc / OTHER_PERSON / "imgs", FRAMES)]
     no_face = list(frames)
     no_face[NO_FACE_AT] = np.full_like(frames[0], 128)  # a flat grey frame: no face to find
@@ -190,7 +191,10 @@ def test_frames_without_a_face_are_counted_and_excluded(batch):
     assert pair["no_face_result"] == [NO_FACE_AT]
     assert any(f"no face in 1 of {FRAMES}" in n for n in pair["notes"])
     m = pair["metrics"]
-    assert m["au_r"] >= 0.99999 and m["flow_r"] >= 0.99999  # the other frames still match exactly
+    assert m["flow_r"] >= 0.99999  # the other frames still match exactly
+    # AUs come from the sequence mode, which smooths over neighbouring frames: without the missing frame the
+    # others' AUs move a little, but never far (a frame counted as zero instead of excluded would drop r far more)
+    assert m["au_r"] >= 0.97
     assert np.isnan(np.array(pair["details"]["identity_distance_per_frame"], dtype=float)[NO_FACE_AT])
 
 

@@ -47,6 +47,7 @@ def records(prepared: Path) -> dict:
     return {r["name"]: r for r in map(json.loads, (prepared / "faces.jsonl").read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_every_london_photo_is_detected_and_aligned(london_prepared):
     recs = records(london_prepared)
     assert len(recs) == 160 and all(r["status"] == "ok" for r in recs.values()), \
@@ -70,6 +71,7 @@ def test_smiles_raise_au12_and_au6_for_at_least_90_percent_of_people(london_prep
     assert wins6 >= 0.9 * len(people) and wins12 >= 0.9 * len(people)
 
 
+@pytest.mark.slow
 def test_every_megc2021_frame_and_template_is_detected(front_end):
     need(MEGC)
     paths = [p for folder in sorted(MEGC.iterdir()) for sub in ("imgs", "imgs2")
@@ -101,6 +103,7 @@ def test_calibration_covers_every_au():
     assert cal.gain.shape == (17,) and np.all(cal.gain > 0) and set(AU_SOURCES) == set(OPENFACE_AUS)
 
 
+@pytest.mark.slow
 def test_prepare_handles_awkward_inputs_and_resumes(tmp_path):
     need(LONDON)
     src = tmp_path / "in put"
@@ -117,7 +120,7 @@ def test_prepare_handles_awkward_inputs_and_resumes(tmp_path):
     Image.new("RGB", (200, 200), "gray").save(src / "blank.jpg")
     (src / "broken.jpg").write_bytes((src / "grey.png").read_bytes()[:200])
     (src / "broken video.mp4").write_bytes(b"not a video at all")
-    from solvers.media import write_mp4
+    from media.frames import write_mp4
 
     frames = np.stack([np.asarray(photo.convert("RGB").resize((256, 256)))] * 3)
     write_mp4(frames, src / "clip.mp4", fps=25)
@@ -173,6 +176,7 @@ def test_pre_treatment_builtin_on_a_folder_of_images_only(tiny_ckpt, tmp_path):
     assert sorted(os.listdir(root)) == ["imgs", "imgs2"]  # the user's folder is left as it was
 
 
+@pytest.mark.slow
 def test_pre_treatment_with_a_real_openface_binary_stand_in(tiny_ckpt, tmp_path, monkeypatch):
     need(MEGC)
     need(LONDON)

@@ -8,6 +8,7 @@ Run with ``pytest -s`` to see the measured differences.
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,6 +155,7 @@ DOCUMENTED = {  # seed-systems.md section 5 at full depth (6 blocks, 6 critic la
 
 
 @pytest.mark.parametrize("fmt", ["replicate", "ganimation", "n2me"])
+@pytest.mark.slow
 def test_documented_names_and_shapes_import_with_inferred_arguments(tmp_path, fmt):
     full = {"ngf": 4, "ndf": 2, "n_blocks": 6, "final_size": 128}
     G, D, g_file, d_file = seed_run(tmp_path, fmt, **full)
@@ -286,7 +288,7 @@ def test_auto_detection_names_the_format_and_why(tmp_path, fmt, caplog):
     expected_keys = {"replicate": "color_top.0", "ganimation": "attetion_reg.0", "n2me": "attention_reg.0"}[fmt]
     assert expected_keys in imported.reason
     caplog.set_level("INFO")
-    state = importers.load_any(g_file)  # the loader test mode uses: it logs what it chose
+    state = ckpt.load(g_file, "auto")  # the loader test mode uses: it logs what it chose
     assert state["kind"] == ckpt.KIND
     assert f"import format: {fmt}" in caplog.text and "chosen by keys" in caplog.text
 
@@ -309,13 +311,13 @@ def test_native_checkpoints_pass_through_unchanged(tmp_path):
     G, D, g_file, _ = seed_run(tmp_path, "ganimation")
     native = tmp_path / "native.pth"
     assert importers.main(["convert", str(g_file.parent), "--out", str(native)]) == 0
-    loaded = importers.load_any(native)  # read once, then the native checks
+    loaded = ckpt.load(native, "auto")  # read once, then the native checks
     assert loaded["progress"] == ckpt.load(native)["progress"] and loaded["G"].keys() == G.state_dict().keys()
-    assert importers.resolve_checkpoint(native) == native
+    assert ckpt.resolve(native, fmt="auto") == native
     with pytest.raises(ValueError, match="already a checkpoint of this toolkit"):
         importers.import_checkpoint(native)
     with pytest.raises(ValueError, match="not a checkpoint of this toolkit"):
-        importers.load_any(g_file, "native")  # native asked for: a foreign file is refused, strictly
+        ckpt.load(g_file, "native")  # native asked for: a foreign file is refused, strictly
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -462,6 +464,7 @@ def test_convert_writes_a_native_checkpoint_that_test_mode_runs(tmp_path, capsys
     assert "--force" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_convert_and_inspect_as_modules(tmp_path):
     _, _, g_file, _ = seed_run(tmp_path, "ganimation")
     inspect = subprocess.run([sys.executable, "-m", "solvers.importers", "inspect", str(g_file)], cwd=ROOT,
@@ -513,10 +516,14 @@ def test_test_mode_runs_directly_on_a_foreign_run_folder(tmp_path, flag):
     assert str(g_file) in (folder / "run.json").read_text()
 
 
-def test_fine_tuning_continues_from_a_foreign_run_folder(tmp_path):
-    """ULME-style transfer learning from a GANimation run: G and D both loaded (lr 0 keeps them as loaded)."""
+def test_fine_tuning_continues_from_a_foreign_run_folder(tmp_path, monkeypatch):
+    """ULME-style transfer learning from a GANimation run: G and D both loaded (lr 0 keeps them as loaded), converted
+    in memory: no native checkpoint is written anywhere to be read back."""
     G, D, g_file, _ = seed_run(tmp_path / "runs", "ganimation")
     data = make_tiny_dataset(tmp_path / "data", n=8, seed=3)
+    saved = []
+    real_save = ckpt.save_atomic
+    monkeypatch.setattr(ckpt, "save_atomic", lambda state, path: (saved.append(Path(path)), real_save(state, path)))
     assert main(["--data_root", str(data), "--ckpt_dir", str(g_file.parent), "--load_epoch", "3",
                  "--epoch_count", "4", "--niter", "4", "--niter_decay", "0", "--lr", "0", "--name", "ft",
                  "--batch_size", "4", "--gpu_ids", "-1", "--no_progress", "--ngf", "99"]) == 0
@@ -527,3 +534,4 @@ def test_fine_tuning_continues_from_a_foreign_run_folder(tmp_path):
     diff_g, diff_d = generator_difference(G, state), critic_difference(D, state)
     print(f"\nfine-tuned at lr 0 from the GANimation folder: generator {diff_g:.3g}, critic {diff_d:.3g}")
     assert diff_g == 0 and diff_d == 0
+    assert saved and all(path.parent == run for path in saved)  # only the new run's own checkpoints

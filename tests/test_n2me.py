@@ -11,7 +11,7 @@ from data.annotations import build_me_summary, read_annotations
 from data.me_curves import fill_gaps
 from helpers import SHARED_DATA, TINY_MODEL, make_tiny_dataset
 from main import main
-from solvers.media import probe_video
+from media.frames import probe_video
 
 MEGC, LONDON, SHEETS = SHARED_DATA / "megc2021", SHARED_DATA / "london", SHARED_DATA / "me_annotations"
 
@@ -52,6 +52,7 @@ def test_fill_gaps_interpolates_and_reports_long_gaps():
 
 # "on": compiled generators for both stages (on CPU the fast path is compilation in fp32)
 @pytest.mark.parametrize("fast_path", ["off", "on"])
+@pytest.mark.slow
 def test_two_stage_pipeline_on_real_frames(tmp_path, fast_path):
     need(MEGC, LONDON)
     neutral = tiny_run(tmp_path, "neutral18", "--aus_nc", "18")
@@ -98,6 +99,7 @@ def test_two_stage_pipeline_on_real_frames(tmp_path, fast_path):
     assert "happiness: 5 clips asked, 2 exist" in text
 
 
+@pytest.mark.slow
 def test_unknown_emotion_is_refused(tmp_path, capsys):
     need(LONDON)
     neutral = tiny_run(tmp_path, "neutral18", "--aus_nc", "18")

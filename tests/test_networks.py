@@ -8,6 +8,7 @@ from solvers.trainer import lr_factor
 
 
 @pytest.mark.parametrize("size, patch", [(128, 2), (256, 4)])
+@pytest.mark.slow
 def test_shapes_at_128_and_256(size, patch):
     g, d = Generator(aus_nc=17), Discriminator(aus_nc=17, final_size=size)
     x, y = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 17)
@@ -67,6 +68,7 @@ def test_attention_tv_is_zero_for_flat_masks_and_sums_over_batch():
     assert losses.attention_tv_loss(one.repeat(3, 1, 1, 1)).item() == pytest.approx(6.0)
 
 
+@pytest.mark.slow
 def test_critic_step_builds_no_generator_graph():
     torch.manual_seed(0)
     g, d = Generator(ngf=8, n_blocks=1), Discriminator(final_size=16, ndf=8)

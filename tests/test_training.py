@@ -24,6 +24,7 @@ def train(data, ckpt_dir, *extra):
                  *extra])
 
 
+@pytest.mark.slow
 def test_training_writes_samples_stats_checkpoints(tiny_data, tmp_path):
     assert train(tiny_data, tmp_path / "ck", "--name", "run") == 0
     run = tmp_path / "ck" / "run"
@@ -58,7 +59,18 @@ def _assert_same_tensors(a, b, path=""):
             _assert_same_tensors(x, y, f"{path}[{i}]")
 
 
+@pytest.mark.slow
+def test_resume_reads_its_checkpoint_once(tiny_data, tmp_path, monkeypatch):
+    assert train(tiny_data, tmp_path / "ck", "--name", "run", "--max_steps", "1") == 0
+    reads = []
+    real_read = ckpt._read_native
+    monkeypatch.setattr(ckpt, "_read_native", lambda path, where: (reads.append(path.name), real_read(path, where))[1])
+    assert main(["--resume", str(tmp_path / "ck" / "run"), "--max_steps", "2", "--no_progress"]) == 0
+    assert reads == ["latest.pth"]  # create_solver reads it and hands the state to the trainer
+
+
 @pytest.mark.parametrize("stop_at, model", [(3, "ganimation"), (4, "ganimation"), (3, "n2me_unet")])
+@pytest.mark.slow
 def test_resume_gives_identical_weights(tiny_data, tmp_path, stop_at, model):
     # Mid-epoch and exactly at an epoch boundary; and N2ME's U-Net through the same trainer.
     assert train(tiny_data, tmp_path / "ck", "--name", "straight", "--model", model) == 0
@@ -77,6 +89,7 @@ def test_resume_gives_identical_weights(tiny_data, tmp_path, stop_at, model):
     assert steps == sorted(set(steps))  # no duplicated log lines after the resume
 
 
+@pytest.mark.slow
 def test_existing_run_folder_is_never_overwritten(tiny_data, tmp_path, capsys):
     assert train(tiny_data, tmp_path / "ck", "--name", "run", "--max_steps", "1") == 0
     before = (tmp_path / "ck" / "run" / "latest.pth").stat().st_mtime_ns
@@ -85,6 +98,7 @@ def test_existing_run_folder_is_never_overwritten(tiny_data, tmp_path, capsys):
     assert (tmp_path / "ck" / "run" / "latest.pth").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_fine_tune_from_a_checkpoint_on_new_data(tiny_data, tmp_path):
     assert train(tiny_data, tmp_path / "ck", "--name", "base") == 0
     other = make_tiny_dataset(tmp_path / "me_data", n=9, seed=5, table="csv")
@@ -99,6 +113,7 @@ def test_fine_tune_from_a_checkpoint_on_new_data(tiny_data, tmp_path):
     assert "fine-tuning from" in (ft / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_architecture_is_refused_with_key_list(tiny_data, tmp_path, capsys):
     assert train(tiny_data, tmp_path / "ck", "--name", "a", "--max_steps", "1") == 0
     state = torch.load(tmp_path / "ck" / "a" / "latest.pth", weights_only=True)
@@ -118,6 +133,7 @@ def test_not_a_checkpoint_is_refused(tmp_path, tiny_data, capsys):
     assert "not a readable checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     data = make_tiny_dataset(tmp_path / "d", n=40)
     cmd = [sys.executable, "main.py", "--data_root", str(data), "--ckpt_dir", str(tmp_path / "ck"), "--name", "r",
@@ -135,6 +151,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     assert state["progress"]["step"] > 0
 
 
+@pytest.mark.slow
 def test_n2me_layout_with_18_aus_amp_and_channels_last(tmp_path):
     # N2ME: aus.pkl with 18 values (mouth opening before AU45) and train_ids.txt / test_ids.txt.
     data = make_tiny_dataset(tmp_path / "n2me", n=10, n_aus=18, table="pkl")
@@ -150,6 +167,7 @@ def test_n2me_layout_with_18_aus_amp_and_channels_last(tmp_path):
     assert not (tmp_path / "ck" / "n" / "train_ids.txt").exists()  # the user's lists were used, not a new split
 
 
+@pytest.mark.slow
 def test_one_step_at_256_px_with_random_crop(tmp_path):
     data = make_tiny_dataset(tmp_path / "big", n=3, size=300)
     assert main(["--data_root", str(data), "--ckpt_dir", str(tmp_path / "ck"), "--name", "big", "--gpu_ids", "-1",
@@ -160,6 +178,7 @@ def test_one_step_at_256_px_with_random_crop(tmp_path):
     assert state["options"]["final_size"] == 256 and state["D"]["aus_top.weight"].shape[-1] == 4
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_real_megc2021_frames(megc_root, tmp_path):
     # Grayscale SAMM and colour CASME II crops with their real OpenFace AU tables and ULME id lists.
     for folder in ("SAMM_Positive_westMale", "casme2_Surprise_asianFemale"):

@@ -83,7 +83,7 @@ def faces_from_root(root: Path, schema, names: list[str] | None, rows: int) -> l
 
 def faces_from_photos(paths: list[Path], schema) -> list[Face]:
     from data.sequences import template_from_image
-    from solvers.tester import measurement_backend
+    from solvers.pairs import measurement_backend
 
     out = []
     with measurement_backend("builtin", None, None) as backend:
@@ -139,7 +139,7 @@ def _text(draw: ImageDraw.ImageDraw, xy, text: str) -> None:
 def draw_grid(faces: list[Face], generated: list[np.ndarray], aus: list[str], levels: list[float], cell: int,
               base: str) -> Image.Image:
     """generated[i]: (1 + len(aus) * len(levels), H, W, 3) for face i (the base image first, not drawn)."""
-    from solvers.media import resize_frames
+    from media.frames import resize_frames
 
     gap, head, left = 6, 34, 0
     cols = 1 + len(aus) * len(levels)
@@ -169,9 +169,9 @@ def measure_frames(frames: np.ndarray, schema) -> np.ndarray:
     """AUs of generated faces re-measured by the built-in front end; NaN rows where no face is found.
 
     Faces smaller than 256 px are enlarged to 256 px (bicubic) first: the landmarker is unreliable on tiny crops."""
+    from media.frames import resize_frames
     from openface.frontend import NoFaceError, au_vector
-    from solvers.media import resize_frames
-    from solvers.tester import measurement_backend
+    from solvers.pairs import measurement_backend
 
     if frames.shape[1] < 256:
         frames = resize_frames(frames, 256)

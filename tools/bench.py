@@ -1,19 +1,22 @@
 """Throughput benchmark on synthetic tensors: plain and fast path side by side, one or more image sizes.
 
-    python -m tools.bench [--device cpu|cuda] [--final_size 128 256] [--paths plain,fast] [--batch_size 25]
-                            [--steps N] [--warmup W] [--threads T] [--peak_tflops P] [--json PATH]
+    python -m tools.bench [--device cpu|cuda] [--final_size 128 256] [--paths plain,fast]
+                          [--batch_size 25 50 100] [--compile_mode reduce-overhead] [--steps N]
+                          [--warmup W] [--threads T] [--peak_tflops P] [--json PATH]
 
-Per (path, size): training images/s, generator inference frames/s, peak memory, the FLOPs of a training image and
-of an inference frame (counted by ``torch.utils.flop_counter`` on the real ops, backward and the gradient penalty's
-double backward included) and the model FLOPs utilisation (MFU): achieved FLOP/s over the device's peak. The peak
-is the datasheet's dense figure for known GPUs in the path's precision (``--peak_tflops`` overrides it); on CPU it
-is measured (a large matmul in the path's precision), so CPU MFU is a fraction of what this CPU's matmul reaches.
+Per (path, size, batch size): training images/s, generator inference frames/s, peak memory, the FLOPs of a
+training image and of an inference frame (counted by ``torch.utils.flop_counter`` on the real ops, backward and
+the gradient penalty's double backward included) and the model FLOPs utilisation (MFU): achieved FLOP/s over
+the device's peak. The peak is the datasheet's dense figure for known GPUs in the path's precision
+(``--peak_tflops`` overrides it); on CPU it is measured (a large matmul in the path's precision), so CPU MFU is
+a fraction of what this CPU's matmul reaches.
 
-Training steps are the trainer's own: ``critic_losses`` on every step, ``generator_losses`` on every
-``train_gen_iter``-th step, Adam on both, with the path's settings (``solvers/fast_path.py``): "plain" is fp32
-eager; "fast" is what ``--fast_path on`` gives on this device. No data is read, so the numbers are model compute
-only (the loader is measured by ``python -m data.loader_bench``). One JSON object goes to stdout (and to
-``--json``); a table goes to stderr.
+Training steps are the trainer's own code (``solvers/train_step.py``): a critic update on every step, a generator
+update on every ``train_gen_iter``-th step, with the path's settings (``solvers/fast_path.py``): "plain" is fp32
+eager; "fast" is what ``--fast_path on`` gives on this device (``--compile_mode reduce-overhead`` adds CUDA
+graphs). No data is read, so the numbers are model compute only (``--loader`` measures the data path alone).
+On CUDA each record also counts the host synchronisations of one D/G cycle. One JSON object goes to stdout (and
+to ``--json``); a table goes to stderr.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import shlex
 import statistics
 import sys
 import time
+import warnings
 from argparse import Namespace
 from dataclasses import asdict
 from pathlib import Path
@@ -33,12 +37,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from models.ganimation import LossWeights, critic_losses, generator_losses
 from models.networks import NORMS, count_parameters, init_weights
 from models.registry import MODELS, build_networks, conditioning
 from openface.au_schema import SCHEMAS
-from solvers import fast_path, model_args_from_options
+from options import build_parser
+from solvers import fast_path, loss_weights, model_args_from_options
 from solvers.fast_path import FastPath
+from solvers.train_step import TrainStep
 from solvers.trainer import OptimSettings
 
 # Per-device defaults for flags left unset: CPU numbers keep the full 128 px model within a few minutes on two
@@ -69,7 +74,10 @@ def parse_args(argv: list[str] | None) -> Namespace:
                         "with bf16 autocast and channels_last: what the CUDA fast path adds besides compilation)")
     p.add_argument("--compile", default="auto", choices=fast_path.CHOICES,
                    help="torch.compile on the fast path: auto (on), or on/off to force it")
-    p.add_argument("--batch_size", type=int, default=25)
+    p.add_argument("--batch_size", type=int, nargs="+", default=[25],
+                   help="images per training step: each batch size is measured on every path and size")
+    p.add_argument("--compile_mode", default="default", choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile mode of the fast path's training step (reduce-overhead: CUDA graphs)")
     p.add_argument("--final_size", type=int, nargs="+", default=[128],
                    help="image side(s) in pixels: each size is measured on every path")
     p.add_argument("--steps", type=int, default=None,
@@ -112,9 +120,11 @@ def _resolve_defaults(args: Namespace, parser: argparse.ArgumentParser) -> None:
     for key, value in DEFAULTS[args.device].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    for key in ("batch_size", "steps", "train_gen_iter", "infer_batch", "infer_iters"):
+    for key in ("steps", "train_gen_iter", "infer_batch", "infer_iters"):
         if getattr(args, key) < 1:
             parser.error(f"--{key} must be at least 1")
+    if min(args.batch_size) < 1:
+        parser.error("--batch_size must be at least 1")
     for key in ("warmup", "infer_warmup"):
         if getattr(args, key) < 0:
             parser.error(f"--{key} must not be negative")
@@ -132,22 +142,32 @@ def path_settings(name: str, args: Namespace) -> FastPath:
     return fast_path.resolve("on", torch.device(args.device), compile_mode=args.compile)
 
 
+def training_options(args: Namespace, final_size: int) -> Namespace:
+    """The training command line's options for this model, parsed by the training parser itself: every flag
+    the bench does not set keeps training's default."""
+    argv = ["--model", args.model, "--aus_schema", args.aus_schema, "--final_size", str(final_size),
+            "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--n_blocks", str(args.n_blocks), "--norm", args.norm,
+            "--d_layers", str(args.d_layers)]
+    opt = build_parser().parse_args(argv)
+    opt.explicit = ()
+    return opt
+
+
 def model_args(args: Namespace, final_size: int) -> dict:
     """The same constructor arguments (and validation) that training derives from its flags."""
-    opt = Namespace(model=args.model, aus_schema=args.aus_schema, aus_nc=None, final_size=final_size,
-                    ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, norm=args.norm, d_layers=args.d_layers,
-                    n_down=3, explicit=())
-    return model_args_from_options(opt)
+    return model_args_from_options(training_options(args, final_size))
 
 
 # ---------------------------------------------------------------- set-up
 class Bench:
-    """Networks, optimisers and one synthetic batch, set up the way ``Trainer._setup`` sets them up."""
+    """Networks, optimisers and one synthetic batch, set up the way ``Trainer._setup`` sets them up, and the
+    trainer's step (``TrainStep``) to run on them."""
 
-    def __init__(self, args: Namespace, path: FastPath, final_size: int):
-        self.args, self.path, self.final_size = args, path, final_size
+    def __init__(self, args: Namespace, path: FastPath, final_size: int, batch_size: int):
+        self.args, self.path, self.final_size, self.batch_size = args, path, final_size, batch_size
         self.device = torch.device(args.device)
-        self.model_args = model_args(args, final_size)
+        options = training_options(args, final_size)
+        self.model_args = model_args_from_options(options)
         torch.manual_seed(args.seed)
         self.G, self.D = build_networks(self.model_args)
         self.condition = conditioning(self.model_args)
@@ -160,24 +180,24 @@ class Bench:
         self.opt_G = fast_path.adam(self.G.parameters(), optim.lr, optim.betas, path)
         self.opt_D = fast_path.adam(self.D.parameters(), optim.lr, optim.betas, path)
         fast_path.apply_backend_settings(path)
-        # The trainer's callables: compiled on the fast path; the gradient-penalty critic stays eager.
-        self.G_fake = self.G_step = fast_path.maybe_compile(self.G, path, self.device)
-        self.D_step = self.D_judge = fast_path.maybe_compile(self.D, path, self.device)
+        # The trainer's default loss weights for this model (N2ME's U-Net adds self-reconstruction).
+        self.step = TrainStep(self.G, self.D, self.opt_G, self.opt_D, path=path, device=self.device,
+                              weights=loss_weights(options, self.model_args["name"]),
+                              condition=conditioning(self.model_args), compile_mode=args.compile_mode)
         self.G_infer = fast_path.maybe_compile(self.G, path, self.device, inference=True)
-        # The trainer's default weights for this model (N2ME's U-Net adds self-reconstruction).
-        self.weights = LossWeights(self_rec=10.0 if self.model_args["name"] == "n2me_unet" else 0.0)
-        self.gen = torch.Generator().manual_seed(args.seed + 1)  # CPU generator, as the trainer's
+        # On the training device, as the trainer's generator with the device data path.
+        self.gen = torch.Generator(device=self.device).manual_seed(args.seed + 1)
         self.aus_nc = self.model_args["generator"]["aus_nc"]
-        self.batch = self.synthetic_batch(args.batch_size)
+        self.batch = self.synthetic_batch(batch_size)
 
     def images(self, n: int) -> torch.Tensor:
         """Random pixels in [-1, 1]: the values do not change the work a convolution does."""
         size = self.final_size
-        img = torch.rand(n, 3, size, size, generator=self.gen).mul_(2).sub_(1).to(self.device)
+        img = torch.rand(n, 3, size, size, generator=self.gen, device=self.device).mul_(2).sub_(1)
         return img.contiguous(memory_format=torch.channels_last) if self.path.channels_last else img
 
     def aus(self, n: int) -> torch.Tensor:
-        return torch.rand(n, self.aus_nc, generator=self.gen).to(self.device)
+        return torch.rand(n, self.aus_nc, generator=self.gen, device=self.device)
 
     def synthetic_batch(self, n: int) -> dict:
         """The keys ``prepare_batch`` produces; target AUs are another random draw instead of a rolled batch."""
@@ -193,30 +213,11 @@ class Bench:
             torch.cuda.synchronize(self.device)
 
     # ---------------------------------------------------------------- the work being timed
-    def critic_step(self, eager: bool = False) -> None:
-        alpha = torch.rand(self.args.batch_size, 1, 1, 1, generator=self.gen).to(self.device, non_blocking=True)
-        G, D = (self.G, self.D) if eager else (self.G_fake, self.D_step)
-        with self.autocast():
-            d_total, _ = critic_losses(G, D, self.batch, self.weights, alpha, self.condition, gp_critic=self.D)
-        self.opt_D.zero_grad(set_to_none=True)
-        d_total.backward()
-        self.opt_D.step()
-
-    def generator_step(self, eager: bool = False) -> None:
-        G, D = (self.G, self.D) if eager else (self.G_step, self.D_judge)
-        self.D.requires_grad_(False)
-        with self.autocast():
-            g_total, _ = generator_losses(G, D, self.batch, self.weights, self.condition)
-        self.opt_G.zero_grad(set_to_none=True)
-        g_total.backward()
-        self.opt_G.step()
-        self.D.requires_grad_(True)
-
     def train_step(self, with_generator: bool) -> None:
         """One ``Trainer._train_step``: a critic update, then a generator update when its turn has come."""
-        self.critic_step()
+        self.step.critic(self.batch, self.gen)
         if with_generator:
-            self.generator_step()
+            self.step.generator(self.batch)
 
     def infer(self, frames: torch.Tensor, aus: torch.Tensor, eager: bool = False) -> None:
         with torch.inference_mode(), self.autocast():
@@ -251,14 +252,14 @@ def model_flops(bench: Bench) -> dict:
     """Per training image (a whole D/G cycle over its images) and per inference frame. Counted on the eager
     modules: compilation fuses kernels but does the same matmul/convolution work."""
     args = bench.args
-    critic = count_flops(lambda: bench.critic_step(eager=True))
-    generator = count_flops(lambda: bench.generator_step(eager=True))
+    critic = count_flops(lambda: bench.step.critic(bench.batch, bench.gen, eager=True))
+    generator = count_flops(lambda: bench.step.generator(bench.batch, eager=True))
     frames, aus = bench.images(args.infer_batch), bench.aus(args.infer_batch)
     infer = count_flops(lambda: bench.infer(frames, aus, eager=True))
     per_cycle = args.train_gen_iter * critic + generator
     return {
         "flops_per_critic_step": critic, "flops_per_generator_step": generator,
-        "train_flops_per_image": per_cycle / (args.train_gen_iter * args.batch_size),
+        "train_flops_per_image": per_cycle / (args.train_gen_iter * bench.batch_size),
         "infer_flops_per_frame": infer / args.infer_batch,
     }
 
@@ -320,12 +321,31 @@ def measure_training(bench: Bench) -> dict:
         _note(f"train cycle {cycle + 1}/{cycles}: {cycle_seconds[-1]:.3f} s")
     total = sum(cycle_seconds)
     return {
-        "train_images_per_s": args.steps * args.batch_size / total,
+        "train_images_per_s": args.steps * bench.batch_size / total,
         "train_steps_per_s": args.steps / total,
         "train_seconds": total,
         "train_cycle_seconds_median": statistics.median(cycle_seconds),
         "train_cycle_seconds": cycle_seconds,
     }
+
+
+def count_host_syncs(bench: Bench) -> dict:
+    """Synchronising CUDA calls (``torch.cuda.set_sync_debug_mode``) in one warm D/G cycle: each one makes the
+    host wait for the GPU queue to drain. None on CPU, where nothing is asynchronous."""
+    if bench.device.type != "cuda":
+        return {"train_host_syncs_per_cycle": None, "train_host_sync_examples": []}
+    cycle = bench.args.train_gen_iter
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for step in range(cycle):
+                bench.train_step(with_generator=step == cycle - 1)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    # where each one was called from (the Python line that triggered it)
+    syncs = [f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
+    return {"train_host_syncs_per_cycle": len(syncs), "train_host_sync_examples": sorted(set(syncs))[:5]}
 
 
 def measure_inference(bench: Bench) -> dict:
@@ -358,7 +378,7 @@ def measure_loader(args: Namespace, final_size: int) -> dict:
     dataset, _ = build_training_set(args.loader, schema, load_size=final_size, workers=args.threads or 2)
     setup = time.perf_counter() - started
     device, gen = torch.device(args.device), torch.Generator().manual_seed(args.seed)
-    sampler = EpochBatchSampler(len(dataset), args.batch_size, seed=args.seed, epoch=1, shuffle=True)
+    sampler = EpochBatchSampler(len(dataset), args.batch_size[0], seed=args.seed, epoch=1, shuffle=True)
     workers = 0 if dataset.pixels is not None else 2
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                          collate_fn=collate_batch, pin_memory=device.type == "cuda")
@@ -423,11 +443,11 @@ def environment(device: torch.device) -> dict:
 def settings(args: Namespace) -> dict:
     optim = OptimSettings()
     return {
-        "device": args.device, "paths": args.paths, "batch_size": args.batch_size, "final_sizes": args.final_size,
+        "device": args.device, "paths": args.paths, "batch_sizes": args.batch_size, "final_sizes": args.final_size,
         "steps": args.steps, "steps_requested": args.steps_requested, "warmup": args.warmup,
         "train_gen_iter": args.train_gen_iter, "infer_batch": args.infer_batch, "infer_iters": args.infer_iters,
         "infer_warmup": args.infer_warmup, "threads_requested": args.threads, "seed": args.seed, "lr": optim.lr,
-        "betas": list(optim.betas), "compile": args.compile,
+        "betas": list(optim.betas), "compile": args.compile, "compile_mode": args.compile_mode,
     }
 
 
@@ -437,16 +457,18 @@ def _note(message: str) -> None:
 
 
 def table(result: dict) -> str:
-    rows = ["path  size  settings                                          train img/s  infer fr/s  "
+    rows = ["path  size  batch  settings                                          train img/s  infer fr/s  "
             "GFLOP/img  MFU train  MFU infer  peak MiB"]
     for r in result["runs"]:
         mfu_t = "-" if r["train_mfu"] is None else f"{100 * r['train_mfu']:.1f}%"
         mfu_i = "-" if r["infer_mfu"] is None else f"{100 * r['infer_mfu']:.1f}%"
-        rows.append(f"{r['path']:<5} {r['final_size']:>4}  {r['settings_text'][:48]:<48}  "
-                    f"{r['train_images_per_s']:>11.2f}  {r['infer_frames_per_s']:>10.2f}  "
+        infer = "-" if r["infer_frames_per_s"] is None else f"{r['infer_frames_per_s']:.2f}"
+        rows.append(f"{r['path']:<5} {r['final_size']:>4}  {r['batch_size']:>5}  {r['settings_text'][:48]:<48}  "
+                    f"{r['train_images_per_s']:>11.2f}  {infer:>10}  "
                     f"{r['train_flops_per_image'] / 1e9:>9.2f}  {mfu_t:>9}  {mfu_i:>9}  {r['peak_memory_mib']:>8.0f}")
-    for size, ratio in result["speedups"].items():
-        rows.append(f"fast / plain at {size}px: train x{ratio['train']:.2f}, inference x{ratio['infer']:.2f}")
+    for key, ratio in result["speedups"].items():
+        infer = "" if ratio["infer"] is None else f", inference x{ratio['infer']:.2f}"
+        rows.append(f"fast / plain at {key}: train x{ratio['train']:.2f}{infer}")
     comm = result["ddp_communication"]
     per_step = comm["mean_allreduce_bytes_per_step"] / MIB
     ring8 = comm["ring_bytes_sent_per_rank_per_step"]["8"] / MIB
@@ -477,32 +499,37 @@ def ddp_communication(bench: Bench, train_gen_iter: int) -> dict:
             "ring_bytes_sent_per_rank_per_step": {str(k): per_step * 2 * (k - 1) / k for k in (2, 4, 8)}}
 
 
-def _mfu(per_s: float, flops_each: float, peak_tflops_value: float | None) -> float | None:
-    return None if peak_tflops_value is None else per_s * flops_each / (peak_tflops_value * 1e12)
+def _mfu(per_s: float | None, flops_each: float, peak_tflops_value: float | None) -> float | None:
+    return None if peak_tflops_value is None or per_s is None else per_s * flops_each / (peak_tflops_value * 1e12)
 
 
-def run_one(args: Namespace, name: str, final_size: int, peaks: dict) -> tuple[dict, Bench]:
+def run_one(args: Namespace, name: str, final_size: int, batch_size: int, peaks: dict) -> tuple[dict, Bench]:
+    """One path at one size and batch size. Inference does not depend on the training batch size: it is
+    measured with the first ``--batch_size`` only (None in the other records), which spares its compilation."""
     device = torch.device(args.device)
     path = path_settings(name, args)
-    bench = Bench(args, path, final_size)
-    _note(f"{name} path ({path.describe()}), {final_size}px batch {args.batch_size}: {args.warmup} warm-up + "
+    bench = Bench(args, path, final_size, batch_size)
+    _note(f"{name} path ({path.describe()}), {final_size}px batch {batch_size}: {args.warmup} warm-up + "
           f"{args.steps} measured training steps")
     warm_up_training(bench, args.warmup)
     reset_peak_memory(device)
     train = measure_training(bench)
     train_peak = peak_memory_mib(device)
+    syncs = count_host_syncs(bench)
     reset_peak_memory(device)
-    infer = measure_inference(bench)
+    with_inference = batch_size == args.batch_size[0]
+    infer = measure_inference(bench) if with_inference else {"infer_frames_per_s": None, "infer_seconds": None}
     # The CPU peak RSS cannot be reset, so it has no inference-only reading: only the whole-run peak.
-    infer_peak = peak_memory_mib(device) if device.type == "cuda" else None
+    infer_peak = peak_memory_mib(device) if device.type == "cuda" and with_inference else None
     overall_peak = max(train_peak, infer_peak) if infer_peak is not None else peak_memory_mib(device)
     flops = model_flops(bench)
     peak, source = peak_tflops(args, path, peaks)
+    infer_tflops = None if not with_inference else infer["infer_frames_per_s"] * flops["infer_flops_per_frame"] / 1e12
     return {
-        "path": name, "final_size": final_size, "settings": asdict(path), "settings_text": path.describe(),
-        **train, **infer, **flops,
+        "path": name, "final_size": final_size, "batch_size": batch_size, "settings": asdict(path),
+        "settings_text": path.describe(), **train, **syncs, **infer, **flops,
         "achieved_train_tflops": train["train_images_per_s"] * flops["train_flops_per_image"] / 1e12,
-        "achieved_infer_tflops": infer["infer_frames_per_s"] * flops["infer_flops_per_frame"] / 1e12,
+        "achieved_infer_tflops": infer_tflops,
         "peak_tflops": peak, "peak_tflops_source": source,
         "train_mfu": _mfu(train["train_images_per_s"], flops["train_flops_per_image"], peak),
         "infer_mfu": _mfu(infer["infer_frames_per_s"], flops["infer_flops_per_frame"], peak),
@@ -518,24 +545,35 @@ def run(args: Namespace) -> dict:
     baseline_mib = process_peak_rss_mib()
     runs, peaks, bench = [], {}, None
     for size in args.final_size:
-        for name in args.paths:
-            record, bench = run_one(args, name, size, peaks)
-            runs.append(record)
-    speedups = {}
-    for size in args.final_size:
-        by_path = {r["path"]: r for r in runs if r["final_size"] == size}
-        if {"plain", "fast"} <= by_path.keys():
-            speedups[str(size)] = {
-                "train": by_path["fast"]["train_images_per_s"] / by_path["plain"]["train_images_per_s"],
-                "infer": by_path["fast"]["infer_frames_per_s"] / by_path["plain"]["infer_frames_per_s"]}
-    loader = [{"final_size": size, **measure_loader(args, size)} for size in args.final_size] if args.loader else []
+        for batch_size in args.batch_size:
+            for name in args.paths:
+                record, bench = run_one(args, name, size, batch_size, peaks)
+                runs.append(record)
     return {
-        "runs": runs, "speedups": speedups, "loader": loader,
+        "runs": runs, "speedups": speedups(runs), "loader": loader_runs(args),
         "ddp_communication": ddp_communication(bench, args.train_gen_iter),
         "peak_memory_kind": memory_kind(device), "baseline_rss_mib": baseline_mib,
         "g_params": count_parameters(bench.G), "d_params": count_parameters(bench.D),
         "environment": environment(device), "settings": settings(args),
     }
+
+
+def speedups(runs: list[dict]) -> dict:
+    """fast / plain per size and batch size, keyed "128px batch 25"."""
+    ratios = {}
+    for key in dict.fromkeys((r["final_size"], r["batch_size"]) for r in runs):
+        by_path = {r["path"]: r for r in runs if (r["final_size"], r["batch_size"]) == key}
+        if {"plain", "fast"} <= by_path.keys():
+            plain, fast = by_path["plain"], by_path["fast"]
+            infer = (None if plain["infer_frames_per_s"] is None
+                     else fast["infer_frames_per_s"] / plain["infer_frames_per_s"])
+            ratios[f"{key[0]}px batch {key[1]}"] = {
+                "train": fast["train_images_per_s"] / plain["train_images_per_s"], "infer": infer}
+    return ratios
+
+
+def loader_runs(args: Namespace) -> list[dict]:
+    return [{"final_size": size, **measure_loader(args, size)} for size in args.final_size] if args.loader else []
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def identity_distances(inputs: np.ndarray, driven: np.ndarray, recon: np.ndarray, perm: np.ndarray) -> dict:
+    from media.frames import resize_frames
     from metrics.analysis import detect, shared_tools
     from metrics.identity import SAME_PERSON_THRESHOLD
-    from solvers.media import resize_frames
 
     tools = shared_tools()
 

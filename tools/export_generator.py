@@ -33,8 +33,8 @@ def _sha256(path: Path) -> str:
 
 def generator_state(source: Path, load_epoch="latest", ckpt_format: str = "auto") -> tuple[Path, dict]:
     """The checkpoint file behind ``source`` and its state as test mode reads it (seeds imported)."""
-    path = importers.resolve_checkpoint(Path(source), load_epoch, ckpt_format)
-    return path, importers.load_any(path, ckpt_format)
+    path = ckpt.resolve(Path(source), load_epoch, ckpt_format)
+    return path, ckpt.load(path, ckpt_format)
 
 
 def export_state(state: dict, source: Path, half: bool = False) -> dict:

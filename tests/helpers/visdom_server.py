@@ -9,7 +9,7 @@ Usage from a test (tests/ is on sys.path under pytest's default import mode, so 
     with running_visdom_server(tmp_path) as port:
         ...
 
-The server is launched exactly like a user would (`python -m visdom.server`), so
+The server is launched exactly like a user would (`python -m visdom.server -bind_local`), so
 it also proves that .ci/install_visdom.sh left it able to start without internet.
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _answers(port: int) -> bool:
 
 
 def start_visdom_server(tmp_path: Path | str) -> tuple[int, subprocess.Popen]:
-    """Launch `python -m visdom.server` on a free localhost port; return (port, process) once it answers.
+    """Launch `python -m visdom.server -bind_local` on a free port; return (port, process) once it answers.
 
     Its env files and its log (visdom_server.log) go to tmp_path. Raises
     VisdomUnavailable when visdom cannot run offline here, RuntimeError when the

@@ -15,38 +15,72 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((size, size), method)) for f in frames])
 
 
-def write_png_frames(frames: np.ndarray, folder: Path, stem: str = "", ext: str = ".png") -> list[Path]:
-    """NNN.png (or .jpg, N2ME's format) with at least three digits, so names sort in time order."""
+def write_png_frames(frames: np.ndarray, folder: Path, stem: str = "", ext: str = ".png", start: int = 0,
+                     total: int | None = None) -> list[Path]:
+    """NNN.png (or .jpg, N2ME's format) with at least three digits, so names sort in time order. ``start`` and
+    ``total`` (the whole sequence's length) let a sequence be written batch by batch."""
     folder.mkdir(parents=True, exist_ok=True)
-    width = max(3, len(str(len(frames))))
+    width = max(3, len(str(total if total is not None else len(frames))))
     paths = []
-    for i, frame in enumerate(frames):
+    for i, frame in enumerate(frames, start=start):
         path = folder / f"{stem}{i:0{width}d}{ext}"
         Image.fromarray(frame).save(path, **({"quality": 95} if ext == ".jpg" else {}))
         paths.append(path)
     return paths
 
 
-def write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
-    """H.264 in yuv420p, which ordinary players (browsers, QuickTime, Windows) open; sizes are padded to even."""
-    import imageio_ffmpeg
+# GIF: ffmpeg picks one palette per frame (palettegen stats_mode=single), so no frame waits for the others.
+GIF_FILTER = "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1"
 
-    h, w = frames.shape[1:3]
-    writer = imageio_ffmpeg.write_frames(
-        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None,
-        output_params=["-crf", "16", "-preset", "medium", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"],
-        macro_block_size=1, ffmpeg_log_level="error")
-    writer.send(None)
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
+
+def gif_rate(fps: float) -> float:
+    """GIF delays are in 1/100 s with a practical minimum of 2 (browsers slow faster GIFs down): every frame is kept
+    and played at most at 50 fps."""
+    return 1000 / max(20, int(round(1000 / fps / 10)) * 10)
+
+
+class VideoStream:
+    """Frames sent one at a time to an ffmpeg process, so memory does not grow with the clip's length.
+
+    mp4: H.264 in yuv420p, which ordinary players (browsers, QuickTime, Windows) open; sizes padded to even.
+    gif: every frame, looping, at :func:`gif_rate`."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float):
+        import imageio_ffmpeg
+
+        if Path(path).suffix.lower() == ".gif":
+            options = {"fps": gif_rate(fps), "codec": "gif", "pix_fmt_out": "pal8",
+                       "output_params": ["-vf", GIF_FILTER, "-loop", "0"]}
+        else:
+            options = {"fps": fps, "codec": "libx264", "pix_fmt_out": "yuv420p",
+                       "output_params": ["-crf", "16", "-preset", "medium", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]}
+        self._writer = imageio_ffmpeg.write_frames(str(path), (width, height), pix_fmt_in="rgb24", quality=None,
+                                                   macro_block_size=1, ffmpeg_log_level="error", **options)
+        self._writer.send(None)
+
+    def send(self, frames: np.ndarray) -> None:
+        """One (H, W, 3) frame or a (T, H, W, 3) batch."""
+        for frame in (frames if frames.ndim == 4 else frames[None]):
+            self._writer.send(np.ascontiguousarray(frame))
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
+    with VideoStream(path, frames.shape[2], frames.shape[1], fps) as video:
+        video.send(frames)
 
 
 def write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
-    # GIF delays are in 1/100 s with a practical minimum of 2 (browsers slow faster GIFs down): cap at 50 fps.
-    duration_ms = max(20, int(round(1000 / fps / 10)) * 10)
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False)
+    with VideoStream(path, frames.shape[2], frames.shape[1], fps) as video:
+        video.send(frames)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarray:

@@ -1,0 +1,105 @@
+"""The calibration data: each distinct clip of an ULME-style MEGC package, measured once by MediaPipe, beside the
+OpenFace 2 AU intensities the package ships for every frame (``csvs/``).
+
+The package holds every clip twice (one folder per template, byte-identical frames), so a clip is keyed by
+``<dataset>_<emotion>`` and read once. MediaPipe runs over the frames only once: the measurements are cached in an
+``.npz`` file (landmarks, blendshapes and the OpenFace targets), which ``python -m openface.calibrate --cache``
+re-uses. Only Python's standard library, numpy and Pillow are needed here: no import of the data/ package.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from openface.csv_io import read_openface_csv
+
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass
+class MeasuredClip:
+    """One clip: per frame the MediaPipe face (landmarks, blendshapes) and OpenFace's AU intensities."""
+
+    name: str
+    frames: list[str]
+    landmarks: np.ndarray  # (T, 478, 3) pixels
+    blendshapes: np.ndarray  # (T, 52) in ``blendshape_names`` order
+    blendshape_names: tuple[str, ...]
+    openface: np.ndarray  # (T, 17) OpenFace intensities, OpenFace AU order
+
+
+def _natural_key(name: str) -> list:
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+def frame_paths(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.array(img.convert("RGB"), dtype=np.uint8)  # SAMM frames are grey
+
+
+def clip_folders(megc_root: Path) -> dict[str, Path]:
+    """Clip key -> the first folder holding it (the other template's folder repeats the frames)."""
+    out: dict[str, Path] = {}
+    for folder in sorted(p for p in Path(megc_root).iterdir() if (p / "imgs").is_dir()):
+        out.setdefault("_".join(folder.name.split("_")[:2]), folder)
+    return out
+
+
+def measure_clip(name: str, folder: Path, landmarker) -> MeasuredClip:
+    """MediaPipe on every frame with a face and a usable OpenFace row (the most confident face of the CSV)."""
+    frames, landmarks, shapes, targets, shape_names = [], [], [], [], ()
+    for path in frame_paths(folder / "imgs"):
+        faces = landmarker.detect(load_rgb(path))
+        rows = read_openface_csv(folder / "csvs" / f"{path.stem}.csv")
+        if not faces or np.all(np.isnan(rows.intensity)):
+            continue
+        shape_names = tuple(sorted(faces[0].blendshapes))
+        frames.append(path.stem)
+        landmarks.append(faces[0].landmarks)
+        shapes.append([faces[0].blendshapes[n] for n in shape_names])
+        targets.append(rows.intensity[int(np.nanargmax(rows.confidence))])
+    return MeasuredClip(name, frames, np.array(landmarks), np.array(shapes), shape_names, np.array(targets))
+
+
+def measure_package(megc_root: Path) -> list[MeasuredClip]:
+    from openface.landmarks import Landmarker
+
+    with Landmarker() as landmarker:
+        return [measure_clip(name, folder, landmarker) for name, folder in clip_folders(megc_root).items()]
+
+
+def save(clips: list[MeasuredClip], path: Path) -> None:
+    arrays = {}
+    for c in clips:
+        arrays.update({f"{c.name}/frames": np.array(c.frames), f"{c.name}/landmarks": c.landmarks,
+                       f"{c.name}/blendshapes": c.blendshapes, f"{c.name}/openface": c.openface,
+                       f"{c.name}/blendshape_names": np.array(c.blendshape_names)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+
+
+def load(path: Path) -> list[MeasuredClip]:
+    with np.load(path) as data:
+        names = sorted({key.split("/")[0] for key in data.files})
+        return [MeasuredClip(n, data[f"{n}/frames"].tolist(), data[f"{n}/landmarks"], data[f"{n}/blendshapes"],
+                             tuple(data[f"{n}/blendshape_names"].tolist()), data[f"{n}/openface"]) for n in names]
+
+
+def measured_clips(megc_root: Path, cache: Path | None = None) -> list[MeasuredClip]:
+    """The package's clips, from ``cache`` when it exists (written there on the first run)."""
+    if cache is not None and Path(cache).is_file():
+        return load(Path(cache))
+    clips = measure_package(Path(megc_root))
+    if cache is not None:
+        save(clips, Path(cache))
+    return clips
