@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import resource
 import shlex
 import statistics
 import sys
@@ -35,7 +33,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from models.networks import NORMS, count_parameters, init_weights
 from models.registry import MODELS, build_networks, conditioning
@@ -45,6 +42,9 @@ from solvers import fast_path, loss_weights, model_args_from_options
 from solvers.fast_path import FastPath
 from solvers.train_step import TrainStep
 from solvers.trainer import OptimSettings
+from tools.bench_flops import ddp_communication, mfu, model_flops, peak_tflops
+from tools.bench_report import (environment, memory_kind, note, peak_memory_mib, process_peak_rss_mib,
+                                reset_peak_memory, settings, speedups, table)
 
 # Per-device defaults for flags left unset: CPU numbers keep the full 128 px model within a few minutes on two
 # cores; GPU numbers are long enough for the clock to be well above launch and synchronisation noise.
@@ -52,16 +52,7 @@ DEFAULTS = {
     "cpu": {"steps": 10, "warmup": 2, "infer_iters": 3, "infer_warmup": 1},
     "cuda": {"steps": 100, "warmup": 10, "infer_iters": 50, "infer_warmup": 5},
 }
-MIB = 1024 * 1024
 PATHS = ("plain", "fast", "bf16")  # bf16: the plain path plus bf16 autocast and channels_last, eager
-# Dense (no sparsity) datasheet peaks in TFLOP/s: bf16 tensor cores, and TF32, which cuDNN uses for fp32
-# convolutions by default (torch.backends.cudnn.allow_tf32). Matched against torch.cuda.get_device_name.
-GPU_PEAK_TFLOPS = {
-    "H100 SXM": {"bf16": 989.4, "fp32": 494.7}, "H100 80GB HBM3": {"bf16": 989.4, "fp32": 494.7},
-    "H100 PCIe": {"bf16": 756.0, "fp32": 378.0}, "H100 NVL": {"bf16": 835.0, "fp32": 417.5},
-    "H200": {"bf16": 989.4, "fp32": 494.7}, "A100": {"bf16": 312.0, "fp32": 156.0},
-    "L40S": {"bf16": 362.05, "fp32": 183.0}, "RTX 4090": {"bf16": 165.2, "fp32": 82.6},
-}
 
 
 # ---------------------------------------------------------------- command line
@@ -224,75 +215,6 @@ class Bench:
             (self.G if eager else self.G_infer)(frames, aus)
 
 
-# ---------------------------------------------------------------- FLOPs
-class _GlobalOnly:
-    """Stands in for FlopCounterMode's per-module tracker, whose backward hooks break ``autograd.grad`` (the
-    gradient penalty): every count goes to the "Global" total, which is all the benchmark reads."""
-
-    parents = {"Global"}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def count_flops(fn) -> int:
-    """FLOPs of the aten ops ``fn`` runs (matmuls and convolutions, forward and backward), counted by torch's
-    own per-op formulas (``torch.utils.flop_counter``). tests/test_bench.py checks a known count."""
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalOnly()
-    with counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
-def model_flops(bench: Bench) -> dict:
-    """Per training image (a whole D/G cycle over its images) and per inference frame. Counted on the eager
-    modules: compilation fuses kernels but does the same matmul/convolution work."""
-    args = bench.args
-    critic = count_flops(lambda: bench.step.critic(bench.batch, bench.gen, eager=True))
-    generator = count_flops(lambda: bench.step.generator(bench.batch, eager=True))
-    frames, aus = bench.images(args.infer_batch), bench.aus(args.infer_batch)
-    infer = count_flops(lambda: bench.infer(frames, aus, eager=True))
-    per_cycle = args.train_gen_iter * critic + generator
-    return {
-        "flops_per_critic_step": critic, "flops_per_generator_step": generator,
-        "train_flops_per_image": per_cycle / (args.train_gen_iter * bench.batch_size),
-        "infer_flops_per_frame": infer / args.infer_batch,
-    }
-
-
-def measured_cpu_peak_tflops(dtype: torch.dtype, size: int = 2048, reps: int = 7) -> float:
-    """What a large matmul reaches on this CPU in ``dtype``: the ceiling dense conv/matmul work can approach.
-    The fastest of ``reps`` single products: other load on the machine can only slow a product down."""
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(reps):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best / 1e12
-
-
-def peak_tflops(args: Namespace, path: FastPath, cache: dict) -> tuple[float | None, str]:
-    precision = "bf16" if path.amp else "fp32"
-    if args.peak_tflops is not None:
-        return args.peak_tflops, "--peak_tflops"
-    if args.device == "cuda":
-        name = torch.cuda.get_device_name(torch.device("cuda"))
-        for key, peaks in GPU_PEAK_TFLOPS.items():
-            if key in name:
-                label = "bf16 tensor core" if precision == "bf16" else "TF32 tensor core (cuDNN's fp32 default)"
-                return peaks[precision], f"datasheet dense {label} peak of {key}"
-        return None, f"unknown GPU {name!r}: pass --peak_tflops"
-    if precision not in cache:
-        cache[precision] = measured_cpu_peak_tflops(torch.bfloat16 if path.amp else torch.float32)
-    return cache[precision], f"measured {precision} 2048x2048 matmul on this CPU"
-
-
 # ---------------------------------------------------------------- measurements
 def warm_up_training(bench: Bench, steps: int) -> None:
     """Unmeasured steps; the last one includes a G step so both code paths (and their allocations, and on the
@@ -318,7 +240,7 @@ def measure_training(bench: Bench) -> dict:
             bench.train_step(with_generator=(step + 1) % args.train_gen_iter == 0)
         bench.sync()
         cycle_seconds.append(time.perf_counter() - start)
-        _note(f"train cycle {cycle + 1}/{cycles}: {cycle_seconds[-1]:.3f} s")
+        note(f"train cycle {cycle + 1}/{cycles}: {cycle_seconds[-1]:.3f} s")
     total = sum(cycle_seconds)
     return {
         "train_images_per_s": args.steps * bench.batch_size / total,
@@ -392,115 +314,6 @@ def measure_loader(args: Namespace, final_size: int) -> dict:
     seconds = time.perf_counter() - start
     return {"loader_images_per_s": images / seconds, "loader_images": images, "loader_setup_seconds": setup,
             "loader_cached_in_ram": dataset.pixels is not None}
-# ---------------------------------------------------------------- memory and environment
-def process_peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MIB if sys.platform == "darwin" else peak / 1024
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    # On CPU this is a no-op: ru_maxrss cannot be reset, each reading is the peak since start-up.
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / MIB
-    return process_peak_rss_mib()
-
-
-def memory_kind(device: torch.device) -> str:
-    if device.type == "cuda":
-        return "torch.cuda.max_memory_allocated (tensors only, excludes the CUDA context and allocator cache)"
-    return "process peak RSS (getrusage ru_maxrss, since process start: includes Python and torch themselves)"
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(device: torch.device) -> dict:
-    return {
-        "device_name": device_name(device),
-        "torch_version": torch.__version__,
-        "cuda_version": torch.version.cuda if device.type == "cuda" else None,
-        "threads": torch.get_num_threads(),
-        "python_version": platform.python_version(),
-    }
-
-
-def settings(args: Namespace) -> dict:
-    optim = OptimSettings()
-    return {
-        "device": args.device, "paths": args.paths, "batch_sizes": args.batch_size, "final_sizes": args.final_size,
-        "steps": args.steps, "steps_requested": args.steps_requested, "warmup": args.warmup,
-        "train_gen_iter": args.train_gen_iter, "infer_batch": args.infer_batch, "infer_iters": args.infer_iters,
-        "infer_warmup": args.infer_warmup, "threads_requested": args.threads, "seed": args.seed, "lr": optim.lr,
-        "betas": list(optim.betas), "compile": args.compile, "compile_mode": args.compile_mode,
-    }
-
-
-# ---------------------------------------------------------------- reporting
-def _note(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def table(result: dict) -> str:
-    rows = ["path  size  batch  settings                                          train img/s  infer fr/s  "
-            "GFLOP/img  MFU train  MFU infer  peak MiB"]
-    for r in result["runs"]:
-        mfu_t = "-" if r["train_mfu"] is None else f"{100 * r['train_mfu']:.1f}%"
-        mfu_i = "-" if r["infer_mfu"] is None else f"{100 * r['infer_mfu']:.1f}%"
-        infer = "-" if r["infer_frames_per_s"] is None else f"{r['infer_frames_per_s']:.2f}"
-        rows.append(f"{r['path']:<5} {r['final_size']:>4}  {r['batch_size']:>5}  {r['settings_text'][:48]:<48}  "
-                    f"{r['train_images_per_s']:>11.2f}  {infer:>10}  "
-                    f"{r['train_flops_per_image'] / 1e9:>9.2f}  {mfu_t:>9}  {mfu_i:>9}  {r['peak_memory_mib']:>8.0f}")
-    for key, ratio in result["speedups"].items():
-        infer = "" if ratio["infer"] is None else f", inference x{ratio['infer']:.2f}"
-        rows.append(f"fast / plain at {key}: train x{ratio['train']:.2f}{infer}")
-    comm = result["ddp_communication"]
-    per_step = comm["mean_allreduce_bytes_per_step"] / MIB
-    ring8 = comm["ring_bytes_sent_per_rank_per_step"]["8"] / MIB
-    rows.append(f"DDP all-reduce per step (mean over a D/G cycle): {per_step:.1f} MiB of fp32 gradients; "
-                f"ring traffic per rank with 8 ranks {ring8:.1f} MiB")
-    for loader in result["loader"]:
-        rows.append(f"loader alone at {loader['final_size']}px: {loader['loader_images_per_s']:.0f} images/s "
-                    f"({'RAM cache' if loader['loader_cached_in_ram'] else 'streamed'})")
-    env = result["environment"]
-    rows.append(f"{env['device_name']}, {env['threads']} threads, torch {env['torch_version']}; G "
-                f"{result['g_params'] / 1e6:.2f}M, D {result['d_params'] / 1e6:.2f}M params; peak: "
-                + "; ".join(sorted({r['peak_tflops_source'] for r in result['runs']})))
-    return "\n".join(rows)
-
-
-def ddp_communication(bench: Bench, train_gen_iter: int) -> dict:
-    """What DDP all-reduces per step: every critic step the critic's gradients, every ``train_gen_iter``-th step
-    also the generator's, in fp32 whatever the autocast precision (gradients live in the parameters' dtype). A
-    ring all-reduce sends (and receives) 2 (k - 1) / k of that per rank for k ranks, so per-rank traffic stays
-    below twice the gradient size however many GPUs there are; scaling then depends on link bandwidth vs step time."""
-    def grad_bytes(module: torch.nn.Module) -> int:
-        return sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
-
-    d_bytes, g_bytes = grad_bytes(bench.D), grad_bytes(bench.G)
-    per_step = d_bytes + g_bytes / train_gen_iter
-    return {"critic_gradient_bytes": d_bytes, "generator_gradient_bytes": g_bytes,
-            "mean_allreduce_bytes_per_step": per_step,
-            "ring_bytes_sent_per_rank_per_step": {str(k): per_step * 2 * (k - 1) / k for k in (2, 4, 8)}}
-
-
-def _mfu(per_s: float | None, flops_each: float, peak_tflops_value: float | None) -> float | None:
-    return None if peak_tflops_value is None or per_s is None else per_s * flops_each / (peak_tflops_value * 1e12)
 
 
 def run_one(args: Namespace, name: str, final_size: int, batch_size: int, peaks: dict) -> tuple[dict, Bench]:
@@ -509,7 +322,7 @@ def run_one(args: Namespace, name: str, final_size: int, batch_size: int, peaks:
     device = torch.device(args.device)
     path = path_settings(name, args)
     bench = Bench(args, path, final_size, batch_size)
-    _note(f"{name} path ({path.describe()}), {final_size}px batch {batch_size}: {args.warmup} warm-up + "
+    note(f"{name} path ({path.describe()}), {final_size}px batch {batch_size}: {args.warmup} warm-up + "
           f"{args.steps} measured training steps")
     warm_up_training(bench, args.warmup)
     reset_peak_memory(device)
@@ -531,8 +344,8 @@ def run_one(args: Namespace, name: str, final_size: int, batch_size: int, peaks:
         "achieved_train_tflops": train["train_images_per_s"] * flops["train_flops_per_image"] / 1e12,
         "achieved_infer_tflops": infer_tflops,
         "peak_tflops": peak, "peak_tflops_source": source,
-        "train_mfu": _mfu(train["train_images_per_s"], flops["train_flops_per_image"], peak),
-        "infer_mfu": _mfu(infer["infer_frames_per_s"], flops["infer_flops_per_frame"], peak),
+        "train_mfu": mfu(train["train_images_per_s"], flops["train_flops_per_image"], peak),
+        "infer_mfu": mfu(infer["infer_frames_per_s"], flops["infer_flops_per_frame"], peak),
         "peak_memory_mib": overall_peak, "train_peak_memory_mib": train_peak, "infer_peak_memory_mib": infer_peak,
         "model": bench.model_args,
     }, bench
@@ -558,20 +371,6 @@ def run(args: Namespace) -> dict:
     }
 
 
-def speedups(runs: list[dict]) -> dict:
-    """fast / plain per size and batch size, keyed "128px batch 25"."""
-    ratios = {}
-    for key in dict.fromkeys((r["final_size"], r["batch_size"]) for r in runs):
-        by_path = {r["path"]: r for r in runs if (r["final_size"], r["batch_size"]) == key}
-        if {"plain", "fast"} <= by_path.keys():
-            plain, fast = by_path["plain"], by_path["fast"]
-            infer = (None if plain["infer_frames_per_s"] is None
-                     else fast["infer_frames_per_s"] / plain["infer_frames_per_s"])
-            ratios[f"{key[0]}px batch {key[1]}"] = {
-                "train": fast["train_images_per_s"] / plain["train_images_per_s"], "infer": infer}
-    return ratios
-
-
 def loader_runs(args: Namespace) -> list[dict]:
     return [{"final_size": size, **measure_loader(args, size)} for size in args.final_size] if args.loader else []
 
@@ -585,7 +384,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
-    _note("\n" + table(result))
+    note("\n" + table(result))
     return result
 
 
