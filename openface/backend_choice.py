@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from openface.runner import ENV_VAR, find_openface_bin
+from openface.openface_bin import ENV_VAR, find_openface_bin
 
 
 def choose_au_backend(openface_bin: str | os.PathLike | None = None) -> str:

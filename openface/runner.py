@@ -1,5 +1,8 @@
 """Run a real OpenFace 2.x install (FaceLandmarkImg per image, FeatureExtraction per sequence) and read its CSVs.
 
+This module stages the inputs, runs the tool and collects the results; finding and starting the binary is in
+openface/openface_bin.py, reading the CSVs and choosing among several faces in openface/openface_outputs.py.
+
 OpenFace cannot be installed from a package registry. Users who built or downloaded it point the toolkit at it with
 ``--openface_bin`` or ``$OPENFACE_BIN``; everything else works without it (``--au_backend builtin``).
 
@@ -26,13 +29,9 @@ RecorderOpenFace.cpp, RecorderOpenFaceParameters.cpp, FaceAnalyserParameters.cpp
 """
 from __future__ import annotations
 
-import csv
-import dataclasses
 import os
 import re
-import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,130 +40,17 @@ from pathlib import Path
 import numpy as np
 
 from media.images import natural_key
-from openface.csv_io import OpenFaceRows, read_openface_csv
+from openface.csv_io import OpenFaceRows
+from openface.openface_bin import (IMAGE_TOOL, SEQUENCE_TOOL, OpenFaceError, check_extra_args, find_openface_bin,
+                                   run_tool)
+from openface.openface_outputs import (FACE_PICKS, au_table_from_rows, has_data_rows, pick_face, read_au_csv,
+                                       read_columns, select_rows)
 
-ENV_VAR = "OPENFACE_BIN"
-IMAGE_TOOL = "FaceLandmarkImg"
-SEQUENCE_TOOL = "FeatureExtraction"
 # The only extensions OpenFace's folder readers accept (it compares them case-sensitively; we do not).
 OPENFACE_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-# Flags the runner sets itself: the staged input/output paths must not be overridden.
-MANAGED_FLAGS = frozenset({"-f", "-fdir", "-out_dir", "-of", "-root", "-inroot", "-outroot"})
-FACE_PICKS = ("confidence", "largest")
-
-INSTALL_HELP = (
-    "Install OpenFace 2.x (build it from https://github.com/TadasBaltrusaitis/OpenFace, see its wiki, or unpack the "
-    "Windows release with its models) and pass --openface_bin /path/to/OpenFace/build/bin (the folder holding the "
-    f"tools, or the tool itself) or set ${ENV_VAR}. Without OpenFace, use the toolkit's built-in front end: "
-    "--au_backend builtin (offline MediaPipe landmarks, nothing to install besides requirements.txt).")
 
 # Names given to staged inputs: ASCII letters then digits, so OpenFace's lexicographic order is the input order.
 _STAGED_NAME = re.compile(r"^([a-z]+\d{6,})(.*)$", re.DOTALL)
-
-
-class OpenFaceError(RuntimeError):
-    """OpenFace was found but failed: non-zero exit, timeout, or a CSV the toolkit cannot use."""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Finding the binaries
-
-
-def find_openface_bin(explicit: str | os.PathLike | None = None, tool: str = IMAGE_TOOL) -> Path:
-    """Absolute path of an OpenFace tool: from ``explicit`` (--openface_bin), else $OPENFACE_BIN, else PATH.
-
-    ``explicit`` and $OPENFACE_BIN may name the tool itself, another tool in the same folder (its sibling is used), or
-    a folder holding the tools (also ``<folder>/bin`` and ``<folder>/build/bin``). The first source that is set
-    decides, so a wrong --openface_bin is reported instead of silently using another install.
-    """
-    for origin, value in (("--openface_bin", explicit), (f"${ENV_VAR}", os.environ.get(ENV_VAR))):
-        if value:
-            candidates = _candidates(Path(value).expanduser(), tool)
-            found = _first_executable(candidates)
-            if found is None:
-                raise FileNotFoundError(_not_found_message(tool, f"{origin}={value}", candidates))
-            return found
-    on_path = shutil.which(tool)
-    if on_path:
-        return Path(on_path).resolve()
-    raise FileNotFoundError(_not_found_message(tool, f"--openface_bin (not given), ${ENV_VAR} (not set), PATH", []))
-
-
-def _candidates(location: Path, tool: str) -> list[Path]:
-    names = (tool, f"{tool}.exe")
-    if location.is_dir():
-        folders = (location, location / "bin", location / "build" / "bin")
-        return [folder / name for folder in folders for name in names]
-    if location.name.lower().removesuffix(".exe") == tool.lower():
-        return [location]
-    # A path to another OpenFace tool: the tools are installed side by side.
-    return [location.parent / name for name in names]
-
-
-def _first_executable(candidates: Iterable[Path]) -> Path | None:
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            # The real path, so that OpenFace finds its models next to argv[0] even behind a symlink.
-            return path.resolve()
-    return None
-
-
-def _not_found_message(tool: str, looked_in: str, candidates: list[Path]) -> str:
-    lines = [f"OpenFace's {tool} was not found (looked in: {looked_in})."]
-    if candidates:
-        lines.append("Tried: " + ", ".join(str(p) for p in candidates))
-        not_executable = [p for p in candidates if p.is_file() and not os.access(p, os.X_OK)]
-        if not_executable:
-            lines.append(f"{not_executable[0]} exists but is not executable (chmod +x it).")
-    lines.append(INSTALL_HELP)
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Running a tool
-
-
-def _run_tool(argv: list[str], cwd: Path, timeout: float | None, display: Mapping[str, str]) -> None:
-    """Run OpenFace with an argument list (never a shell). Raise OpenFaceError with the output tail on failure.
-
-    ``display`` maps staged stems to what the user knows them by, for the error message.
-    """
-    tool = Path(argv[0]).name
-    try:
-        proc = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        raise OpenFaceError(f"{tool} timed out after {timeout:g} s\n"
-                            + _output_tail(err.stdout, err.stderr, display)) from None
-    except OSError as err:
-        raise OpenFaceError(f"could not start {argv[0]}: {err}") from err
-    if proc.returncode != 0:
-        raise OpenFaceError(f"{tool} failed with exit code {proc.returncode}: {shlex.join(argv)}\n"
-                            + _output_tail(proc.stdout, proc.stderr, display))
-
-
-def _output_tail(stdout: bytes | None, stderr: bytes | None, display: Mapping[str, str], lines: int = 20) -> str:
-    """Last lines of both streams (OpenFace prints its errors on stdout), staged names turned back into the user's."""
-    parts = []
-    for label, data in (("stderr", stderr), ("stdout", stdout)):
-        text = (data or b"").decode("utf-8", errors="replace").strip()
-        if text:
-            tail = "\n".join(text.splitlines()[-lines:])
-            parts.append(f"--- {label} (last {lines} lines) ---\n{_unstage_names(tail, display)}")
-    return "\n".join(parts) or "(no output)"
-
-
-def _unstage_names(text: str, display: Mapping[str, str]) -> str:
-    """'in/img000003.jpg' -> '/photos/Zoë 3.JPG': OpenFace only ever saw the staged names."""
-    def original(match: re.Match) -> str:
-        return display.get(match.group(1), match.group(0))
-    return re.sub(r"(?:\bin[/\\])?\b([a-z]+\d{6,})(?:\.[A-Za-z0-9]+)?", original, text)
-
-
-def _check_extra_args(extra_args: Sequence[str]) -> list[str]:
-    clash = sorted(MANAGED_FLAGS.intersection(extra_args))
-    if clash:
-        raise ValueError(f"extra_args must not contain {clash}: the runner sets inputs and outputs itself")
-    return [str(a) for a in extra_args]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -252,95 +138,6 @@ def _remove(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Reading extra columns and choosing a face
-
-
-def _read_columns(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Named numeric columns of an OpenFace CSV (those present); read_openface_csv covers face/confidence/AUs."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh, skipinitialspace=True))
-    header = rows[0].keys() if rows else ()
-    return {n: np.array([float(r[n]) for r in rows]) for n in names if n in header}
-
-
-def _has_data_rows(path: Path) -> bool:
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        return any(any(cell.strip() for cell in row) for row in reader)
-
-
-def face_sizes(path: str | os.PathLike) -> np.ndarray | None:
-    """Area of each face's 2D-landmark box, one per CSV row; None when the CSV has no landmarks (run with -2Dfp)."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh, skipinitialspace=True))
-    if not rows:
-        return None
-    xs = [k for k in rows[0] if re.fullmatch(r"x_\d+", k or "")]
-    ys = [k for k in rows[0] if re.fullmatch(r"y_\d+", k or "")]
-    if not xs or not ys:
-        return None
-    sizes = []
-    for row in rows:
-        x = np.array([float(row[k]) for k in xs])
-        y = np.array([float(row[k]) for k in ys])
-        sizes.append(float(np.ptp(x) * np.ptp(y)))
-    return np.array(sizes)
-
-
-def pick_face(rows: OpenFaceRows, how: str = "confidence") -> int:
-    """Index of the face to keep when OpenFace found several.
-
-    "confidence" (default, the choice data/prepare_aus.py makes) keeps the face OpenFace's landmark fit trusts most.
-    "largest" keeps the biggest landmark box (usually the subject in a photo with faces behind), and needs a CSV
-    written with -2Dfp.
-    """
-    if how not in FACE_PICKS:
-        raise ValueError(f"unknown face pick '{how}', expected one of {FACE_PICKS}")
-    if len(rows.confidence) == 1:
-        return 0
-    if how == "largest":
-        sizes = face_sizes(rows.path)
-        if sizes is None:
-            raise ValueError(f"{rows.path}: choosing the largest face needs landmark columns (run OpenFace with -2Dfp)")
-        return int(np.nanargmax(sizes))
-    return int(np.nanargmax(rows.confidence))
-
-
-def select_rows(rows: OpenFaceRows, index: int | np.ndarray) -> OpenFaceRows:
-    """The same CSV reduced to some rows (keeps 2-D arrays)."""
-    keep = np.atleast_1d(index)
-    return dataclasses.replace(rows, intensity=rows.intensity[keep], presence=rows.presence[keep],
-                               confidence=rows.confidence[keep], face=rows.face[keep],
-                               success=None if rows.success is None else rows.success[keep])
-
-
-def au_table_from_rows(rows: Mapping[str, OpenFaceRows], pick: str = "confidence"
-                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Image name -> 17 raw intensities (OpenFace order, 0..5), and name -> 18 presence flags (AU28 included).
-
-    One face per image (see pick_face). The intensity dict is what data.au_table.save_au_table_csv writes.
-    """
-    intensities, presence = {}, {}
-    for name, found in rows.items():
-        best = pick_face(found, pick)
-        intensities[name] = found.intensity[best].astype(np.float32)
-        presence[name] = found.presence[best].astype(np.float32)
-    return intensities, presence
-
-
-def _read_au_csv(path: Path, tool: str) -> OpenFaceRows:
-    try:
-        return read_openface_csv(path)
-    except ValueError as err:
-        if "missing columns" not in str(err):
-            raise OpenFaceError(f"{path}: cannot read {tool}'s CSV: {err}") from err
-        raise OpenFaceError(f"{err}. {tool} wrote no AU columns: check that its AU_predictors/ and model/ "
-                            f"folders are next to the binary (OpenFace says 'Could not find the AU detection "
-                            f"model')") from err
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # FaceLandmarkImg: one CSV per image
 
 
@@ -372,7 +169,7 @@ def run_face_landmark_img(images: str | os.PathLike | Iterable[str | os.PathLike
         raise ValueError(f"unknown face pick '{pick}', expected one of {FACE_PICKS}")
     paths = _collect_images(images)
     flags = ["-aus"] + (["-2Dfp"] if pick == "largest" else [])
-    flags += [a for a in _check_extra_args(extra_args) if a not in flags]
+    flags += [a for a in check_extra_args(extra_args) if a not in flags]
     tool = find_openface_bin(openface_bin, IMAGE_TOOL)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -386,7 +183,7 @@ def run_face_landmark_img(images: str | os.PathLike | Iterable[str | os.PathLike
         names = {stem: src.stem for stem, src in staged.items()}
         display = {stem: str(src) for stem, src in staged.items()}
         try:
-            _run_tool([str(tool), "-fdir", "in", "-out_dir", "out", *flags], work, timeout, display)
+            run_tool([str(tool), "-fdir", "in", "-out_dir", "out", *flags], work, timeout, display)
         finally:
             # Even after a failure, keep the CSVs OpenFace wrote before it stopped.
             produced = {stem for stem in staged if (work / "out" / f"{stem}.csv").exists()}
@@ -402,10 +199,10 @@ def _read_image_results(staged: Mapping[str, Path], produced: set[str], out_dir:
             _remove(csv_path)  # stale output of an earlier run
             missing.append(src)
             continue
-        if not _has_data_rows(csv_path):
+        if not has_data_rows(csv_path):
             missing.append(src)
             continue
-        found = _read_au_csv(csv_path, IMAGE_TOOL)
+        found = read_au_csv(csv_path, IMAGE_TOOL)
         n_faces[src.stem] = len(found.confidence)
         rows[src.stem] = select_rows(found, pick_face(found, pick))
     return ImageResults(rows, n_faces, missing, out_dir)
@@ -447,7 +244,7 @@ def run_feature_extraction(source: str | os.PathLike, out_dir: str | os.PathLike
     (success == 0) are listed in ``.failed``.
     """
     source = Path(source)
-    flags = ["-aus"] + [a for a in _check_extra_args(extra_args) if a != "-aus"]
+    flags = ["-aus"] + [a for a in check_extra_args(extra_args) if a != "-aus"]
     name = name or (source.name if source.is_dir() else source.stem)
     tool = find_openface_bin(openface_bin, SEQUENCE_TOOL)
     out_dir = Path(out_dir)
@@ -460,7 +257,7 @@ def run_feature_extraction(source: str | os.PathLike, out_dir: str | os.PathLike
         names = {"seq000000": name}
         display = {"seq000000": name, **{stem: str(src) for stem, src in staged.items()}}
         try:
-            _run_tool([str(tool), *input_args, "-out_dir", "out", "-of", "seq000000", *flags], work, timeout, display)
+            run_tool([str(tool), *input_args, "-out_dir", "out", "-of", "seq000000", *flags], work, timeout, display)
         finally:
             _move_outputs(work / "out", out_dir, names)
     frame_names = [src.stem for src in staged.values()] if source.is_dir() else None
@@ -483,10 +280,10 @@ def _stage_sequence(source: Path, work: Path) -> tuple[list[str], dict[str, Path
 
 
 def _read_sequence_results(csv_path: Path, frame_names: list[str] | None) -> SequenceResults:
-    if not csv_path.exists() or not _has_data_rows(csv_path):
+    if not csv_path.exists() or not has_data_rows(csv_path):
         raise OpenFaceError(f"{SEQUENCE_TOOL} wrote no frames to {csv_path} (unreadable video or empty folder?)")
-    rows = _read_au_csv(csv_path, SEQUENCE_TOOL)
-    extra = _read_columns(csv_path, ("frame", "timestamp", "success"))
+    rows = read_au_csv(csv_path, SEQUENCE_TOOL)
+    extra = read_columns(csv_path, ("frame", "timestamp", "success"))
     n = len(rows.confidence)
     frame = extra.get("frame", np.arange(1, n + 1)).astype(int)
     success = extra["success"] > 0.5 if "success" in extra else np.ones(n, dtype=bool)

@@ -17,14 +17,9 @@ import pytest
 
 from data.au_table import load_au_table, save_au_table_csv
 from openface.au_schema import OPENFACE_17, OPENFACE_PRESENCE
-from openface.runner import (
-    ENV_VAR,
-    OpenFaceError,
-    au_table_from_rows,
-    find_openface_bin,
-    run_face_landmark_img,
-    run_feature_extraction,
-)
+from openface.openface_bin import ENV_VAR, OpenFaceError, find_openface_bin
+from openface.openface_outputs import au_table_from_rows
+from openface.runner import run_face_landmark_img, run_feature_extraction
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fake_openface.py"
 _spec = importlib.util.spec_from_file_location("fake_openface", FIXTURE)
