@@ -188,7 +188,8 @@ def _create_trainer(opt: argparse.Namespace):
 
 def _trainer(opt, device, dist_info, run_dir, model_args, load_size, cropping, options, init_from, resume_from,
              start_state):
-    from solvers.trainer import DataSettings, OptimSettings, OutputSettings, Trainer
+    from solvers.train_settings import DataSettings, OptimSettings, OutputSettings
+    from solvers.trainer import Trainer
 
     path = speed_settings(opt, device)
     return Trainer(

@@ -6,7 +6,6 @@ The trainer owns devices, precision, DDP wrapping, optimisers, the learning-rate
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import shlex
@@ -31,9 +30,10 @@ from models.registry import build_networks, conditioning
 from openface.au_schema import SCHEMAS
 from solvers import checkpoint as ckpt
 from solvers.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
-from solvers.distributed import DistInfo, barrier, gather_objects
-from solvers.fast_path import FastPath, adam, apply_backend_settings
+from solvers.distributed import DistInfo, barrier, check_ranks_agree, gather_objects
+from solvers.fast_path import adam, apply_backend_settings
 from solvers.logs import StatsWriter
+from solvers.train_settings import DataSettings, OptimSettings, OutputSettings, Progress, crossed, lr_factor
 from solvers.train_step import LossMeter, TrainStep
 from solvers.visuals import sample_grid, save_png
 
@@ -41,86 +41,6 @@ log = logging.getLogger(__name__)
 
 ATTENTION_SATURATION = 0.03  # warn when the mean mask is within this of 0 or 1
 STOP_CHECK_EVERY = 10  # steps between DDP agreements on a stop request (a collective costs a sync)
-
-
-def lr_factor(epoch: int, niter: int, niter_decay: int) -> float:
-    """1 up to epoch ``niter``, then a linear ramp whose last epoch still trains at lr/(niter_decay+1).
-
-    The seeds' schedulers reach exactly 0 on the final epoch, wasting it; this never does.
-    """
-    if epoch <= niter:
-        return 1.0
-    return 1.0 - (epoch - niter) / (niter_decay + 1)
-
-
-def crossed(before: int, after: int, every: int) -> bool:
-    """True when a counter moving from ``before`` to ``after`` passes a multiple of ``every``."""
-    return every > 0 and after // every > before // every
-
-
-@dataclass
-class DataSettings:
-    data_root: str
-    imgs_dir: str = "imgs"
-    aus_file: str | None = None
-    batch_size: int = 25
-    n_threads: int = 4
-    serial_batches: bool = False
-    max_dataset_size: int | None = None
-    final_size: int = 128
-    load_size: int = 128
-    random_crop: bool = False
-    flip: bool = True
-    aus_noise: float = 0.1
-    skip_bad: bool = False
-    cache_images: str = "auto"
-    clip_aus: bool = False
-    data_on_device: str = "auto"  # see data/device_batches.py
-
-
-@dataclass
-class OptimSettings:
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    train_gen_iter: int = 5
-    epoch_count: int = 1
-    niter: int = 20
-    niter_decay: int = 10
-    max_steps: int | None = None
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    fused_adam: bool = False
-    cudnn_benchmark: bool = False
-    compile_mode: str = "default"  # torch.compile's mode for the step ("reduce-overhead": CUDA graphs)
-
-    def speed(self) -> FastPath:
-        return FastPath(amp=self.amp, channels_last=self.channels_last, compile=self.compile,
-                        fused_adam=self.fused_adam, cudnn_benchmark=self.cudnn_benchmark)
-
-
-@dataclass
-class OutputSettings:
-    run_dir: Path
-    save_epoch_freq: int = 1
-    save_latest_freq: int = 0
-    keep_last: int = 0
-    print_losses_freq: int = 1000
-    sample_img_freq: int = 5000
-    progress: bool = True
-    tensorboard: bool = False
-    visdom: dict | None = None  # VisdomDashboard keyword arguments, or None
-
-
-@dataclass
-class Progress:
-    """Where training stands; saved in every checkpoint. ``batch`` counts batches done in ``epoch``."""
-
-    epoch: int
-    batch: int = 0
-    step: int = 0
-    images: int = 0
-
 
 @dataclass
 class Trainer:
@@ -420,25 +340,10 @@ class Trainer:
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # every rank stops at the same step
         return bool(flag.item())
 
-    def _check_ranks_agree(self) -> None:
-        """DDP keeps replicas identical by construction; verify it at every save, since a silent desync (a rank
-        skipping a step, a non-deterministic op) would otherwise only show up as a worse model."""
-        if not self.dist.enabled:
-            return
-        digest = hashlib.sha1()
-        for module in (self.G, self.D):
-            for tensor in module.state_dict().values():
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        digests = gather_objects(digest.hexdigest(), self.dist)
-        if len(set(digests)) > 1:
-            raise RuntimeError(f"DDP ranks hold different weights at step {self.progress.step}: {digests}")
-        log.info("DDP: weights identical on all %d ranks at step %d (sha1 %s)", self.dist.world_size,
-                 self.progress.step, digests[0][:12])
-
     def _save(self, latest: bool) -> Path | None:
         """Collective in DDP (RNG states of all ranks are gathered); only the main rank writes."""
         generators = gather_objects(self.gen.get_state(), self.dist)
-        self._check_ranks_agree()
+        check_ranks_agree((self.G, self.D), self.dist, self.progress.step)
         if not self.dist.is_main:
             barrier(self.dist)
             return None

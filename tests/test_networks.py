@@ -4,7 +4,7 @@ import torch
 from models import losses
 from models.ganimation import LossWeights, critic_losses, generator_losses
 from models.networks import Discriminator, Generator, count_parameters, init_weights
-from solvers.trainer import lr_factor
+from solvers.train_settings import lr_factor
 
 
 @pytest.mark.parametrize("size, patch", [(128, 2), (256, 4)])

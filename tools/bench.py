@@ -41,7 +41,7 @@ from options import build_parser
 from solvers import fast_path, loss_weights, model_args_from_options
 from solvers.fast_path import FastPath
 from solvers.train_step import TrainStep
-from solvers.trainer import OptimSettings
+from solvers.train_settings import OptimSettings
 from tools.bench_flops import ddp_communication, mfu, model_flops, peak_tflops
 from tools.bench_report import (environment, memory_kind, note, peak_memory_mib, process_peak_rss_mib,
                                 reset_peak_memory, settings, speedups, table)

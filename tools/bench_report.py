@@ -9,7 +9,7 @@ from argparse import Namespace
 
 import torch
 
-from solvers.trainer import OptimSettings
+from solvers.train_settings import OptimSettings
 
 MIB = 1024 * 1024
 
