@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
-from solvers import generation_checkpoint, speed_settings, tester, trajectory_settings, write_videos
+from solvers import generation_checkpoint, pairs, speed_settings, trajectory_settings, write_videos
 from solvers.distributed import select_device
 from solvers.logs import setup_logging
 from solvers.run_folder import remove_stale_temp
@@ -82,10 +82,9 @@ def find_pairs(opt) -> list[Pair]:
 
 def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
     """The pair's clip and template (test mode's loader); with --pre_treatment, AUs measured by the chosen backend."""
-    return tester.load_pair(pair.clip_dir, model.schema, re_code=re_code,
-                            au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
-                            template=opt.template, template_image=pair.template, name=pair.name,
-                            clip_aus=opt.clip_aus)
+    return pairs.load_pair(pair.clip_dir, model.schema, re_code=re_code,
+                           au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
+                           template=opt.template, template_image=pair.template, name=pair.name, clip_aus=opt.clip_aus)
 
 
 def run_batch(opt) -> int:

@@ -4,7 +4,7 @@
 #   ./run.sh              the demo: .venv with the pinned requirements, then the bundled generator
 #                         (pretrained/MODEL_CARD.md) animates a face photo every install has (matplotlib's
 #                         sample photo), driven by the bundled positive and surprise AU matrices; frames, mp4,
-#                         GIF, side-by-side and AU curves land under results/demo/ (about 15 s on 2 CPU cores).
+#                         GIF, side-by-side and AU curves land under results/demo/ (37 s of CPU time on 2 cores).
 #                         Extra arguments go to python -m tools.demo (e.g. --template my_face.jpg).
 #   ./run.sh train [...]  the training check: a synthetic cartoon-face dataset whose AU labels are true by
 #                         construction, a short CPU training run under results/ckpts/<run>/, then test mode on a

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from media.images import load_rgb
 from media import frames as media
+from media.images import load_rgb
 
 SIDE_BY_SIDE_GAP = 4
 

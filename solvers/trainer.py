@@ -169,8 +169,8 @@ class Trainer:
         self.gen = torch.Generator(device=gen_device).manual_seed(self.seed + 1_000 * self.dist.rank)
         if self.resume_from is not None:
             self._restore(self.resume_from)
-        # DDP wraps copies of the references used for gradient steps; saving always uses the plain modules.
         apply_backend_settings(speed)
+        # DDP wraps the networks for gradient steps only; saving, samples and the penalty use the plain modules.
         self.step = TrainStep(self.G, self.D, self.opt_G, self.opt_D, weights=self.weights, condition=self.condition,
                               path=speed, device=self.device, G_train=DDP(self.G) if self.dist.enabled else None,
                               D_train=DDP(self.D) if self.dist.enabled else None,

@@ -155,6 +155,7 @@ def test_result_without_any_face_is_not_ok(tmp_path):
     assert status == "ok" and fields["source_frame_gaps"] == [1, 3] and "source frames: 2 missing" in notes[0]
 
 
+@pytest.mark.slow
 def test_test_mode_warns_about_a_missing_source_frame_and_records_it(tmp_path, caplog):
     from PIL import Image
 
@@ -245,6 +246,7 @@ def test_stale_temp_files_of_killed_processes_are_removed(tiny_data, tmp_path, c
     assert not stale.exists() and "removed 1 stale temporary file" in caplog.text
 
 
+@pytest.mark.slow
 def test_stale_hidden_result_folders_are_removed(tmp_path):
     from PIL import Image
 
@@ -271,6 +273,7 @@ def test_resume_with_another_architecture_is_an_error_naming_both_values(tiny_da
     assert f"{flag} {value} (the run has {old})" in err
 
 
+@pytest.mark.slow
 def test_resume_with_other_data_is_logged_loudly(tiny_data, tmp_path, caplog):
     assert train(tiny_data, tmp_path / "ck", "--name", "r") == 0
     other = make_tiny_dataset(tmp_path / "other", n=12, seed=3)
@@ -308,6 +311,7 @@ def _au_matrix_test(tmp_path, *extra):
 
 
 @pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS"])
+@pytest.mark.slow
 def test_full_or_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch, errno_name):
     import errno
 
@@ -399,6 +403,7 @@ def test_ragged_au_matrix_rows_are_an_error_not_zeros(tmp_path):
         read_au_matrix(path, OPENFACE_17)
 
 
+@pytest.mark.slow
 def test_images_without_an_au_row_are_left_out_with_a_log_line(tmp_path, caplog):
     data = make_tiny_dataset(tmp_path / "d", n=12, table="csv")
     lines = (data / "aus.csv").read_text().splitlines()
@@ -408,6 +413,7 @@ def test_images_without_an_au_row_are_left_out_with_a_log_line(tmp_path, caplog)
     assert "leaving out 2 image(s)" in caplog.text and "face0011" in caplog.text
 
 
+@pytest.mark.slow
 def test_template_without_a_face_is_warned_about(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert _au_matrix_test(tmp_path, "--no_video") == 0
@@ -432,6 +438,7 @@ def test_random_bytes_are_not_called_pickled_objects(tmp_path, capsys):
     assert "not a PyTorch checkpoint (damaged" in err and "pickles Python objects" not in err
 
 
+@pytest.mark.slow
 def test_test_mode_does_not_suggest_skip_bad(tmp_path, capsys):
     from data.au_table import save_au_table_csv
 
@@ -474,6 +481,7 @@ def test_bad_image_mid_run_exits_2_and_saves_with_or_without_workers(tmp_path, c
 
 # ------------------------------------------------------------------ 8. a batch never overwrites another's records
 
+@pytest.mark.slow
 def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tmp_path):
     from PIL import Image
 
@@ -516,6 +524,7 @@ def test_every_visdom_server_command_binds_localhost():
 
 # ------------------------------------------------------------------ 10. test mode streams the sequence
 
+@pytest.mark.slow
 def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog):
     """Every array of frames handled while writing is at most one batch long; videos and GIF still hold every
     frame. (Memory flat in the sequence length: measured by tools/measure_test_memory.py, docs/robustness.md.)"""

@@ -54,6 +54,7 @@ def test_bench_reports_positive_numbers_and_writes_json(tmp_path, capsys):
     assert "fast / plain at 32px batch 4" in captured.err
 
 
+@pytest.mark.slow
 def test_every_batch_size_is_measured_and_inference_once(tmp_path):
     tiny = [a for a in TINY if a not in ("--batch_size", "4")]
     result = bench.main([*tiny, "--batch_size", "2", "4", "--paths", "plain", "--steps", "5", "--warmup", "0"])

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from openface.au_schema import OPENFACE_AUS
 from solvers import calibration
@@ -69,7 +70,7 @@ def test_test_mode_drives_through_the_calibration_unless_switched_off(tmp_path):
     ckpt = tmp_path / "small.pth"
     ckpt.write_bytes(SMALL_CHECKPOINT.read_bytes())
     calibration.save(_sweep({"AU12": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]}), OPENFACE_AUS, ckpt, "cmd")
-    model = tester.SequenceGenerator(ckpt, __import__("torch").device("cpu"))
+    model = tester.SequenceGenerator(ckpt, torch.device("cpu"))
     matrix = tmp_path / "m.csv"
     matrix.write_text("AU12\n0\n1\n2\n")
     clip = read_au_matrix(matrix, model.schema)
@@ -91,7 +92,7 @@ def test_auto_au_mode_is_relative_only_when_the_template_aus_are_known(tmp_path)
 
     if not SMALL_CHECKPOINT.is_file():
         pytest.skip(f"small weights not present at {SMALL_CHECKPOINT}")
-    model = tester.SequenceGenerator(SMALL_CHECKPOINT, __import__("torch").device("cpu"))
+    model = tester.SequenceGenerator(SMALL_CHECKPOINT, torch.device("cpu"))
     matrix = tmp_path / "m.csv"
     matrix.write_text("AU04\n1\n2\n")
     clip = read_au_matrix(matrix, model.schema)

@@ -58,6 +58,7 @@ def test_missing_sample_photo_names_the_template_flag(tmp_path, monkeypatch):
         demo.sample_face()
 
 
+@pytest.mark.slow
 def test_au_grid_on_a_data_root(tmp_path):
     data = make_tiny_dataset(tmp_path / "data", n=6, table="csv")
     (data / "test_ids.txt").write_text("face0001\nface0004\n")

@@ -120,3 +120,21 @@ def test_device_path_trains_the_loader_path_weights_and_resumes_exactly(tmp_path
                 else:
                     assert torch.equal(a[key], b[key]), (name, net, key)
     assert states["split"]["rng"]["batch_generator_device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_a_run_resumed_with_a_generator_on_another_device_reseeds(tmp_path):
+    """A CUDA generator's state (device data path on a GPU) cannot continue on a CPU generator: the resumed run
+    says so and reseeds instead of failing."""
+    data = make_tiny_dataset(tmp_path / "d", n=12, size=40)
+    assert _train(data, tmp_path, "r", "--max_steps", "1") == 0
+    latest = tmp_path / "r" / "latest.pth"
+    state = torch.load(latest, weights_only=True)
+    assert state["rng"]["batch_generator_device"] == "cpu"
+    state["rng"]["batch_generator_device"] = "cuda"
+    state["rng"]["batch_generators"] = [torch.zeros(16, dtype=torch.uint8)]  # a Philox state's size
+    torch.save(state, latest)
+    assert main(["--resume", str(tmp_path / "r"), "--no_progress", "--max_steps", "2"]) == 0
+    assert "checkpoint holds cuda batch generator states, this run draws on cpu: reseeding" in (
+        tmp_path / "r" / "log.txt").read_text()
+    assert ckpt.load(latest)["progress"]["step"] == 2

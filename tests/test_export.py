@@ -90,6 +90,7 @@ def _test_mode(template, results, *extra):
                  "--max_dataset_size", "2", *extra])
 
 
+@pytest.mark.slow
 def test_test_mode_without_a_checkpoint_flag_uses_the_bundled_model(tiny_run, tmp_path, monkeypatch, caplog):
     bundled = tmp_path / "pretrained" / "bundled.pth"
     assert export_generator.main([str(tiny_run), "--out", str(bundled), "--half"]) == 0
@@ -131,6 +132,7 @@ def test_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.skipif(not BUNDLED.is_file(), reason=f"bundled weights not present at {BUNDLED}")
+@pytest.mark.slow
 def test_bundled_model_is_small_half_precision_and_loads():
     assert solvers.BUNDLED_CHECKPOINT == BUNDLED
     assert BUNDLED.stat().st_size < 20e6  # fp16 generator only (17 MB); the critic is not shipped

@@ -72,6 +72,7 @@ def test_fast_path_code_matches_the_plain_path_in_fp32(tiny_data, tmp_path, monk
     assert a_state["optim_D"]["state"].keys() == b_state["optim_D"]["state"].keys()
 
 
+@pytest.mark.slow
 def test_bf16_fast_path_trains(tiny_data, tmp_path, monkeypatch):
     """--fast_path on for CPU: bf16 autocast included (compilation left out to keep the test quick)."""
     monkeypatch.setattr(fast_path, "resolve", lambda *args, **kwargs: FastPath(amp=True, channels_last=True,

@@ -155,6 +155,7 @@ DOCUMENTED = {  # seed-systems.md section 5 at full depth (6 blocks, 6 critic la
 
 
 @pytest.mark.parametrize("fmt", ["replicate", "ganimation", "n2me"])
+@pytest.mark.slow
 def test_documented_names_and_shapes_import_with_inferred_arguments(tmp_path, fmt):
     full = {"ngf": 4, "ndf": 2, "n_blocks": 6, "final_size": 128}
     G, D, g_file, d_file = seed_run(tmp_path, fmt, **full)

@@ -94,3 +94,10 @@ def test_model_choices_come_from_the_registry():
     assert tuple(action.choices) == tuple(MODELS) and action.default in MODELS
     for name, spec in MODELS.items():
         assert name in action.help and spec.help in action.help
+
+
+def test_tests_import_helpers_never_each_other_or_conftest():
+    # Shared test code lives in tests/helpers/; a test module importing another one couples their fixtures.
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        bad = [m for m in imported_modules(path) if m.split(".")[0].startswith("test_") or m == "conftest"]
+        assert not bad, f"{path.name} imports {bad}: move what it needs to tests/helpers/"

@@ -106,6 +106,7 @@ def test_frechet_distance_known_values():
     assert frechet.frechet_distance(x[:1], x) is None
 
 
+@pytest.mark.slow
 def test_frechet_distance_few_rows_in_many_dimensions(monkeypatch):
     """Fewer frames than dimensions (a clip's 2048-d Inception features) take the n x n route: the same number as
     the d x d covariance route, and 0 for identical sets."""

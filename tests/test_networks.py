@@ -68,6 +68,7 @@ def test_attention_tv_is_zero_for_flat_masks_and_sums_over_batch():
     assert losses.attention_tv_loss(one.repeat(3, 1, 1, 1)).item() == pytest.approx(6.0)
 
 
+@pytest.mark.slow
 def test_critic_step_builds_no_generator_graph():
     torch.manual_seed(0)
     g, d = Generator(ngf=8, n_blocks=1), Discriminator(final_size=16, ndf=8)

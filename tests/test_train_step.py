@@ -75,6 +75,7 @@ def test_each_objective_is_one_graph(objective):
     assert (report.graph_count, report.graph_break_count) == (1, 0), report.break_reasons
 
 
+@pytest.mark.slow
 def test_steps_update_only_their_network():
     G, D = _networks()
     step, batch = _step(G, D), _batch()

@@ -83,7 +83,7 @@ def faces_from_root(root: Path, schema, names: list[str] | None, rows: int) -> l
 
 def faces_from_photos(paths: list[Path], schema) -> list[Face]:
     from data.sequences import template_from_image
-    from solvers.tester import measurement_backend
+    from solvers.pairs import measurement_backend
 
     out = []
     with measurement_backend("builtin", None, None) as backend:
@@ -171,7 +171,7 @@ def measure_frames(frames: np.ndarray, schema) -> np.ndarray:
     Faces smaller than 256 px are enlarged to 256 px (bicubic) first: the landmarker is unreliable on tiny crops."""
     from media.frames import resize_frames
     from openface.frontend import NoFaceError, au_vector
-    from solvers.tester import measurement_backend
+    from solvers.pairs import measurement_backend
 
     if frames.shape[1] < 256:
         frames = resize_frames(frames, 256)

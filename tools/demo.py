@@ -89,7 +89,7 @@ def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = Non
              fps: float = 30.0, gpu_ids: str = "-1", videos: bool = True) -> dict:
     from data.sequences import read_au_matrix, template_from_image
     from media.frames import resize_frames
-    from solvers import BUNDLED_CHECKPOINT, tester
+    from solvers import BUNDLED_CHECKPOINT, pairs, tester
     from solvers.distributed import select_device
 
     start = time.perf_counter()
@@ -99,7 +99,7 @@ def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = Non
     template = Path(template) if template else sample_face()
     model = tester.SequenceGenerator(ckpt, select_device(gpu_ids, 0), batch_size=32)
     loaded = time.perf_counter()
-    with tester.measurement_backend("builtin", None, None) as backend:
+    with pairs.measurement_backend("builtin", None, None) as backend:
         face = template_from_image(template, model.schema, backend.front_end)
     measured = time.perf_counter()
 

@@ -62,10 +62,11 @@ stage_prepare() {
 }
 
 stage_bench() {
+  local name="bench_b${BATCHES// /-}"  # one file per batch list: a second call with other sizes keeps the first
   # shellcheck disable=SC2086
   "$PY" -m tools.bench --device "$DEVICE" --final_size "$SIZE" "${MODEL[@]}" --batch_size $BATCHES \
-    --paths plain,fast --steps "$BENCH_STEPS" "${BENCH_EXTRA[@]}" --json "$OUT/bench.json" 2>"$OUT/bench.log" >/dev/null
-  grep -A20 "^path  size" "$OUT/bench.log" | tee -a "$OUT/summary.txt"
+    --paths plain,fast --steps "$BENCH_STEPS" "${BENCH_EXTRA[@]}" --json "$OUT/$name.json" 2>"$OUT/$name.log" >/dev/null
+  grep -A20 "^path  size" "$OUT/$name.log" | tee -a "$OUT/summary.txt"
 }
 
 stage_graphs() {
@@ -114,7 +115,9 @@ stage_curves() {
     | tee "$OUT/loss_table.txt" | tee -a "$OUT/summary.txt"
 }
 
-note "$(date -u +%FT%TZ) stage $STAGE, device $DEVICE, $("$PY" -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")')"
+ENV_LINE="$("$PY" -c 'import torch; cuda = torch.cuda.is_available()
+print("torch", torch.__version__, torch.cuda.get_device_name(0) if cuda else "no CUDA")')"
+note "$(date -u +%FT%TZ) stage $STAGE, device $DEVICE, $ENV_LINE"
 case "$STAGE" in
   prepare) stage_prepare ;;
   bench) stage_bench ;;
