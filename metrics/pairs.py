@@ -27,7 +27,6 @@ from openface.au_schema import OPENFACE_AUS
 
 log = logging.getLogger("metrics.evaluate")  # the command's one logger, whichever module reports
 
-
 DATASET_PATTERNS = (("casme3", r"cas\(?me\)?\^?_?3|casme3"), ("casme2", r"casme[\s_-]*(?:2|ii)"), ("samm", r"samm"),
                     ("smic", r"smic"), ("mmew", r"mmew"))
 EMOTIONS = {"positive": "positive", "negative": "negative", "surprise": "surprise", "happiness": "happiness",

@@ -13,7 +13,6 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-
 ENV_VAR = "OPENFACE_BIN"
 IMAGE_TOOL = "FaceLandmarkImg"
 SEQUENCE_TOOL = "FeatureExtraction"

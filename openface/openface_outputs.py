@@ -20,7 +20,6 @@ from openface.openface_bin import OpenFaceError
 FACE_PICKS = ("confidence", "largest")
 
 
-
 def read_columns(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Named numeric columns of an OpenFace CSV (those present); read_openface_csv covers face/confidence/AUs."""
     with open(path, newline="") as fh:

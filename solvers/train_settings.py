@@ -8,7 +8,6 @@ from pathlib import Path
 from solvers.fast_path import FastPath
 
 
-
 def lr_factor(epoch: int, niter: int, niter_decay: int) -> float:
     """1 up to epoch ``niter``, then a linear ramp whose last epoch still trains at lr/(niter_decay+1).
 

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 ATTENTION_SATURATION = 0.03  # warn when the mean mask is within this of 0 or 1
 STOP_CHECK_EVERY = 10  # steps between DDP agreements on a stop request (a collective costs a sync)
 
+
 @dataclass
 class Trainer:
     data: DataSettings
