@@ -26,7 +26,7 @@ from media.images import list_images, load_rgb, natural_key
 from options import build_parser, explicit_flags
 from solvers import generation_checkpoint, pairs, speed_settings, trajectory_settings, write_videos
 from solvers.distributed import select_device
-from solvers.logs import setup_logging
+from monitor.logs import setup_logging
 from solvers.run_folder import remove_stale_temp
 from solvers.tester import (
     OutputSettings,

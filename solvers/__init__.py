@@ -17,7 +17,7 @@ from openface.au_schema import SCHEMAS, schema_for_size
 from solvers import checkpoint as ckpt
 from solvers import fast_path
 from solvers.distributed import init_from_env, local_rank_from_env, select_device
-from solvers.logs import setup_logging
+from monitor.logs import setup_logging
 from solvers.run_folder import LockedRun, RunLock, new_run_dir
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 GANimation, N2ME) into this toolkit's networks, in memory, without retraining and without running their code.
 
 What the seeds' files look like, how their keys map to this toolkit's modules and how the format is detected:
-solvers/seed_formats.py. Here: inferring the model arguments from the tensor shapes, checking the weights against
+models/seed_formats.py. Here: inferring the model arguments from the tensor shapes, checking the weights against
 the networks they build, finding a seed's files in a folder, and the converter behind
 ``checkpoint.load(path, fmt)`` (``to_native``).
 
@@ -22,7 +22,7 @@ import torch
 from models.networks import Discriminator, Generator, default_d_layers
 from openface.au_schema import schema_for_size
 from solvers import checkpoint as ckpt
-from solvers.seed_formats import (
+from models.seed_formats import (
     ALIASES,
     DEFAULT_FINAL_SIZE,
     FORMATS,

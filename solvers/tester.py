@@ -34,7 +34,7 @@ from media import frames as media
 from media.images import load_rgb
 from models.registry import build_generator, conditioning
 from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
-from solvers import calibration as au_calibration
+from models import au_response as au_calibration
 from solvers import checkpoint as ckpt
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.pairs import load_pair, measurement_backend
@@ -57,7 +57,7 @@ class TrajectorySettings:
     au_mode: str = "auto"  # "auto" (relative when the template's AUs are known) | "absolute" | "relative"
     factor: float = 1.0
     smooth_window: int = 0
-    calibrate: bool = True  # invert the model's AU-response curves when it has them (solvers/calibration.py)
+    calibrate: bool = True  # invert the model's AU-response curves when it has them (models/au_response.py)
 
     def folder_tag(self) -> str:
         """The seed's naming: <re_code|no-re_code>_<linear_fitting|apex_frame|1V1>."""

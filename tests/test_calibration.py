@@ -1,4 +1,4 @@
-"""AU-response calibration (solvers/calibration.py): curves from a sweep, inversion, and test mode's use of it."""
+"""AU-response calibration (models/au_response.py): curves from a sweep, inversion, and test mode's use of it."""
 import json
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from openface.au_schema import OPENFACE_AUS
-from solvers import calibration
+from models import au_response as calibration
 
 LEVELS = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 

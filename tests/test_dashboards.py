@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from helpers.visdom_server import free_port, read_window, running_visdom_server, visdom_unavailable_reason
-from solvers.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
+from monitor.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
 
 LOSSES = [{"G_adv": 1.0, "D_real": 0.5}, {"G_adv": 0.75, "D_real": 0.25}, {"G_adv": 0.5, "D_real": 0.125}]
 
@@ -23,7 +23,7 @@ def sample_grid(height: int = 8, width: int = 12) -> np.ndarray:
 
 
 def dashboard_records(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "solvers.dashboards"]
+    return [r for r in caplog.records if r.name == "monitor.dashboards"]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_visdom_dashboard_round_trip(visdom_port, caplog):
 
 def test_visdom_dashboard_without_server_warns_once_and_stays_quiet(caplog):
     start = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="solvers.dashboards"):
+    with caplog.at_level(logging.WARNING, logger="monitor.dashboards"):
         board = VisdomDashboard(server="http://127.0.0.1", port=free_port(), env="nobody_home")
         for step, losses in enumerate(LOSSES):
             board.scalars(step, losses)
@@ -80,7 +80,7 @@ def test_visdom_dashboard_gives_up_on_a_server_that_never_replies(caplog):
         silent.bind(("127.0.0.1", 0))
         silent.listen()  # the kernel completes connections, nobody ever reads or replies
         start = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="solvers.dashboards"):
+        with caplog.at_level(logging.WARNING, logger="monitor.dashboards"):
             board = VisdomDashboard(server="http://127.0.0.1", port=silent.getsockname()[1], timeout=0.5)
             board.scalars(0, LOSSES[0])
     assert time.monotonic() - start < 5.0
@@ -98,7 +98,7 @@ def test_visdom_dashboard_disables_itself_when_server_goes_away(tmp_path, caplog
         board.scalars(0, LOSSES[0])
         assert board.enabled
     start = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="solvers.dashboards"):
+    with caplog.at_level(logging.WARNING, logger="monitor.dashboards"):
         for step, losses in enumerate(LOSSES[1:], start=1):
             board.scalars(step, losses)
             board.images(step, "samples", sample_grid())

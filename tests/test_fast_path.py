@@ -17,7 +17,7 @@ from main import main
 from solvers import checkpoint as ckpt
 from solvers import fast_path
 from solvers.fast_path import FastPath
-from solvers.logs import read_stats
+from monitor.logs import read_stats
 
 # 11 training images in batches of 4: 2 steps per epoch; losses logged at every step.
 SCHEDULE = ["--batch_size", "4", "--niter", "2", "--niter_decay", "0", "--train_gen_iter", "2",

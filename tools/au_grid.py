@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu_ids", default="-1")
     args = p.parse_args(argv)
     from solvers import BUNDLED_CHECKPOINT
-    from solvers.logs import setup_logging
+    from monitor.logs import setup_logging
 
     setup_logging(None, True)
     try:

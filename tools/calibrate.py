@@ -1,4 +1,4 @@
-"""Calibrate a generator's AU response once (solvers/calibration.py explains what and why).
+"""Calibrate a generator's AU response once (models/au_response.py explains what and why).
 
     python -m tools.calibrate --ckpt pretrained/ganimation128_gpu15.pth --faces pretrained/calibration_faces.txt
     python -m tools.calibrate --ckpt MODEL --from_grid SWEEP.json      # reuse a `tools.au_grid --measure` sweep
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from openface.au_schema import OPENFACE_AUS
 from solvers import BUNDLED_CHECKPOINT
-from solvers.calibration import plot_curves, save
+from models.au_response import plot_curves, save
 from tools import au_grid
 
 

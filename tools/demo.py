@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu_ids", default="-1", help="-1: CPU (default); 0: the first GPU")
     p.add_argument("--no_video", action="store_true", help="frames, curves and stills only")
     args = p.parse_args(argv)
-    from solvers.logs import setup_logging
+    from monitor.logs import setup_logging
 
     setup_logging(None, True)
     try:

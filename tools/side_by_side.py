@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_dir():
             print(f"error: {path} is not a folder", file=sys.stderr)
             return 2
-    from solvers.logs import setup_logging
+    from monitor.logs import setup_logging
 
     setup_logging(None, True)  # the evaluator's per-pair progress lines
     command = shlex.join(["python", "-m", "tools.side_by_side", *argv])
