@@ -168,8 +168,8 @@ def test_missing_onnx_runtime_is_a_clear_error(tiny_run, tmp_path, monkeypatch, 
     assert "onnxruntime" in err and "pip install" in err
 
 
-def test_dynamo_exporter_when_onnxscript_is_installed(tmp_path):
-    pytest.importorskip("onnxscript", reason="--exporter dynamo needs onnxscript (not in requirements.txt)")
+def test_dynamo_exporter(tmp_path):
+    pytest.importorskip("onnxscript", reason="--exporter dynamo needs onnxscript (pinned in requirements.txt)")
     args = tiny_model_args("ganimation")
     run = tmp_path / "run"
     run.mkdir()
