@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from media.images import load_rgb
 from openface.au_estimator import AUEstimator
 from openface.au_schema import OPENFACE_AUS
 from openface.landmarks import Face, Landmarker
-from openface.megc_clips import clip_folders, frame_paths, load_rgb
+from openface.megc_clips import clip_folders, frame_paths
 
 
 def london_faces(root: Path, landmarker: Landmarker) -> dict[str, tuple[Face, Face]]:

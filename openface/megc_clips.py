@@ -4,19 +4,17 @@ OpenFace 2 AU intensities the package ships for every frame (``csvs/``).
 The package holds every clip twice (one folder per template, byte-identical frames), so a clip is keyed by
 ``<dataset>_<emotion>`` and read once. MediaPipe runs over the frames only once: the measurements are cached in an
 ``.npz`` file (landmarks, blendshapes and the OpenFace targets), which ``python -m openface.calibrate --cache``
-re-uses. Only Python's standard library, numpy and Pillow are needed here: no import of the data/ package.
+re-uses. Frames are listed and decoded by media/images.py, like every other image of the toolkit.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from media.images import list_images, load_rgb
 from openface.csv_io import read_openface_csv
-
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @dataclass
@@ -31,20 +29,9 @@ class MeasuredClip:
     openface: np.ndarray  # (T, 17) OpenFace intensities, OpenFace AU order
 
 
-def _natural_key(name: str) -> list:
-    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
-
-
 def frame_paths(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()]
-    return sorted(files, key=lambda p: _natural_key(p.name))
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.array(img.convert("RGB"), dtype=np.uint8)  # SAMM frames are grey
+    """The images of a folder in natural order (``img2`` before ``img10``)."""
+    return list(list_images(folder).values())
 
 
 def clip_folders(megc_root: Path) -> dict[str, Path]:

@@ -257,7 +257,8 @@ def test_clip_measurement_and_evaluation_use_the_sequence_mode():
     need(MEGC)
     from metrics.analysis import analyse, shared_tools
     from openface.frontend import measure_images
-    from openface.megc_clips import frame_paths, load_rgb
+    from media.images import load_rgb
+    from openface.megc_clips import frame_paths
 
     frames = [load_rgb(p) for p in frame_paths(MEGC / "casme2_Positive_westMale" / "imgs")[:12]]
     tools = shared_tools()
@@ -277,7 +278,8 @@ def test_prepare_clips_gives_each_frame_folder_the_sequence_mode(tmp_path):
     import shutil
 
     from openface.frontend import FaceFrontEnd
-    from openface.megc_clips import frame_paths, load_rgb
+    from media.images import load_rgb
+    from openface.megc_clips import frame_paths
     from openface.prepare import main as prepare_main
 
     clips = {"casme2_Positive": MEGC / "casme2_Positive_westMale", "SAMM_Surprise": MEGC / "SAMM_Surprise_westMale"}
