@@ -2,9 +2,12 @@
 
     python -m openface.calibrate --megc_root ../shared/data/megc2021 [--cache results/megc_faces.npz]
                                  [--out openface/au_calibration.json] [--fps 200] [--codes clips.csv]
+    python -m openface.calibrate --clips MY_CLIPS --openface_csvs MY_OPENFACE_OUTPUT --fps 200 --out my.json
 
 Data: the 6 distinct clips of an ULME-style MEGC package (CASME II and SAMM at 200 fps), whose ``csvs/`` hold
-OpenFace 2 FaceLandmarkImg results per frame (``openface.megc_clips``; MediaPipe runs once, ``--cache`` keeps it).
+OpenFace 2 FaceLandmarkImg results per frame (``openface.megc_clips``; MediaPipe runs once, ``--cache`` keeps it);
+or a researcher's own tree of clips with OpenFace's output for each (``openface.clip_tree``). The fitted file is
+used instead of the shipped one when ``$MEGAN_AU_CALIBRATION`` names it.
 
 Fitted, on all clips, and written with full precision:
 - per image, per AU a line ``OpenFace = gain * score + offset`` (gain >= 0) by least squares over all frames;
@@ -35,6 +38,7 @@ from openface.au_schema import OPENFACE_AUS
 from openface.au_sequence import (SOURCE_NAMES, SequenceCalibration, au_changes, sequence_intensities, smooth,
                                   smoothing_frames, source_values)
 from openface.facs_check import match_clip, read_codes
+from openface.clip_tree import PER_FRAME_KIND, measure_tree, tree_kind
 from openface.landmarks import Face
 from openface.megc_clips import MeasuredClip, measured_clips
 from openface.reference_limits import (MIN_RANGE, fisher_mean, gaze_following, horizontal_gaze, noise_ceiling,
@@ -234,9 +238,10 @@ def geometry_summary(clips: list[ClipData]) -> str:
 
 
 def calibration_json(calibration: Calibration, sequence: dict, image: dict, clips: list[ClipData],
-                     fps: float) -> dict:
+                     fps: float, reference: str = "") -> dict:
+    listed = ", ".join(c.name for c in clips) if len(clips) <= 12 else f"{clips[0].name} ... {clips[-1].name}"
     return {"source": f"python -m openface.calibrate on {sum(len(c.scores) for c in clips)} frames of "
-                      f"{len(clips)} clips ({', '.join(c.name for c in clips)}) at {fps:g} fps",
+                      f"{len(clips)} clips ({listed}) at {fps:g} fps" + (f", OpenFace {reference}" if reference else ""),
             "aus": {au: {"gain": float(calibration.gain[j]), "offset": float(calibration.offset[j])}
                     for j, au in enumerate(OPENFACE_AUS)},
             "sequence": calibration.sequence.to_dict(),
@@ -246,18 +251,40 @@ def calibration_json(calibration: Calibration, sequence: dict, image: dict, clip
                                                  "sequence_where_openface_has_signal": sequence["with_signal"]}}
 
 
+def load_clips(p: argparse.ArgumentParser, args) -> tuple[list[ClipData], str]:
+    """The calibration clips of either layout, and which kind of OpenFace output they carry."""
+    cache = Path(args.cache) if args.cache else None
+    if args.megc_root:
+        if args.openface_csvs:
+            p.error("--openface_csvs goes with --clips; an MEGC package carries its CSVs in <pair>/csvs/")
+        return [clip_data(c) for c in measured_clips(Path(args.megc_root), cache)], PER_FRAME_KIND
+    if not args.openface_csvs:
+        p.error("--clips needs --openface_csvs: the folder with OpenFace's output for those clips")
+    measured = measured_clips(Path(args.clips), cache, lambda root: measure_tree(root, Path(args.openface_csvs)))
+    clips = [clip_data(c) for c in measured if len(c.frames) >= 2]
+    if len(clips) < 3:
+        p.error(f"--clips {args.clips}: {len(clips)} clips with 2 or more measured frames; leave-one-clip-out needs 3")
+    return clips, tree_kind(Path(args.clips), Path(args.openface_csvs))
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--megc_root", required=True)
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--megc_root", help="an ULME-style MEGC package (<pair>/imgs/, <pair>/csvs/)")
+    data.add_argument("--clips", help="a tree of clip folders (frames); OpenFace's output in --openface_csvs "
+                                      "(openface.clip_tree)")
+    p.add_argument("--openface_csvs", help="with --clips: OpenFace's CSVs at the clips' relative paths")
     p.add_argument("--cache", default=None, help=".npz of the MediaPipe measurements (written on the first run)")
     p.add_argument("--out", default=str(CALIBRATION_FILE))
     p.add_argument("--fps", type=float, default=CLIP_FPS, help="the clips' frame rate")
     p.add_argument("--codes", default=None, help="clips.csv of `python -m data.annotations` (FACS-coded AUs)")
     args = p.parse_args(argv)
-    clips = [clip_data(c) for c in measured_clips(Path(args.megc_root), Path(args.cache) if args.cache else None)]
+    if args.fps <= 0 or not np.isfinite(args.fps):
+        p.error(f"--fps {args.fps:g}: give the clips' frame rate (200 for CASME II and SAMM, 100 for SMIC)")
+    clips, reference = load_clips(p, args)
     predictions = leave_one_clip_out(clips, args.fps)
     sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
-    out = calibration_json(fit(clips, args.fps), sequence, image, clips, args.fps)
+    out = calibration_json(fit(clips, args.fps), sequence, image, clips, args.fps, reference)
     views = reference_views(clips, args.fps)
     out["leave_one_clip_out_within_clip_r"]["reference"] = {name: v["fisher_over_aus"] for name, v in views.items()}
     print(markdown_table(sequence, image, views))
