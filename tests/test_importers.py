@@ -201,7 +201,9 @@ def test_n2me_bias_free_generator_matches_a_biased_native_one(tmp_path):
     state = importers.import_checkpoint(folder).native_state()
     diff = generator_difference(G, state)
     print(f"\nn2me bias-free vs biased native generator: max|difference| {diff:.3g} (rounding only)")
-    assert diff < 1e-5
+    # float32 rounding through several InstanceNorms: about 1e-5 on outputs in -1..1, and it differs between CPUs
+    # (1.01e-5 on one machine); a bias that InstanceNorm did not cancel would move the outputs by about 1e-1.
+    assert diff < 1e-4
 
 
 def test_dataparallel_prefix_legacy_running_stats_and_legacy_serialisation(tmp_path):
