@@ -4,9 +4,10 @@ import argparse
 
 import pytest
 
+from metrics import evaluate as evaluate_module
 from metrics import motion
 from metrics.evaluate import build_parser as build_eval_parser
-from options import FLOW_METHODS, build_parser, parse
+from options import FLOW_METHODS, FPS_RANGE, build_parser, parse
 
 
 def flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -31,6 +32,7 @@ def test_eval_flags_match_the_standalone_evaluator():
         if dest not in ("results", "inception"):  # required there / read from $MEGAN_INCEPTION at parse time there
             assert mine.default == action.default, dest
     assert tuple(FLOW_METHODS) == tuple(motion.FLOW_METHODS)
+    assert FPS_RANGE == evaluate_module.FPS_RANGE  # one --fps rule for main.py and python -m metrics.evaluate
 
 
 def test_eval_mode_parses_with_the_other_modes_flags():
