@@ -3,20 +3,24 @@ side of ``media.frames`` (which writes), as ``media.images`` is for stills.
 
 ffmpeg (the binary of the imageio-ffmpeg wheel) decodes .mp4 .avi .mov .mkv .webm; Pillow decodes GIF, giving each
 stored frame exactly once whatever its delay. A file that cannot be decoded raises :class:`BadVideoError`, naming
-the file and the fix; frames are never skipped.
+the file and the fix. That includes a file that decodes only in part (cut short, a damaged packet): ffmpeg would
+log it and stop early with success, so it runs with -xerror and its exit status is checked, and a GIF must end
+with its trailer. A clip is read whole or not at all: frames are never skipped.
 """
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
+import re
+import subprocess
+import tempfile
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageSequence
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # decoded by ffmpeg
 GIF_EXTENSIONS = (".gif",)  # decoded by Pillow
+GIF_TRAILER = b";"  # the byte that ends every complete GIF
 
 
 class BadVideoError(ValueError):
@@ -48,36 +52,62 @@ def _short(err: Exception) -> str:
     return lines[-1][:300] if lines else type(err).__name__
 
 
-@contextmanager
-def _ffmpeg(path: Path):
-    """(ffmpeg's header as a dict, iterator of raw RGB24 frames); ffmpeg is stopped when the block ends, even when
-    the caller stops early."""
+def _header(path: Path) -> dict:
+    """ffmpeg's description of the file as imageio-ffmpeg parses it: fps (0 when unknown), size (width, height) of
+    the decoded frames, codec, duration."""
     import imageio_ffmpeg
 
     if not path.is_file():  # ffmpeg's own message for a missing file is an empty log
         raise BadVideoError(path, "no such file", "Check the path")
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     try:
-        try:
-            meta = next(reader)
-            if not meta.get("size"):
-                raise ValueError("no video stream")
-        except Exception as err:  # whatever fails while ffmpeg opens the file is a file it cannot decode
-            raise BadVideoError(path, f"ffmpeg cannot open it: {_short(err)}") from err
-        yield meta, _raw_frames(path, reader)
+        meta = next(reader)
+        if not meta.get("size"):
+            raise ValueError("no video stream")
+    except Exception as err:  # whatever fails while ffmpeg opens the file is a file it cannot decode
+        raise BadVideoError(path, f"ffmpeg cannot open it: {_short(err)}") from err
     finally:
-        reader.close()
+        reader.close()  # stops that ffmpeg: the frames come from _decode
+    return meta
 
 
-def _raw_frames(path: Path, reader) -> Iterator[bytes]:
-    for index in itertools.count(1):
+def _decode(path: Path, size: tuple[int, int]) -> Iterator[bytes]:
+    """The raw RGB24 frames, as imageio-ffmpeg's read_frames asks ffmpeg for them (same frames, same order), but
+    with -xerror and the exit status checked: without them ffmpeg logs a damaged packet or a truncated file and
+    ends early with status 0, and frames would be missing without a word. Stopping early kills ffmpeg."""
+    import imageio_ffmpeg
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-xerror", "-i", str(path),
+               "-pix_fmt", "rgb24", "-vcodec", "rawvideo", "-f", "image2pipe", "-"]
+    frame_bytes = size[0] * size[1] * 3
+    with tempfile.TemporaryFile() as log, subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                           stderr=log) as ffmpeg:
         try:
-            raw = next(reader)
-        except StopIteration:
-            return
-        except RuntimeError as err:  # a frame cut short or a decoder failure mid-file
-            raise BadVideoError(path, f"frame {index}: {_short(err)}") from err
+            count, cut_short = yield from _chunks(ffmpeg.stdout, frame_bytes)
+        except BaseException:  # the caller stopped early (GeneratorExit) or failed: no need to decode the rest
+            ffmpeg.kill()
+            raise
+        if ffmpeg.wait() != 0:
+            log.seek(0)
+            raise BadVideoError(path, f"ffmpeg stopped after {count} frame(s): {_first_error(log.read())}")
+        if cut_short:
+            raise BadVideoError(path, f"frame {count + 1} is cut short")
+
+
+def _first_error(log: bytes) -> str:
+    """The first line ffmpeg logged (the cause; later lines are its consequences), without the ``[h264 @ 0x..]``
+    source tags."""
+    lines = [re.sub(r"^(\[[^]]*\]\s*)+", "", line).strip() for line in log.decode(errors="replace").splitlines()]
+    return next((line[:300].rstrip(".") for line in lines if line), "no reason given")
+
+
+def _chunks(stream, frame_bytes: int) -> Generator[bytes, None, tuple[int, bool]]:
+    """Yields whole frames; returns (how many, whether a partial frame followed them)."""
+    count = 0
+    while len(raw := stream.read(frame_bytes)) == frame_bytes:  # a buffered pipe: whole frames until ffmpeg stops
+        count += 1
         yield raw
+    return count, bool(raw)
 
 
 def _gif_frames(path: Path) -> Iterator[np.ndarray]:
@@ -85,8 +115,13 @@ def _gif_frames(path: Path) -> Iterator[np.ndarray]:
         with Image.open(path) as gif:
             for frame in ImageSequence.Iterator(gif):
                 yield np.array(frame.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+    except Exception as err:  # Pillow fails on a cut GIF with OSError, IndexError, ... depending on where it ends
         raise BadVideoError(path, str(err) or type(err).__name__) from err
+    # Cut exactly between two frames, a GIF still decodes, just shorter: only its missing trailer tells.
+    with open(path, "rb") as fh:
+        fh.seek(-1, 2)
+        if fh.read(1) != GIF_TRAILER:
+            raise BadVideoError(path, "cut short: it does not end with the GIF trailer, frames may be missing")
 
 
 def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
@@ -95,10 +130,9 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     if is_gif(path):
         yield from _gif_frames(path)
         return
-    with _ffmpeg(path) as (meta, raw_frames):
-        width, height = meta["size"]
-        for raw in raw_frames:
-            yield np.frombuffer(raw, np.uint8).reshape(height, width, 3).copy()
+    width, height = _header(path)["size"]
+    for raw in _decode(path, (width, height)):
+        yield np.frombuffer(raw, np.uint8).reshape(height, width, 3).copy()
 
 
 def load_frames(path: str | Path) -> list[np.ndarray]:
@@ -112,13 +146,14 @@ def video_fps(path: str | Path) -> float | None:
     path = Path(path)
     if is_gif(path):
         return None
-    with _ffmpeg(path) as (meta, _):
-        return float(meta["fps"]) if meta.get("fps") else None
+    fps = _header(path).get("fps")
+    return float(fps) if fps else None
 
 
 def probe_video(path: str | Path) -> dict:
     """Frame count, fps, size (width, height) and codec of a video or GIF as ffmpeg decodes it (used by tests to
     check what the writers made). ``fps`` is ffmpeg's number as is: 0 when unknown."""
-    with _ffmpeg(Path(path)) as (meta, raw_frames):
-        count = sum(1 for _ in raw_frames)
+    path = Path(path)
+    meta = _header(path)
+    count = sum(1 for _ in _decode(path, meta["size"]))
     return {"frames": count, "fps": meta.get("fps"), "size": tuple(meta.get("size", ())), "codec": meta.get("codec")}

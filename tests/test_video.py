@@ -87,6 +87,36 @@ def test_a_truncated_mp4_is_an_error_not_fewer_frames(mp4):
         load_frames(mp4)
 
 
+def test_an_mp4_cut_after_its_index_is_an_error_not_fewer_frames(mp4, tmp_path):
+    # With the index first (-movflags +faststart, as web videos are), ffmpeg decodes a cut file up to the cut,
+    # logs an error and exits 0: only -xerror and the exit status turn that into an error.
+    import subprocess
+
+    import imageio_ffmpeg
+
+    indexed = tmp_path / "indexed.mp4"
+    write_mp4(np.random.default_rng(0).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8), mp4, fps=25)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(mp4), "-c", "copy", "-movflags",
+                    "+faststart", str(indexed)], check=True)
+    assert len(load_frames(indexed)) == 30
+    data = indexed.read_bytes()
+    for fraction in (0.5, 0.7, 0.9):
+        indexed.write_bytes(data[: int(len(data) * fraction)])
+        with pytest.raises(BadVideoError, match=r"indexed.mp4: cannot read video \(ffmpeg stopped after \d+ frame"):
+            load_frames(indexed)
+
+
+def test_a_gif_cut_anywhere_is_an_error_not_fewer_frames(tmp_path):
+    path = tmp_path / "clip.gif"
+    write_gif(clip(4, 4)[:3], path, fps=25)
+    data = path.read_bytes()
+    assert len(load_frames(path)) == 3
+    for cut in range(1, len(data)):  # between two frames too, where the GIF still decodes, only shorter
+        path.write_bytes(data[:cut])
+        with pytest.raises(BadVideoError, match="clip.gif: cannot read video"):
+            load_frames(path)
+
+
 def test_the_error_survives_a_worker_process(tmp_path):
     # openface.prepare decodes in a multiprocessing pool: the error must come back whole from a worker.
     sent = BadVideoError(tmp_path / "a.mp4", "no such file", "Check the path")
