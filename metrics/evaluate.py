@@ -40,6 +40,7 @@ from metrics.analysis import ClipAnalysis, shared_tools
 from metrics.inputs import attach_inputs, find_results
 from metrics.pairs import PairOutcome, evaluate_entry, json_safe, load_codes, parse_group
 from metrics.registry import METRICS, NUMERIC
+from openface.au_estimator import calibration_in_use
 
 log = logging.getLogger("metrics.evaluate")
 
@@ -210,7 +211,8 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
                    "annotations": [str(a) for a in annotations or []], "flow": flow,
                    "inception": str(extractor.path) if extractor else None,
                    "inception_sha256": sha256(extractor.path) if extractor else None,
-                   "inception_device": str(extractor.device) if extractor else None},
+                   "inception_device": str(extractor.device) if extractor else None,
+                   "au_calibration": calibration_in_use()},
         "versions": versions(),
         "seconds": None,
         "pairs": records,

@@ -17,6 +17,7 @@ opening, is measured from the inner-lip landmarks of the aligned face.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from openface.au_sequence import SequenceCalibration, bounded, sequence_intensit
 from openface.landmarks import LOWER_INNER_LIP, UPPER_INNER_LIP, Face
 
 CALIBRATION_FILE = Path(__file__).with_name("au_calibration.json")
+# A calibration refitted on a researcher's own OpenFace-coded clips (python -m openface.calibrate --clips ...)
+# replaces the shipped one everywhere (labels, test-mode re-encoding, --mode eval) when this names it.
+CALIBRATION_ENV = "MEGAN_AU_CALIBRATION"
 PRESENCE_THRESHOLD = 1.0  # OpenFace intensities below 1 are mostly noise on neutral faces
 
 # OpenFace AU -> the MediaPipe blendshapes averaged to measure it (left and right sides pooled: OpenFace's AUs are
@@ -97,6 +101,12 @@ def au_features(face: Face) -> np.ndarray:
     return scores
 
 
+def calibration_in_use() -> dict:
+    """Which calibration an AUEstimator() would use: for the records of evaluations and labelled data."""
+    custom = os.environ.get(CALIBRATION_ENV)
+    return {"file": custom or str(CALIBRATION_FILE), "source": Calibration.default().source}
+
+
 def mouth_opening(aligned: np.ndarray) -> float:
     """N2ME's mouth opening: mean gap between the three inner upper-lip and three inner lower-lip points, in pixels
     of the canonical 128 px crop (N2ME measured it on 128x128 faces; its training set spanned 0..33 px)."""
@@ -114,12 +124,27 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> "Calibration":
-        data = json.loads(Path(path).read_text())
-        gain = np.array([data["aus"][au]["gain"] for au in OPENFACE_AUS])
-        offset = np.array([data["aus"][au]["offset"] for au in OPENFACE_AUS])
-        sequence = SequenceCalibration.from_dict(data["sequence"]) if "sequence" in data else \
-            SequenceCalibration.default()
+        try:
+            data = json.loads(Path(path).read_text())
+            gain = np.array([data["aus"][au]["gain"] for au in OPENFACE_AUS], dtype=np.float64)
+            offset = np.array([data["aus"][au]["offset"] for au in OPENFACE_AUS], dtype=np.float64)
+            sequence = SequenceCalibration.from_dict(data["sequence"]) if "sequence" in data else \
+                SequenceCalibration.default()
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not an AU estimator calibration ({type(err).__name__}: {err}); write one "
+                             f"with python -m openface.calibrate") from err
         return cls(gain, offset, data.get("source", ""), sequence)
+
+    @classmethod
+    def default(cls) -> "Calibration":
+        """``$MEGAN_AU_CALIBRATION`` when set, else the shipped calibration."""
+        custom = os.environ.get(CALIBRATION_ENV)
+        if custom:
+            if not Path(custom).is_file():
+                raise FileNotFoundError(f"${CALIBRATION_ENV}={custom}: no such file; write it with python -m "
+                                        f"openface.calibrate --out {custom}, or unset {CALIBRATION_ENV}")
+            return cls.load(Path(custom))
+        return cls.load() if CALIBRATION_FILE.is_file() else cls.identity()
 
     @classmethod
     def identity(cls) -> "Calibration":
@@ -138,9 +163,7 @@ class AUEstimator:
     """Face -> OpenFace AU intensities (17,), presence (17,), and the mouth opening in 128 px units."""
 
     def __init__(self, calibration: Calibration | None = None):
-        if calibration is None:
-            calibration = Calibration.load() if CALIBRATION_FILE.is_file() else Calibration.identity()
-        self.calibration = calibration
+        self.calibration = calibration if calibration is not None else Calibration.default()
 
     def intensities(self, face: Face) -> np.ndarray:
         """Per-image mode: (17,) intensities of one face."""

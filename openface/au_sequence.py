@@ -39,7 +39,9 @@ SEQUENCE_SOURCES: dict[str, tuple[str, ...]] = {
     "AU06": ("cheek_up", "lower_lid_up", "cheekSquint*"),
     "AU07": ("lower_lid_up", "eyeSquint*"),
     "AU09": ("nose_wing_up", "upper_lip_up"),  # noseSneer is left out: it falls when AU9 is coded (CK+)
-    "AU10": ("upper_lip_up", "mouthUpperUp*"),
+    # AU10 also pushes the infraorbital triangle and the nostril wings up (FACS), which MediaPipe tracks better
+    # than the upper lip's own sub-pixel rise in a micro-expression
+    "AU10": ("upper_lip_up", "mouthUpperUp*", "nose_wing_up", "cheek_up"),
     "AU12": ("corner_up", "mouthSmile*"),
     "AU14": ("corner_back", "mouthDimple*"),
     "AU15": ("-corner_up", "mouthFrown*"),

@@ -2,9 +2,12 @@
 
     python -m openface.calibrate --megc_root ../shared/data/megc2021 [--cache results/megc_faces.npz]
                                  [--out openface/au_calibration.json] [--fps 200] [--codes clips.csv]
+    python -m openface.calibrate --clips MY_CLIPS --openface_csvs MY_OPENFACE_OUTPUT --fps 200 --out my.json
 
 Data: the 6 distinct clips of an ULME-style MEGC package (CASME II and SAMM at 200 fps), whose ``csvs/`` hold
-OpenFace 2 FaceLandmarkImg results per frame (``openface.megc_clips``; MediaPipe runs once, ``--cache`` keeps it).
+OpenFace 2 FaceLandmarkImg results per frame (``openface.megc_clips``; MediaPipe runs once, ``--cache`` keeps it);
+or a researcher's own tree of clips with OpenFace's output for each (``openface.clip_tree``). The fitted file is
+used instead of the shipped one when ``$MEGAN_AU_CALIBRATION`` names it.
 
 Fitted, on all clips, and written with full precision:
 - per image, per AU a line ``OpenFace = gain * score + offset`` (gain >= 0) by least squares over all frames;
@@ -14,9 +17,9 @@ Fitted, on all clips, and written with full precision:
 Reported: within-clip Pearson r between the estimator and OpenFace, each clip predicted by a calibration fitted on
 the other clips only (leave-one-clip-out), for the AUs that move in that clip (OpenFace's curve spans
 >= ``MIN_RANGE``, as ``au_r`` counts them); a flat estimate counts as r = 0. Per AU the Fisher mean over the clips,
-overall the Fisher mean over the AUs. The per-image mode is reported beside it, and a noise ceiling
-(``noise_ceiling``): about the best any estimator of the face's movement could reach against OpenFace's noisy
-per-frame output. With ``--codes`` (the CSV of ``python -m data.annotations`` over the CASME II and SAMM coding
+overall the Fisher mean over the AUs. The per-image mode is reported beside it, and what the reference allows
+(``openface.reference_limits``): a noise ceiling, the agreement of OpenFace's own curve smoothed over its
+neighbouring frames, and how much OpenFace's curve follows the eyes' horizontal gaze. With ``--codes`` (the CSV of ``python -m data.annotations`` over the CASME II and SAMM coding
 sheets), the same leave-one-clip-out r on the AUs the datasets' coders saw move, and each coded AU's rise from the
 onset to the coded apex (``openface.facs_check``).
 """
@@ -35,13 +38,14 @@ from openface.au_schema import OPENFACE_AUS
 from openface.au_sequence import (SOURCE_NAMES, SequenceCalibration, au_changes, sequence_intensities, smooth,
                                   smoothing_frames, source_values)
 from openface.facs_check import match_clip, read_codes
+from openface.clip_tree import PER_FRAME_KIND, measure_tree, tree_kind
 from openface.landmarks import Face
 from openface.megc_clips import MeasuredClip, measured_clips
+from openface.reference_limits import (MIN_RANGE, fisher_mean, gaze_following, horizontal_gaze, noise_ceiling,
+                                       pearson, smooth_ceiling)
 
-MIN_RANGE = 0.1  # the same "moves" as metrics.au.MIN_SOURCE_RANGE
 SIGNAL_AUTOCORRELATION = 0.5  # a secondary view: clip-AU pairs whose OpenFace curve is at least half signal
 CLIP_FPS = 200.0  # CASME II and SAMM
-FISHER_CLIP = 1.0 - 1e-7
 
 
 @dataclass
@@ -51,13 +55,15 @@ class ClipData:
     scores: np.ndarray  # (T, 17) per-image raw scores
     values: np.ndarray  # (T, K) sequence sources
     openface: np.ndarray  # (T, 17)
+    gaze: np.ndarray  # (T,) the eyes' horizontal gaze (openface.reference_limits)
 
 
 def clip_data(clip: MeasuredClip) -> ClipData:
     faces = [Face(lm, dict(zip(clip.blendshape_names, shapes.tolist())), np.eye(4))
              for lm, shapes in zip(clip.landmarks, clip.blendshapes)]
     return ClipData(clip.name, list(clip.frames), np.stack([au_features(f) for f in faces]),
-                    np.stack([source_values(f.landmarks, f.blendshapes) for f in faces]), clip.openface)
+                    np.stack([source_values(f.landmarks, f.blendshapes) for f in faces]), clip.openface,
+                    np.array([horizontal_gaze(f.blendshapes) for f in faces]))
 
 
 # Where the data cannot calibrate an AU (no variation, or OpenFace and the score disagree in sign), the score in
@@ -123,18 +129,6 @@ def predict(clip: ClipData, calibration: Calibration, fps: float) -> tuple[np.nd
     return image, sequence_intensities(calibration.linear(clip.scores), clip.values, calibration.sequence, fps)
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """r, or 0 when the estimate is flat (no linear relation: a frozen estimate must not be left out)."""
-    if a.std() < 1e-9 or b.std() < 1e-9:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def fisher_mean(rs) -> float:
-    rs = [r for r in rs if np.isfinite(r)]
-    return float(np.tanh(np.mean(np.arctanh(np.clip(rs, -FISHER_CLIP, FISHER_CLIP))))) if rs else float("nan")
-
-
 def leave_one_clip_out(clips: list[ClipData], fps: float) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """clip -> mode ("image", "sequence") -> (estimate (T, 17), OpenFace (T, 17)), each clip predicted by a
     calibration fitted without it."""
@@ -163,20 +157,6 @@ def agreement(predictions: dict, mode: str) -> dict:
     return {"per_au": au_means, "per_clip_r": per_au, "fisher_over_aus": fisher_mean(list(au_means.values())),
             "mean_over_clips": float(np.nanmean(clip_means)),
             "with_signal": {"pairs": len(with_signal), "fisher_mean": fisher_mean(with_signal)}}
-
-
-def noise_ceiling(clips: list[ClipData]) -> dict:
-    """Per AU, about the best r any estimator of the face's movement could reach: OpenFace's per-frame output is
-    signal + frame-to-frame noise; if the noise is white, the lag-1 autocorrelation of its curve is the signal's
-    share of the variance, and a perfect estimate of the signal correlates with the curve at its square root.
-    Fisher mean over the clips where the AU moves, and over AUs."""
-    per_au = {}
-    for j, au in enumerate(OPENFACE_AUS):
-        rs = [np.sqrt(max(0.0, pearson(c.openface[1:, j], c.openface[:-1, j]))) for c in clips
-              if np.ptp(c.openface[:, j]) >= MIN_RANGE]
-        if rs:
-            per_au[au] = fisher_mean(rs)
-    return {"per_au": per_au, "fisher_over_aus": fisher_mean(list(per_au.values()))}
 
 
 FACS_RISE = 0.25  # as metrics.au.FACS_RISE: a coded AU "moves" in facs_recall when it rises this much
@@ -223,15 +203,24 @@ def coded_table(coded: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(sequence: dict, image: dict, ceiling: dict) -> str:
+def reference_views(clips: list[ClipData], fps: float) -> dict[str, dict]:
+    """What the reference allows (openface.reference_limits), per AU and overall."""
+    curves, window = [c.openface for c in clips], smoothing_frames(fps)
+    return {"noise ceiling": noise_ceiling(curves),
+            "OpenFace's own neighbouring frames": smooth_ceiling(curves, window),
+            "OpenFace with horizontal gaze": gaze_following(curves, [c.gaze for c in clips], window)}
+
+
+def markdown_table(sequence: dict, image: dict, views: dict[str, dict]) -> str:
     lines = ["| AU | clips where OpenFace moves | within-clip r, sequence mode (LOCO) | per-image mode | "
-             "noise ceiling |", "| --- | --- | --- | --- | --- |"]
+             + " | ".join(views) + " |", "| --- " * (4 + len(views)) + "|"]
     for au in OPENFACE_AUS:
         if au in sequence["per_au"]:
             lines.append(f"| {au} | {len(sequence['per_clip_r'][au])} | {sequence['per_au'][au]:.2f} | "
-                         f"{image['per_au'][au]:.2f} | {ceiling['per_au'][au]:.2f} |")
+                         f"{image['per_au'][au]:.2f} | " + " | ".join(f"{v['per_au'][au]:.2f}" for v in views.values())
+                         + " |")
     lines.append(f"| Fisher mean over AUs | | **{sequence['fisher_over_aus']:.3f}** | {image['fisher_over_aus']:.3f} | "
-                 f"{ceiling['fisher_over_aus']:.3f} |")
+                 + " | ".join(f"{v['fisher_over_aus']:.3f}" for v in views.values()) + " |")
     lines.append(f"| mean over clips of the clip's Fisher mean (as au_r) | | {sequence['mean_over_clips']:.3f} | "
                  f"{image['mean_over_clips']:.3f} | |")
     signal = sequence["with_signal"]
@@ -249,9 +238,10 @@ def geometry_summary(clips: list[ClipData]) -> str:
 
 
 def calibration_json(calibration: Calibration, sequence: dict, image: dict, clips: list[ClipData],
-                     fps: float) -> dict:
+                     fps: float, reference: str = "") -> dict:
+    listed = ", ".join(c.name for c in clips) if len(clips) <= 12 else f"{clips[0].name} ... {clips[-1].name}"
     return {"source": f"python -m openface.calibrate on {sum(len(c.scores) for c in clips)} frames of "
-                      f"{len(clips)} clips ({', '.join(c.name for c in clips)}) at {fps:g} fps",
+                      f"{len(clips)} clips ({listed}) at {fps:g} fps" + (f", OpenFace {reference}" if reference else ""),
             "aus": {au: {"gain": float(calibration.gain[j]), "offset": float(calibration.offset[j])}
                     for j, au in enumerate(OPENFACE_AUS)},
             "sequence": calibration.sequence.to_dict(),
@@ -261,25 +251,48 @@ def calibration_json(calibration: Calibration, sequence: dict, image: dict, clip
                                                  "sequence_where_openface_has_signal": sequence["with_signal"]}}
 
 
+def load_clips(p: argparse.ArgumentParser, args) -> tuple[list[ClipData], str]:
+    """The calibration clips of either layout, and which kind of OpenFace output they carry."""
+    cache = Path(args.cache) if args.cache else None
+    if args.megc_root:
+        if args.openface_csvs:
+            p.error("--openface_csvs goes with --clips; an MEGC package carries its CSVs in <pair>/csvs/")
+        return [clip_data(c) for c in measured_clips(Path(args.megc_root), cache)], PER_FRAME_KIND
+    if not args.openface_csvs:
+        p.error("--clips needs --openface_csvs: the folder with OpenFace's output for those clips")
+    measured = measured_clips(Path(args.clips), cache, lambda root: measure_tree(root, Path(args.openface_csvs)))
+    clips = [clip_data(c) for c in measured if len(c.frames) >= 2]
+    if len(clips) < 3:
+        p.error(f"--clips {args.clips}: {len(clips)} clips with 2 or more measured frames; leave-one-clip-out needs 3")
+    return clips, tree_kind(Path(args.clips), Path(args.openface_csvs))
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--megc_root", required=True)
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--megc_root", help="an ULME-style MEGC package (<pair>/imgs/, <pair>/csvs/)")
+    data.add_argument("--clips", help="a tree of clip folders (frames); OpenFace's output in --openface_csvs "
+                                      "(openface.clip_tree)")
+    p.add_argument("--openface_csvs", help="with --clips: OpenFace's CSVs at the clips' relative paths")
     p.add_argument("--cache", default=None, help=".npz of the MediaPipe measurements (written on the first run)")
     p.add_argument("--out", default=str(CALIBRATION_FILE))
     p.add_argument("--fps", type=float, default=CLIP_FPS, help="the clips' frame rate")
     p.add_argument("--codes", default=None, help="clips.csv of `python -m data.annotations` (FACS-coded AUs)")
     args = p.parse_args(argv)
-    clips = [clip_data(c) for c in measured_clips(Path(args.megc_root), Path(args.cache) if args.cache else None)]
+    if args.fps <= 0 or not np.isfinite(args.fps):
+        p.error(f"--fps {args.fps:g}: give the clips' frame rate (200 for CASME II and SAMM, 100 for SMIC)")
+    clips, reference = load_clips(p, args)
     predictions = leave_one_clip_out(clips, args.fps)
     sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
-    out = calibration_json(fit(clips, args.fps), sequence, image, clips, args.fps)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(markdown_table(sequence, image, noise_ceiling(clips)))
+    out = calibration_json(fit(clips, args.fps), sequence, image, clips, args.fps, reference)
+    views = reference_views(clips, args.fps)
+    out["leave_one_clip_out_within_clip_r"]["reference"] = {name: v["fisher_over_aus"] for name, v in views.items()}
+    print(markdown_table(sequence, image, views))
     if args.codes:
         coded = coded_agreement(predictions, clips, read_codes(Path(args.codes)))
         print(coded_table(coded))
         out["leave_one_clip_out_within_clip_r"]["facs_coded"] = coded["summary"]
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"landmark measures (canonical 128 px): {geometry_summary(clips)}")
     print(f"wrote {args.out} ({out['source']})")
     return out

@@ -42,20 +42,41 @@ def clip_folders(megc_root: Path) -> dict[str, Path]:
     return out
 
 
-def measure_clip(name: str, folder: Path, landmarker) -> MeasuredClip:
-    """MediaPipe on every frame with a face and a usable OpenFace row (the most confident face of the CSV)."""
-    frames, landmarks, shapes, targets, shape_names = [], [], [], [], ()
-    for path in frame_paths(folder / "imgs"):
+def measure_frames(name: str, paths: list[Path], targets: list[np.ndarray | None], landmarker) -> MeasuredClip:
+    """MediaPipe on every frame that has an OpenFace measurement (``targets[i]``: its 17 intensities, or None).
+    Frames without one, or where MediaPipe finds no face, are left out of the calibration and counted aloud."""
+    frames, landmarks, shapes, kept_targets, shape_names = [], [], [], [], ()
+    no_openface = no_face = 0
+    for path, target in zip(paths, targets):
+        if target is None or np.all(np.isnan(target)):
+            no_openface += 1
+            continue
         faces = landmarker.detect(load_rgb(path))
-        rows = read_openface_csv(folder / "csvs" / f"{path.stem}.csv")
-        if not faces or np.all(np.isnan(rows.intensity)):
+        if not faces:
+            no_face += 1
             continue
         shape_names = tuple(sorted(faces[0].blendshapes))
         frames.append(path.stem)
         landmarks.append(faces[0].landmarks)
         shapes.append([faces[0].blendshapes[n] for n in shape_names])
-        targets.append(rows.intensity[int(np.nanargmax(rows.confidence))])
-    return MeasuredClip(name, frames, np.array(landmarks), np.array(shapes), shape_names, np.array(targets))
+        kept_targets.append(target)
+    if no_openface or no_face:
+        print(f"{name}: {len(frames)} of {len(paths)} frames used ({no_openface} without an OpenFace measurement, "
+              f"{no_face} without a MediaPipe face)")
+    return MeasuredClip(name, frames, np.array(landmarks), np.array(shapes), shape_names, np.array(kept_targets))
+
+
+def most_confident(csv_path: Path) -> np.ndarray:
+    """The 17 intensities of the most confident face of a FaceLandmarkImg CSV."""
+    rows = read_openface_csv(csv_path)
+    return rows.intensity[int(np.nanargmax(rows.confidence))]
+
+
+def measure_clip(name: str, folder: Path, landmarker) -> MeasuredClip:
+    """One ULME-style pair folder: ``imgs/`` frames, ``csvs/<frame stem>.csv`` OpenFace output per frame."""
+    paths = frame_paths(folder / "imgs")
+    return measure_frames(name, paths, [most_confident(folder / "csvs" / f"{p.stem}.csv") for p in paths],
+                          landmarker)
 
 
 def measure_package(megc_root: Path) -> list[MeasuredClip]:
@@ -82,11 +103,12 @@ def load(path: Path) -> list[MeasuredClip]:
                              tuple(data[f"{n}/blendshape_names"].tolist()), data[f"{n}/openface"]) for n in names]
 
 
-def measured_clips(megc_root: Path, cache: Path | None = None) -> list[MeasuredClip]:
-    """The package's clips, from ``cache`` when it exists (written there on the first run)."""
+def measured_clips(megc_root: Path, cache: Path | None = None, measure=None) -> list[MeasuredClip]:
+    """The package's clips, from ``cache`` when it exists (written there on the first run). ``measure``: a
+    function of the root measuring another layout (``openface.clip_tree.measure_tree``)."""
     if cache is not None and Path(cache).is_file():
         return load(Path(cache))
-    clips = measure_package(Path(megc_root))
+    clips = (measure or measure_package)(Path(megc_root))
     if cache is not None:
         save(clips, Path(cache))
     return clips

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
 from media.video import VIDEO_EXTENSIONS, BadVideoError, iter_frames, video_fps
-from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features
+from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features, calibration_in_use
 from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
 from openface.au_sequence import source_values
 
@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
+        calibration = calibration_in_use()  # a bad $MEGAN_AU_CALIBRATION fails here, before any work
         summary = prepare(Path(args.input), Path(args.out), size=args.size, schema=args.aus_schema,
                           workers=args.workers, face=args.face, progress=not args.no_progress, clips=args.clips,
                           fps=args.fps)
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{summary['faces']} faces aligned, {summary['rejected']} rejected (see {args.out}/rejected.csv) "
           f"from {summary['inputs']} inputs -> {args.out} in {seconds:.1f} s ({done / seconds:.1f} images/s "
           f"with {args.workers} worker(s), start-up included)")
+    print(f"AU estimator calibration: {calibration['file']} ({calibration['source']})")
     return 0
 
 

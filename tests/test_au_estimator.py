@@ -315,3 +315,20 @@ def test_auto_backend_prefers_an_installed_openface(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENFACE_BIN", str(tmp_path / "nowhere"))  # asked for, but not there: say so
     with pytest.raises(FileNotFoundError):
         choose_au_backend()
+
+
+def test_reference_limits_tell_signal_from_frame_noise():
+    from openface.reference_limits import horizontal_gaze, neighbour_average, noise_ceiling, smooth_ceiling
+
+    assert neighbour_average(np.arange(10.0), 9)[4] == pytest.approx(4.0)  # the frame itself is left out
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 200)
+    noise = np.zeros((200, len(OPENFACE_AUS)))
+    noise[:, 0] = rng.normal(0, 1, 200)  # AU01: frame-to-frame noise only
+    noise[:, 1] = np.sin(2 * np.pi * t) + 0.1 * rng.normal(0, 1, 200)  # AU02: a slow movement, little noise
+    smooth_view, ceiling = smooth_ceiling([noise], 9), noise_ceiling([noise])
+    assert abs(smooth_view["per_au"]["AU01"]) < 0.2 and smooth_view["per_au"]["AU02"] > 0.95
+    assert ceiling["per_au"]["AU01"] < 0.3 and ceiling["per_au"]["AU02"] > 0.95
+    assert "AU04" not in ceiling["per_au"]  # a flat OpenFace curve does not "move"
+    left = {"eyeLookOutLeft": 0.6, "eyeLookInRight": 0.5}
+    assert horizontal_gaze(left) > 0 > horizontal_gaze({"eyeLookInLeft": 0.6, "eyeLookOutRight": 0.5})
