@@ -295,21 +295,6 @@ def test_bad_numbers_are_refused_while_parsing(tmp_path, capsys, flags):
     assert f"argument {flags[0]}" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("fps", ["-5", "0", "0.001", "inf", "nan", "fast"])
-def test_standalone_evaluator_refuses_a_bad_fps_like_main(tmp_path, capsys, fps):
-    from metrics.evaluate import evaluate
-    from metrics.evaluate import main as evaluate_main
-
-    with pytest.raises(SystemExit) as stop:  # checked while parsing: nothing under --results is read
-        evaluate_main(["--results", str(tmp_path / "never_read"), "--fps", fps])
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert "argument --fps" in err and fps in err and "Traceback" not in err
-    if fps != "fast":
-        with pytest.raises(ValueError, match="must be between 1 and 1000|is not a finite number"):  # the Python entry point has the same rule
-            evaluate(tmp_path / "never_read", fps=float(fps))
-
-
 def _template(tmp_path):
     from PIL import Image
 

@@ -1,5 +1,5 @@
 """options/: one parser for every mode, so ``main.py --help`` shows the eval flags too, and they match the
-standalone ``python -m metrics.evaluate`` parser flag for flag."""
+standalone ``python -m metrics.evaluate`` parser flag for flag, --fps rule included."""
 import argparse
 
 import pytest
@@ -58,3 +58,15 @@ def test_save_video_is_the_explicit_default_and_contradicts_no_video():
     assert write_videos(parse(["--mode", "test", "--no_video"])) is False
     with pytest.raises(ValueError, match="contradict"):
         write_videos(parse(["--mode", "test", "--save_video", "--no_video"]))
+
+
+@pytest.mark.parametrize("fps", ["-5", "0", "0.001", "inf", "nan", "fast"])
+def test_standalone_evaluator_refuses_a_bad_fps_like_main(tmp_path, capsys, fps):
+    with pytest.raises(SystemExit) as stop:  # checked while parsing: nothing under --results is read
+        evaluate_module.main(["--results", str(tmp_path / "never_read"), "--fps", fps])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --fps" in err and fps in err and "Traceback" not in err
+    if fps != "fast":  # the Python entry point has the same rule
+        with pytest.raises(ValueError, match="must be between 1 and 1000|is not a finite number"):
+            evaluate_module.evaluate(tmp_path / "never_read", fps=float(fps))
