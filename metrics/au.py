@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from openface.au_curves import NON_ME_AUS, apex_frame, expression_change  # noqa: F401 (part of this module's API)
 from openface.au_schema import OPENFACE_AUS
 
 MIN_SOURCE_RANGE = 0.1  # an AU whose source curve spans less than this (0..5 scale) does not move: r is meaningless
 FISHER_CLIP = 1.0 - 1e-7  # r = +-1 would give an infinite z
 FACS_RISE = 0.25  # a coded AU "moves" when it rises this much above the first frame (about the estimator's noise)
-NON_ME_AUS = ("AU45",)  # blinks accompany MEs but are not part of them (CASME II codes leave them out)
-APEX_SMOOTHING = 3  # frames: a centred moving average keeps single-frame estimator jitter from being the apex
 
 
 def pearson_r(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -72,36 +71,6 @@ def au_mae(driven: np.ndarray, generated: np.ndarray) -> float | None:
     diff = np.abs(np.asarray(generated, dtype=np.float64) - np.asarray(driven, dtype=np.float64))
     diff = diff[np.isfinite(diff)]
     return float(diff.mean()) if diff.size else None
-
-
-def expression_change(aus: np.ndarray, names=OPENFACE_AUS) -> np.ndarray:
-    """(T,) summed |AU(t) - AU(first face frame)| over the ME AUs (blinks excluded), lightly smoothed; NaN where
-    the frame has no face."""
-    aus = np.asarray(aus, dtype=np.float64)
-    valid = np.isfinite(aus).all(axis=1)
-    change = np.full(len(aus), np.nan)
-    if not valid.any():
-        return change
-    cols = [j for j, n in enumerate(names) if n not in NON_ME_AUS]
-    onset = aus[np.argmax(valid), cols]
-    change[valid] = np.abs(aus[valid][:, cols] - onset).sum(axis=1)
-    return _nan_moving_average(change, APEX_SMOOTHING)
-
-
-def _nan_moving_average(x: np.ndarray, window: int) -> np.ndarray:
-    if window <= 1 or len(x) < window:
-        return x
-    half = window // 2
-    out = np.full_like(x, np.nan)
-    for t in np.flatnonzero(np.isfinite(x)):
-        out[t] = np.nanmean(x[max(0, t - half):t + half + 1])
-    return out
-
-
-def apex_frame(aus: np.ndarray, names=OPENFACE_AUS) -> int | None:
-    """The frame with the largest expression change from the first frame (``expression_change``)."""
-    change = expression_change(aus, names)
-    return int(np.nanargmax(change)) if np.isfinite(change).any() else None
 
 
 def apex_error_frames(source_apex: int | None, generated_apex: int | None, source_len: int,

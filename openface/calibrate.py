@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openface.au_curves import apex_frame
 from openface.au_estimator import CALIBRATION_FILE, Calibration, au_features
 from openface.au_geometry import MEASURE_NAMES
 from openface.au_schema import OPENFACE_AUS
@@ -165,11 +166,12 @@ FACS_RISE = 0.25  # as metrics.au.FACS_RISE: a coded AU "moves" in facs_recall w
 def coded_agreement(predictions: dict, clips: list[ClipData], rows: list[dict]) -> dict:
     """Per FACS-coded AU of each clip, in both modes: r against OpenFace (where OpenFace's curve moves) and the
     rise from the onset (first 5 frames) to the coded apex (5 frames around it)."""
-    pairs = []
+    pairs, apexes = [], []
     for clip in clips:
         coded = match_clip(clip.name, clip.frames, rows)
         if coded is None:
             continue
+        apexes.append(apex_errors(predictions[clip.name], clip.openface, coded.apex))
         apex = slice(max(0, coded.apex - 2), coded.apex + 3)
         for au in coded.aus:
             j = OPENFACE_AUS.index(au)
@@ -185,7 +187,16 @@ def coded_agreement(predictions: dict, clips: list[ClipData], rows: list[dict]) 
         rises = [p[mode]["rise"] for p in pairs]
         summary[mode] = {"fisher_r": fisher_mean(rs), "pairs_with_r": len(rs), "rising": sum(x > 0 for x in rises),
                          "rising_by_facs_rise": sum(x >= FACS_RISE for x in rises), "coded": len(rises)}
+    summary["apex_error_frames"] = {k: float(np.mean([a[k] for a in apexes])) if apexes else None
+                                    for k in ("sequence", "image", "openface")}
     return {"pairs": pairs, "summary": summary}
+
+
+def apex_errors(modes: dict, openface: np.ndarray, coded_apex: int) -> dict[str, int]:
+    """|apex - coded apex| in frames, the apex being the frame of largest summed AU change from the onset
+    (``openface.au_curves.apex_frame``, as --mode eval finds it), of each mode's estimate and of OpenFace's own curves."""
+    curves = {mode: estimate for mode, (estimate, _) in modes.items()} | {"openface": openface}
+    return {name: abs(apex_frame(curve) - coded_apex) for name, curve in curves.items()}
 
 
 def coded_table(coded: dict) -> str:
@@ -200,6 +211,10 @@ def coded_table(coded: dict) -> str:
     lines.append(f"| Fisher mean ({seq['pairs_with_r']} pairs) | | **{seq['fisher_r']:.3f}** | {img['fisher_r']:.3f} | "
                  f"> 0: {seq['rising']}/{seq['coded']}, >= {FACS_RISE}: {seq['rising_by_facs_rise']} | "
                  f"> 0: {img['rising']}/{img['coded']}, >= {FACS_RISE}: {img['rising_by_facs_rise']} |")
+    apex = coded["summary"]["apex_error_frames"]
+    if apex["sequence"] is not None:
+        lines.append(f"\napex (largest summed AU change) against the coded apex, mean |error| in frames: sequence mode "
+                     f"{apex['sequence']:.1f}, per image {apex['image']:.1f}, OpenFace's own curves {apex['openface']:.1f}")
     return "\n".join(lines)
 
 
