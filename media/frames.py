@@ -1,4 +1,5 @@
-"""Writing results: frames, H.264 mp4 (ffmpeg from the imageio-ffmpeg wheel), GIF, side-by-side, AU curves."""
+"""Writing results: frames, H.264 mp4 (ffmpeg from the imageio-ffmpeg wheel), GIF, side-by-side, AU curves.
+Reading videos back (frames, rate, frame count) is ``media.video``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -126,12 +127,3 @@ def plot_au_curves(path: Path, au_names: tuple[str, ...], driven: np.ndarray, so
     plt.close(fig)
     return [au_names[j] for j in active]
 
-
-def probe_video(path: Path) -> dict:
-    """Frame count, fps, size and codec of a video, read back through ffmpeg (used by tests and the batch index)."""
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path))
-    meta = next(reader)
-    count = sum(1 for _ in reader)
-    return {"frames": count, "fps": meta.get("fps"), "size": tuple(meta.get("size", ())), "codec": meta.get("codec")}

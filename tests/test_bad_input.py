@@ -531,6 +531,7 @@ def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog)
     from PIL import Image
 
     from media import frames as media
+    from media.video import probe_video
 
     longest = []
     for name in ("resize_frames", "side_by_side"):
@@ -546,8 +547,8 @@ def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog)
     assert longest and max(longest) <= 4
     (out,) = (tmp_path / "res").iterdir()
     assert len(list((out / "frames").glob("*.png"))) == 30
-    assert media.probe_video(out / "target.mp4")["frames"] == 30
-    assert media.probe_video(out / "compare.mp4")["frames"] == 30
+    assert probe_video(out / "target.mp4")["frames"] == 30
+    assert probe_video(out / "compare.mp4")["frames"] == 30
     with Image.open(out / "target.gif") as gif:
         assert gif.n_frames == 30
     assert "target AU value(s) above 5 clipped" in caplog.text  # 12: magnification clipping is counted

@@ -7,7 +7,7 @@ from PIL import Image
 
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
-from media.frames import probe_video
+from media.video import probe_video
 from tools import au_grid, demo
 
 SMALL = ROOT / "pretrained" / "ganimation_cpu_small.pth"  # a real model that runs in a second

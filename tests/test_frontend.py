@@ -131,7 +131,7 @@ def test_prepare_handles_awkward_inputs_and_resumes(tmp_path):
     assert {"spaced_name_é", "grey", "cmyk", "sixteen", "exif", "clip__f00001", "clip__f00003"} <= ok
     rejected = {row["name"]: row["reason"] for row in csv.DictReader(open(out / "rejected.csv"))}
     assert rejected["blank"] == "no face found"
-    assert "broken.jpg" in rejected["broken"] and "cannot decode video" in rejected["broken_video"]
+    assert "broken.jpg" in rejected["broken"] and "broken video.mp4: cannot read video" in rejected["broken_video"]
     header = (out / "aus.csv").read_text().splitlines()[0].split(",")
     assert header[-2:] == ["AU27*", "AU45"]  # N2ME's 18 values
     yaw = abs(recs["exif"]["yaw_pitch_roll"][2])

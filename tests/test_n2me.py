@@ -11,7 +11,7 @@ from data.annotations import build_me_summary, read_annotations
 from data.me_curves import fill_gaps
 from helpers import SHARED_DATA, TINY_MODEL, make_tiny_dataset
 from main import main
-from media.frames import probe_video
+from media.video import probe_video
 
 MEGC, LONDON, SHEETS = SHARED_DATA / "megc2021", SHARED_DATA / "london", SHARED_DATA / "me_annotations"
 

@@ -1,12 +1,13 @@
 """options/: one parser for every mode, so ``main.py --help`` shows the eval flags too, and they match the
-standalone ``python -m metrics.evaluate`` parser flag for flag."""
+standalone ``python -m metrics.evaluate`` parser flag for flag, --fps rule included."""
 import argparse
 
 import pytest
 
+from metrics import evaluate as evaluate_module
 from metrics import motion
 from metrics.evaluate import build_parser as build_eval_parser
-from options import FLOW_METHODS, build_parser, parse
+from options import FLOW_METHODS, FPS_RANGE, build_parser, parse
 
 
 def flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -31,6 +32,7 @@ def test_eval_flags_match_the_standalone_evaluator():
         if dest not in ("results", "inception"):  # required there / read from $MEGAN_INCEPTION at parse time there
             assert mine.default == action.default, dest
     assert tuple(FLOW_METHODS) == tuple(motion.FLOW_METHODS)
+    assert FPS_RANGE == evaluate_module.FPS_RANGE  # one --fps rule for main.py and python -m metrics.evaluate
 
 
 def test_eval_mode_parses_with_the_other_modes_flags():
@@ -56,3 +58,15 @@ def test_save_video_is_the_explicit_default_and_contradicts_no_video():
     assert write_videos(parse(["--mode", "test", "--no_video"])) is False
     with pytest.raises(ValueError, match="contradict"):
         write_videos(parse(["--mode", "test", "--save_video", "--no_video"]))
+
+
+@pytest.mark.parametrize("fps", ["-5", "0", "0.001", "inf", "nan", "fast"])
+def test_standalone_evaluator_refuses_a_bad_fps_like_main(tmp_path, capsys, fps):
+    with pytest.raises(SystemExit) as stop:  # checked while parsing: nothing under --results is read
+        evaluate_module.main(["--results", str(tmp_path / "never_read"), "--fps", fps])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --fps" in err and fps in err and "Traceback" not in err
+    if fps != "fast":  # the Python entry point has the same rule
+        with pytest.raises(ValueError, match="must be between 1 and 1000|is not a finite number"):
+            evaluate_module.evaluate(tmp_path / "never_read", fps=float(fps))

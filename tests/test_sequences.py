@@ -10,7 +10,7 @@ from PIL import Image
 from for_megc2021 import main as megc_main
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
-from media.frames import probe_video
+from media.video import probe_video
 from solvers import BUNDLED_CHECKPOINT
 
 EXAMPLES = ROOT / "examples" / "au_matrices"
