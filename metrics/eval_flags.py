@@ -1,0 +1,66 @@
+"""The flags of an evaluation, declared once for ``python -m metrics.evaluate`` and ``main.py --mode eval``.
+
+options/ builds main.py's eval group from ``add_eval_flags`` (its one import from metrics/), so the two commands
+cannot drift apart. The frame-rate rule is here too: main.py checks its --fps (test and eval modes) with it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+from metrics.frechet import INCEPTION_FILE
+from metrics.motion import FLOW_METHODS
+
+INCEPTION_ENV = "MEGAN_INCEPTION"  # default for --inception
+# A rate that ffmpeg, GIF timing and the AU smoothing can use; high-speed ME cameras reach a few hundred.
+FPS_RANGE = (1.0, 1000.0)
+
+
+def fps_problem(fps: float, shown: str) -> str | None:
+    """Why ``fps`` (typed as ``shown``) is not a usable frame rate; None when it is."""
+    low, high = FPS_RANGE
+    if not math.isfinite(fps):
+        return f"{shown} is not a finite number"
+    return None if low <= fps <= high else f"{shown}: must be between {low:g} and {high:g} frames per second"
+
+
+def parse_fps(text: str) -> float:
+    """--fps checked while parsing, so a bad rate stops the command before any clip is read."""
+    try:
+        fps = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    problem = fps_problem(fps, text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return fps
+
+
+parse_fps.__name__ = "float"  # argparse names the type in its messages
+
+
+def add_eval_flags(g, standalone: bool) -> None:
+    """The evaluation's flags on a parser or argument group. ``standalone`` (python -m metrics.evaluate):
+    --results is required, --inception defaults to ``$MEGAN_INCEPTION`` and --fps is declared here. In main.py
+    --results is checked when --mode eval runs, the environment is read then, and --fps is test mode's."""
+    g.add_argument("--results", required=standalone, default=None,
+                   help="a run folder, a batch folder, or any tree of frame folders / videos"
+                        + ("" if standalone else " (required for eval)"))
+    g.add_argument("--sources", default=None,
+                   help="source clips: a tree of frame folders / videos, or ULME pair folders (<pair>/imgs/)")
+    g.add_argument("--templates", default=None, help="template faces (an image, or a tree of images)")
+    g.add_argument("--out", default=None, help="output folder (default RESULTS/eval)")
+    if standalone:
+        g.add_argument("--fps", type=parse_fps, default=None,
+                       help="the clips' frame rate (default: run.json, else dataset)")
+    g.add_argument("--annotations", nargs="+", default=None,
+                   help="FACS AU codes: ME annotation sheets (CASME II, SAMM, ...) or a CSV with name,aus columns")
+    g.add_argument("--flow", choices=FLOW_METHODS, default="farneback", help="optical flow algorithm")
+    g.add_argument("--no_report", action="store_true", help="write metrics.json and metrics.csv only")
+    g.add_argument("--inception", default=(os.environ.get(INCEPTION_ENV) or None) if standalone else None,
+                   metavar="PATH",
+                   help="real Inception FID (fid_inception): a local copy of NVIDIA's TorchScript FID feature "
+                        f"extractor {INCEPTION_FILE} (StyleGAN2-ADA-PyTorch's metrics file; never downloaded). "
+                        f"Default: ${INCEPTION_ENV}; without it fid_inception is null")
+    g.add_argument("--inception_device", default="cpu", help="torch device for --inception")
