@@ -94,7 +94,8 @@ def measure_tree(root: Path, csv_root: Path, landmarker=None) -> list[MeasuredCl
         paths = list(list_images(folder).values())
         kind, targets = clip_targets(folder, root, csv_root, paths)
         kinds.add(kind)
-        plan.append((folder.relative_to(root).as_posix() or folder.name, paths, targets))
+        relative = folder.relative_to(root)
+        plan.append((relative.as_posix() if relative.parts else folder.name, paths, targets))
     if len(kinds) > 1:
         raise ValueError(f"{csv_root}: mixes {' and '.join(sorted(kinds))} output; their AU values differ, so "
                          f"calibrate on one kind")

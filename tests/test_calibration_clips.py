@@ -56,6 +56,13 @@ def test_sequence_csv_rows_follow_openfaces_text_order_of_the_frames(tmp_path, c
     assert clip_tree.tree_kind(tmp_path / "clips", tmp_path / "of") == clip_tree.SEQUENCE_KIND
 
 
+def test_a_single_clip_folder_is_a_tree_of_one(tmp_path):
+    write_frames(tmp_path / "EP02", ["a.png", "b.png"])
+    write_sequence_csv(tmp_path / "of" / "EP02.csv", [(1, 1, 0.5), (2, 1, 1.5)])
+    (clip,) = clip_tree.measure_tree(tmp_path / "EP02", tmp_path / "of", StubLandmarker())
+    assert clip.name == "EP02" and clip.frames == ["a", "b"] and clip.openface[:, 0].tolist() == [0.5, 1.5]
+
+
 def test_per_frame_csvs_and_frames_without_a_face(tmp_path, capsys):
     write_frames(tmp_path / "clips" / "a", ["f1.png", "f2.png"])
     write_frames(tmp_path / "clips" / "b", ["f1.png"], value=0)  # MediaPipe (here the stub) finds no face
