@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -313,5 +314,15 @@ def main(argv: list[str] | None = None) -> dict:
     return out
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The command: 0 when the calibration is written, 2 with a one-line error for unusable input."""
+    try:
+        main(argv)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

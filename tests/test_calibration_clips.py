@@ -91,8 +91,12 @@ def test_bad_trees_are_refused_before_any_measuring(tmp_path):
         clip_tree.clip_folders(tmp_path / "nowhere")
 
 
-def test_the_calibration_command_refuses_unusable_arguments(tmp_path):
+def test_the_calibration_command_refuses_unusable_arguments(tmp_path, capsys):
     from openface import calibrate
+
+    write_frames(tmp_path / "clips" / "a", ["f1.png"])
+    assert calibrate.cli(["--clips", str(tmp_path / "clips"), "--openface_csvs", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --openface_csvs {tmp_path / 'none'}: no such folder"
 
     with pytest.raises(SystemExit):
         calibrate.main(["--clips", str(tmp_path)])  # no --openface_csvs
