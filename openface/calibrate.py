@@ -19,9 +19,10 @@ the other clips only (leave-one-clip-out), for the AUs that move in that clip (O
 >= ``MIN_RANGE``, as ``au_r`` counts them); a flat estimate counts as r = 0. Per AU the Fisher mean over the clips,
 overall the Fisher mean over the AUs. The per-image mode is reported beside it, and what the reference allows
 (``openface.reference_limits``): a noise ceiling, the agreement of OpenFace's own curve smoothed over its
-neighbouring frames, and how much OpenFace's curve follows the eyes' horizontal gaze. With ``--codes`` (the CSV of ``python -m data.annotations`` over the CASME II and SAMM coding
-sheets), the same leave-one-clip-out r on the AUs the datasets' coders saw move, and each coded AU's rise from the
-onset to the coded apex (``openface.facs_check``).
+neighbouring frames, and how much OpenFace's curve follows the eyes' horizontal gaze. With ``--codes`` (the CSV of
+``python -m data.annotations`` over the CASME II and SAMM coding sheets), the same leave-one-clip-out r on the AUs
+the datasets' coders saw move, each coded AU's rise from the onset to the coded apex (``openface.facs_check``),
+and how far the estimated apex lies from the coded one.
 """
 from __future__ import annotations
 
@@ -37,14 +38,28 @@ from openface.au_curves import apex_frame
 from openface.au_estimator import CALIBRATION_FILE, Calibration, au_features
 from openface.au_geometry import MEASURE_NAMES
 from openface.au_schema import OPENFACE_AUS
-from openface.au_sequence import (SOURCE_NAMES, SequenceCalibration, au_changes, sequence_intensities, smooth,
-                                  smoothing_frames, source_values)
-from openface.facs_check import match_clip, read_codes
+from openface.au_sequence import (
+    SOURCE_NAMES,
+    SequenceCalibration,
+    au_changes,
+    sequence_intensities,
+    smooth,
+    smoothing_frames,
+    source_values,
+)
 from openface.clip_tree import PER_FRAME_KIND, measure_tree, tree_kind
+from openface.facs_check import match_clip, read_codes
 from openface.landmarks import Face
 from openface.megc_clips import MeasuredClip, measured_clips
-from openface.reference_limits import (MIN_RANGE, fisher_mean, gaze_following, horizontal_gaze, noise_ceiling,
-                                       pearson, smooth_ceiling)
+from openface.reference_limits import (
+    MIN_RANGE,
+    fisher_mean,
+    gaze_following,
+    horizontal_gaze,
+    noise_ceiling,
+    pearson,
+    smooth_ceiling,
+)
 
 SIGNAL_AUTOCORRELATION = 0.5  # a secondary view: clip-AU pairs whose OpenFace curve is at least half signal
 CLIP_FPS = 200.0  # CASME II and SAMM
@@ -195,7 +210,8 @@ def coded_agreement(predictions: dict, clips: list[ClipData], rows: list[dict]) 
 
 def apex_errors(modes: dict, openface: np.ndarray, coded_apex: int) -> dict[str, int]:
     """|apex - coded apex| in frames, the apex being the frame of largest summed AU change from the onset
-    (``openface.au_curves.apex_frame``, as --mode eval finds it), of each mode's estimate and of OpenFace's own curves."""
+    (``openface.au_curves.apex_frame``, as --mode eval finds it), of each mode's estimate and of OpenFace's own
+    curves."""
     curves = {mode: estimate for mode, (estimate, _) in modes.items()} | {"openface": openface}
     return {name: abs(apex_frame(curve) - coded_apex) for name, curve in curves.items()}
 
@@ -214,8 +230,9 @@ def coded_table(coded: dict) -> str:
                  f"> 0: {img['rising']}/{img['coded']}, >= {FACS_RISE}: {img['rising_by_facs_rise']} |")
     apex = coded["summary"]["apex_error_frames"]
     if apex["sequence"] is not None:
-        lines.append(f"\napex (largest summed AU change) against the coded apex, mean |error| in frames: sequence mode "
-                     f"{apex['sequence']:.1f}, per image {apex['image']:.1f}, OpenFace's own curves {apex['openface']:.1f}")
+        lines.append(f"\napex (largest summed AU change) against the coded apex, mean |error| in frames: sequence "
+                     f"mode {apex['sequence']:.1f}, per image {apex['image']:.1f}, OpenFace's own curves "
+                     f"{apex['openface']:.1f}")
     return "\n".join(lines)
 
 
@@ -257,7 +274,8 @@ def calibration_json(calibration: Calibration, sequence: dict, image: dict, clip
                      fps: float, reference: str = "") -> dict:
     listed = ", ".join(c.name for c in clips) if len(clips) <= 12 else f"{clips[0].name} ... {clips[-1].name}"
     return {"source": f"python -m openface.calibrate on {sum(len(c.scores) for c in clips)} frames of "
-                      f"{len(clips)} clips ({listed}) at {fps:g} fps" + (f", OpenFace {reference}" if reference else ""),
+                      f"{len(clips)} clips ({listed}) at {fps:g} fps"
+                      + (f", OpenFace {reference}" if reference else ""),
             "aus": {au: {"gain": float(calibration.gain[j]), "offset": float(calibration.offset[j])}
                     for j, au in enumerate(OPENFACE_AUS)},
             "sequence": calibration.sequence.to_dict(),

@@ -41,10 +41,23 @@ import numpy as np
 
 from media.images import natural_key
 from openface.csv_io import OpenFaceRows
-from openface.openface_bin import (IMAGE_TOOL, SEQUENCE_TOOL, OpenFaceError, check_extra_args, find_openface_bin,
-                                   run_tool)
-from openface.openface_outputs import (FACE_PICKS, au_table_from_rows, has_data_rows, pick_face, read_au_csv,
-                                       read_columns, select_rows)
+from openface.openface_bin import (
+    IMAGE_TOOL,
+    SEQUENCE_TOOL,
+    OpenFaceError,
+    check_extra_args,
+    find_openface_bin,
+    run_tool,
+)
+from openface.openface_outputs import (
+    FACE_PICKS,
+    au_table_from_rows,
+    has_data_rows,
+    pick_face,
+    read_au_csv,
+    read_columns,
+    select_rows,
+)
 
 # The only extensions OpenFace's folder readers accept (it compares them case-sensitively; we do not).
 OPENFACE_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")

@@ -13,11 +13,11 @@ import torch.distributed as dist
 from models import registry as model_registry
 from models.ganimation import LossWeights
 from models.networks import default_d_layers
+from monitor.logs import setup_logging
 from openface.au_schema import SCHEMAS, schema_for_size
 from solvers import checkpoint as ckpt
 from solvers import fast_path
 from solvers.distributed import init_from_env, local_rank_from_env, select_device
-from monitor.logs import setup_logging
 from solvers.run_folder import LockedRun, RunLock, new_run_dir
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,6 @@ from pathlib import Path
 import torch
 
 from models.networks import Discriminator, Generator, default_d_layers
-from openface.au_schema import schema_for_size
-from solvers import checkpoint as ckpt
 from models.seed_formats import (
     ALIASES,
     DEFAULT_FINAL_SIZE,
@@ -47,6 +45,8 @@ from models.seed_formats import (
     tried_as,
     undo_dropout_shift,
 )
+from openface.au_schema import schema_for_size
+from solvers import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 

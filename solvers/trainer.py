@@ -27,15 +27,15 @@ from media.images import BadImageError
 from models.ganimation import LossWeights, sample_visuals
 from models.networks import init_weights
 from models.registry import build_networks, conditioning
+from monitor.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
+from monitor.logs import StatsWriter
+from monitor.visuals import sample_grid, save_png
 from openface.au_schema import SCHEMAS
 from solvers import checkpoint as ckpt
-from monitor.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
 from solvers.distributed import DistInfo, barrier, check_ranks_agree, gather_objects
 from solvers.fast_path import adam, apply_backend_settings
-from monitor.logs import StatsWriter
 from solvers.train_settings import DataSettings, OptimSettings, OutputSettings, Progress, crossed, lr_factor
 from solvers.train_step import LossMeter, TrainStep
-from monitor.visuals import sample_grid, save_png
 
 log = logging.getLogger(__name__)
 

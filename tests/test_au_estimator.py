@@ -10,8 +10,15 @@ from openface import au_geometry as geo
 from openface.align import CANONICAL
 from openface.au_estimator import AUEstimator, Calibration
 from openface.au_schema import OPENFACE_AUS
-from openface.au_sequence import (SEQUENCE_SOURCES, SOURCE_NAMES, bounded, sequence_intensities, smooth,
-                                  smoothing_frames, source_values)
+from openface.au_sequence import (
+    SEQUENCE_SOURCES,
+    SOURCE_NAMES,
+    bounded,
+    sequence_intensities,
+    smooth,
+    smoothing_frames,
+    source_values,
+)
 from openface.landmarks import Face
 
 LONDON = SHARED_DATA / "london"
@@ -255,9 +262,9 @@ def test_calibration_is_reproduced_by_its_command(tmp_path):
 @pytest.mark.slow
 def test_clip_measurement_and_evaluation_use_the_sequence_mode():
     need(MEGC)
+    from media.images import load_rgb
     from metrics.analysis import analyse, shared_tools
     from openface.frontend import measure_images
-    from media.images import load_rgb
     from openface.megc_clips import frame_paths
 
     frames = [load_rgb(p) for p in frame_paths(MEGC / "casme2_Positive_westMale" / "imgs")[:12]]
@@ -277,8 +284,8 @@ def test_prepare_clips_gives_each_frame_folder_the_sequence_mode(tmp_path):
     need(MEGC)
     import shutil
 
-    from openface.frontend import FaceFrontEnd
     from media.images import load_rgb
+    from openface.frontend import FaceFrontEnd
     from openface.megc_clips import frame_paths
     from openface.prepare import main as prepare_main
 

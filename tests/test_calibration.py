@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from openface.au_schema import OPENFACE_AUS
 from models import au_response as calibration
+from openface.au_schema import OPENFACE_AUS
 
 LEVELS = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 
@@ -62,7 +62,7 @@ def test_saved_curves_are_found_beside_the_checkpoint(tmp_path):
 
 
 def test_test_mode_drives_through_the_calibration_unless_switched_off(tmp_path):
-    from data.sequences import read_au_matrix, Template
+    from data.sequences import Template, read_au_matrix
     from solvers import SMALL_CHECKPOINT, tester
 
     if not SMALL_CHECKPOINT.is_file():

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from helpers import TINY_MODEL, make_tiny_dataset
 from data.augment import prepare_batch, random_crop
 from data.dataset import build_training_set, collate_batch
 from data.device_batches import BatchSettings, DeviceBatches, use_device_path
 from data.sampler import EpochBatchSampler
+from helpers import TINY_MODEL, make_tiny_dataset
 from main import main
 from openface.au_schema import OPENFACE_17
 from solvers import checkpoint as ckpt

@@ -14,10 +14,10 @@ import torch
 import solvers
 from helpers import TINY_MODEL
 from main import main
+from monitor.logs import read_stats
 from solvers import checkpoint as ckpt
 from solvers import fast_path
 from solvers.fast_path import FastPath
-from monitor.logs import read_stats
 
 # 11 training images in batches of 4: 2 steps per epoch; losses logged at every step.
 SCHEDULE = ["--batch_size", "4", "--niter", "2", "--niter_decay", "0", "--train_gen_iter", "2",

@@ -11,8 +11,8 @@ import torch
 
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
-from solvers import checkpoint as ckpt
 from monitor.logs import read_stats
+from solvers import checkpoint as ckpt
 
 # 11 training images (one held out by the deterministic split) in batches of 4: 2 steps per epoch.
 SCHEDULE = ["--batch_size", "4", "--niter", "2", "--niter_decay", "1", "--train_gen_iter", "2",

@@ -40,11 +40,20 @@ from openface.au_schema import SCHEMAS
 from options import build_parser
 from solvers import fast_path, loss_weights, model_args_from_options
 from solvers.fast_path import FastPath
-from solvers.train_step import TrainStep
 from solvers.train_settings import OptimSettings
+from solvers.train_step import TrainStep
 from tools.bench_flops import ddp_communication, mfu, model_flops, peak_tflops
-from tools.bench_report import (environment, memory_kind, note, peak_memory_mib, process_peak_rss_mib,
-                                reset_peak_memory, settings, speedups, table)
+from tools.bench_report import (
+    environment,
+    memory_kind,
+    note,
+    peak_memory_mib,
+    process_peak_rss_mib,
+    reset_peak_memory,
+    settings,
+    speedups,
+    table,
+)
 
 # Per-device defaults for flags left unset: CPU numbers keep the full 128 px model within a few minutes on two
 # cores; GPU numbers are long enough for the clock to be well above launch and synchronisation noise.

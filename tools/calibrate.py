@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+from models.au_response import plot_curves, save
 from openface.au_schema import OPENFACE_AUS
 from solvers import BUNDLED_CHECKPOINT
-from models.au_response import plot_curves, save
 from tools import au_grid
 
 
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                                  levels=au_grid._floats(args.levels), rows=args.rows, cell=64, measure=True)
     out = save(record, OPENFACE_AUS, args.ckpt, "python -m tools.calibrate " + " ".join(argv or sys.argv[1:]))
     plot_curves(out, out.with_suffix(".png"))
-    print(f"{out}: {len(json.loads(out.read_text())['curves'])} AUs calibrated; curves plotted in {out.with_suffix('.png')}")
+    calibrated = len(json.loads(out.read_text())["curves"])
+    print(f"{out}: {calibrated} AUs calibrated; curves plotted in {out.with_suffix('.png')}")
     return 0
 
 
