@@ -195,6 +195,9 @@ def test_without_weights_fid_inception_is_null_and_said_so(layout):
     assert frechet.INCEPTION_ABSENT in doc["batch"]["notes"]
     assert doc["inputs"]["inception"] is None
     saved = json.loads((layout / "eval_none" / "metrics.json").read_text())
+    # Which AU estimator calibration scored the AUs (the shipped one, unless $MEGAN_AU_CALIBRATION names a refit).
+    assert saved["inputs"]["au_calibration"]["file"].endswith("au_calibration.json")
+    assert saved["inputs"]["au_calibration"]["source"].startswith("python -m openface.calibrate on")
     assert saved["batch"]["fid_inception"] is None  # null in the file, never 0
     with open(layout / "eval_none" / "metrics.csv", newline="") as fh:
         assert all(row["fid_inception"] == "" for row in csv.DictReader(fh))
