@@ -10,6 +10,7 @@ import sys
 
 from metrics.eval_flags import add_eval_flags, parse_fps
 from models.registry import MODELS
+from models.seed_formats import FORMATS as CHECKPOINT_FORMATS
 from openface.au_schema import SCHEMAS
 
 MODES = ("train", "test", "eval")
@@ -94,7 +95,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--load_epoch", default=None,
                    help="N or latest: in train mode, fine-tune from that checkpoint of --ckpt_dir")
     g.add_argument("--ckpt_format", default="auto",
-                   choices=("auto", "native", "ulme", "replicate", "ganimation", "n2me"),
+                   choices=CHECKPOINT_FORMATS,
                    help="format of --ckpt / --ckpt_dir (test mode and --load_epoch fine-tuning): auto detects this "
                         "toolkit's checkpoints or a seed's (ULME-GAN/replicate <E>_net_gen.pth, GANimation "
                         "net_epoch_<E>_id_G.pth, N2ME net_epoch_<E>_G.pth) from key and file names")

@@ -4,8 +4,8 @@
     tools -> options, solvers, models, data, metrics, openface, media, monitor   (nothing imports tools; the bench
              parses the trainer's own flags so it measures the defaults the trainer runs)
     solvers -> models, data, metrics, openface, media, monitor
-    options -> models (the registry: --model choices), openface (the AU schemas), metrics.eval_flags only (the eval
-               flags, declared once for main.py and python -m metrics.evaluate)
+    options -> models (the registry and seed formats: --model, --ckpt_format choices), openface (the AU schemas),
+               metrics.eval_flags only (the eval flags, declared once for main.py and python -m metrics.evaluate)
     metrics -> data, openface, media
     data -> openface, media
     models -> openface
