@@ -64,3 +64,11 @@ def add_eval_flags(g, standalone: bool) -> None:
                         f"extractor {INCEPTION_FILE} (StyleGAN2-ADA-PyTorch's metrics file; never downloaded). "
                         f"Default: ${INCEPTION_ENV}; without it fid_inception is null")
     g.add_argument("--inception_device", default="cpu", help="torch device for --inception")
+
+
+def eval_flag_names() -> tuple[str, ...]:
+    """The destinations of the standalone command's flags, in declaration order (main.py rebuilds that command
+    from the ones typed)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_eval_flags(parser, standalone=True)
+    return tuple(action.dest for action in parser._actions)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metrics import evaluate as evaluate_module
+from metrics.eval_flags import eval_flag_names
 
 
 @dataclass
@@ -52,8 +53,7 @@ class Evaluation:
         return doc
 
 
-EVAL_FLAGS = ("results", "sources", "templates", "out", "fps", "annotations", "flow", "no_report", "inception",
-              "inception_device")
+EVAL_FLAGS = eval_flag_names()  # the flags of python -m metrics.evaluate, from their one declaration
 
 
 def eval_command(opt) -> str:
