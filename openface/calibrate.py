@@ -146,6 +146,15 @@ def predict(clip: ClipData, calibration: Calibration, fps: float) -> tuple[np.nd
     return image, sequence_intensities(calibration.linear(clip.scores), clip.values, calibration.sequence, fps)
 
 
+def with_calibration(clips: list[ClipData], calibration: Calibration, fps: float) -> dict:
+    """As ``leave_one_clip_out``, every clip predicted by one given calibration (fitted elsewhere: ``--check``)."""
+    out = {}
+    for clip in clips:
+        image, sequence = predict(clip, calibration, fps)
+        out[clip.name] = {"image": (image, clip.openface), "sequence": (sequence, clip.openface)}
+    return out
+
+
 def leave_one_clip_out(clips: list[ClipData], fps: float) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """clip -> mode ("image", "sequence") -> (estimate (T, 17), OpenFace (T, 17)), each clip predicted by a
     calibration fitted without it."""
@@ -217,7 +226,7 @@ def apex_errors(modes: dict, openface: np.ndarray, coded_apex: int) -> dict[str,
 
 
 def coded_table(coded: dict) -> str:
-    lines = ["| clip | coded AU | r, sequence mode (LOCO) | r, per image | apex rise, sequence | "
+    lines = ["| clip | coded AU | r, sequence mode | r, per image | apex rise, sequence | "
              "apex rise, per image |", "| --- | --- | --- | --- | --- | --- |"]
     for p in coded["pairs"]:
         r_seq, r_img = (f"{p[m]['r']:.2f}" if p[m]["r"] is not None else "(OpenFace flat)"
@@ -245,7 +254,7 @@ def reference_views(clips: list[ClipData], fps: float) -> dict[str, dict]:
 
 
 def markdown_table(sequence: dict, image: dict, views: dict[str, dict]) -> str:
-    lines = ["| AU | clips where OpenFace moves | within-clip r, sequence mode (LOCO) | per-image mode | "
+    lines = ["| AU | clips where OpenFace moves | within-clip r, sequence mode | per-image mode | "
              + " | ".join(views) + " |", "| --- " * (4 + len(views)) + "|"]
     for au in OPENFACE_AUS:
         if au in sequence["per_au"]:
@@ -312,15 +321,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default=str(CALIBRATION_FILE))
     p.add_argument("--fps", type=float, default=CLIP_FPS, help="the clips' frame rate")
     p.add_argument("--codes", default=None, help="clips.csv of `python -m data.annotations` (FACS-coded AUs)")
+    p.add_argument("--check", nargs="?", const=str(CALIBRATION_FILE), default=None, metavar="CALIBRATION",
+                   help="fit nothing: score an existing calibration (default: the shipped one) on these clips, as a "
+                        "test on data it has never seen")
     args = p.parse_args(argv)
     if args.fps <= 0 or not np.isfinite(args.fps):
         p.error(f"--fps {args.fps:g}: give the clips' frame rate (200 for CASME II and SAMM, 100 for SMIC)")
+    checked = Calibration.load(Path(args.check)) if args.check else None  # a bad file fails before any measuring
     clips, reference = load_clips(p, args)
+    if checked is not None:
+        return check(checked, args.check, clips, args)
     predictions = leave_one_clip_out(clips, args.fps)
     sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
     out = calibration_json(fit(clips, args.fps), sequence, image, clips, args.fps, reference)
     views = reference_views(clips, args.fps)
     out["leave_one_clip_out_within_clip_r"]["reference"] = {name: v["fisher_over_aus"] for name, v in views.items()}
+    print(f"{len(clips)} clips, each predicted by a calibration fitted on the others (leave-one-clip-out):")
     print(markdown_table(sequence, image, views))
     if args.codes:
         coded = coded_agreement(predictions, clips, read_codes(Path(args.codes)))
@@ -329,6 +345,23 @@ def main(argv: list[str] | None = None) -> dict:
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"landmark measures (canonical 128 px): {geometry_summary(clips)}")
     print(f"wrote {args.out} ({out['source']})")
+    return out
+
+
+def check(calibration: Calibration, path: str, clips: list[ClipData], args) -> dict:
+    """``--check``: the agreement tables of an existing calibration on the given clips; nothing is written."""
+    predictions = with_calibration(clips, calibration, args.fps)
+    sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
+    views = reference_views(clips, args.fps)
+    print(f"{path} ({calibration.source}) on {len(clips)} clips, not refitted:")
+    print(markdown_table(sequence, image, views))
+    out = {"checked": path, "sequence": sequence["per_au"], "image": image["per_au"],
+           "sequence_fisher_over_aus": sequence["fisher_over_aus"], "image_fisher_over_aus": image["fisher_over_aus"],
+           "reference": {name: v["fisher_over_aus"] for name, v in views.items()}}
+    if args.codes:
+        coded = coded_agreement(predictions, clips, read_codes(Path(args.codes)))
+        print(coded_table(coded))
+        out["facs_coded"] = coded["summary"]
     return out
 
 

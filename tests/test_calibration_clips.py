@@ -104,6 +104,9 @@ def test_the_calibration_command_refuses_unusable_arguments(tmp_path, capsys):
         calibrate.main(["--megc_root", str(tmp_path), "--openface_csvs", str(tmp_path)])
     with pytest.raises(SystemExit):
         calibrate.main(["--megc_root", str(tmp_path), "--fps", "0"])
+    (tmp_path / "broken.json").write_text("{}")
+    assert calibrate.cli(["--megc_root", str(tmp_path), "--check", str(tmp_path / "broken.json")]) == 2
+    assert "broken.json: not an AU estimator calibration" in capsys.readouterr().err
 
 
 def test_megan_au_calibration_replaces_the_shipped_calibration(tmp_path, monkeypatch):
@@ -153,10 +156,16 @@ def test_a_tree_of_the_megc_clips_reproduces_the_shipped_calibration(tmp_path):
     from openface import calibrate
 
     megc_as_a_tree(tmp_path)
-    out = calibrate.main(["--clips", str(tmp_path / "clips"), "--openface_csvs", str(tmp_path / "of"),
-                          "--out", str(tmp_path / "mine.json")])
+    tree = ["--clips", str(tmp_path / "clips"), "--openface_csvs", str(tmp_path / "of"), "--cache",
+            str(tmp_path / "faces.npz")]
+    out = calibrate.main([*tree, "--out", str(tmp_path / "mine.json")])
     shipped = json.loads(CALIBRATION_FILE.read_text())
     for au in OPENFACE_AUS:
         assert out["aus"][au]["gain"] == pytest.approx(shipped["aus"][au]["gain"], rel=1e-6)
         assert out["sequence"]["gains"][au] == pytest.approx(shipped["sequence"]["gains"][au], rel=1e-6)
     assert "FeatureExtraction" in out["source"] and "6 clips" in out["source"]
+    # --check scores a calibration without refitting or writing: the refit, on the clips it was fitted on
+    checked = calibrate.main([*tree, "--check", str(tmp_path / "mine.json"), "--out", str(tmp_path / "unused.json")])
+    assert checked["checked"] == str(tmp_path / "mine.json") and not (tmp_path / "unused.json").exists()
+    loco = out["leave_one_clip_out_within_clip_r"]["sequence_fisher_over_aus"]
+    assert checked["sequence_fisher_over_aus"] == pytest.approx(loco, abs=0.02)  # the fit barely moves r
