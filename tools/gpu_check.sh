@@ -111,7 +111,7 @@ stage_curves() {
   local cycles=$((CURVE_STEPS / 80 > 1 ? CURVE_STEPS / 80 : 1))
   LOG_IMAGES=$((BATCH * 5 * cycles)) train_run curve_fast "$CURVE_STEPS" --fast_path on --data_on_device on
   LOG_IMAGES=$((BATCH * 5 * cycles)) train_run curve_plain "$CURVE_STEPS" --fast_path off --data_on_device on
-  "$PY" tools/loss_table.py "$OUT/curve_fast.stats.jsonl" "$OUT/curve_plain.stats.jsonl" --names fast,plain \
+  "$PY" -m tools.loss_table "$OUT/curve_fast.stats.jsonl" "$OUT/curve_plain.stats.jsonl" --names fast,plain \
     | tee "$OUT/loss_table.txt" | tee -a "$OUT/summary.txt"
 }
 

@@ -1,7 +1,7 @@
 """Side-by-side loss table of two training runs over the same steps (e.g. the fast and the plain path).
 
-    python tools/loss_table.py RUN_A/stats.jsonl RUN_B/stats.jsonl [--keys D/total,G/total,G/aus,D/gp]
-                               [--names fast,plain] [--markdown]
+    python -m tools.loss_table RUN_A/stats.jsonl RUN_B/stats.jsonl [--keys D/total,G/total,G/aus,D/gp]
+                                 [--names fast,plain] [--markdown]
 
 Prints one row per step logged by both runs: each key's value in A and B and B - A relative to |A|, then the
 largest relative difference per key and whether each run's losses fell (mean of the last third of the rows
@@ -10,20 +10,17 @@ against the first third). Reads the JSON lines only, so it runs anywhere.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from monitor.logs import read_stats
 
 DEFAULT_KEYS = "D/total,D/gp,G/total,G/aus,G/rec"
 
 
-def read_stats(path: Path) -> dict[int, dict]:
-    rows = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            rows[record["step"]] = record
-    return rows
+def by_step(path: Path) -> dict[int, dict]:
+    """The run's logged records (``monitor.logs.read_stats``) keyed by training step."""
+    return {record["step"]: record for record in read_stats(path)}
 
 
 def relative(a: float, b: float) -> float:
@@ -71,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", action="store_true")
     args = p.parse_args(argv)
     names = args.names.split(",")
-    print(table(read_stats(args.a), read_stats(args.b), args.keys.split(","), names, args.markdown))
+    print(table(by_step(args.a), by_step(args.b), args.keys.split(","), names, args.markdown))
     return 0
 
 
