@@ -67,8 +67,9 @@ def per_frame_targets(csv_folder: Path, paths: list[Path]) -> list[np.ndarray | 
             for p in paths]
 
 
-def clip_targets(folder: Path, root: Path, csv_root: Path, paths: list[Path]) -> tuple[str, list]:
-    """(kind, per-frame targets) of one clip folder, from whichever OpenFace output exists for it."""
+def clip_output(folder: Path, root: Path, csv_root: Path, paths: list[Path]) -> tuple[str, Path]:
+    """(kind, location) of the OpenFace output for one clip folder: its sequence CSV or its per-frame CSV folder.
+    Only looks at which files exist; reading them is ``clip_targets``."""
     relative = folder.relative_to(root)
     sequence_csv = csv_root / relative.parent / f"{folder.name}.csv"
     per_frame = csv_root / relative
@@ -77,37 +78,56 @@ def clip_targets(folder: Path, root: Path, csv_root: Path, paths: list[Path]) ->
         if has_per_frame:
             raise ValueError(f"{folder}: OpenFace output of both kinds ({sequence_csv} and per-frame CSVs in "
                              f"{per_frame}); keep one")
-        return SEQUENCE_KIND, sequence_targets(sequence_csv, paths)
+        return SEQUENCE_KIND, sequence_csv
     if has_per_frame:
-        return PER_FRAME_KIND, per_frame_targets(per_frame, paths)
+        return PER_FRAME_KIND, per_frame
     raise FileNotFoundError(f"{folder}: no OpenFace output for this clip: expected {sequence_csv} "
                             f"(FeatureExtraction -fdir) or {per_frame}/<frame>.csv (FaceLandmarkImg -fdir)")
 
 
-def measure_tree(root: Path, csv_root: Path, landmarker=None) -> list[MeasuredClip]:
-    """Every clip of the tree, measured by MediaPipe beside its OpenFace targets; one kind of OpenFace output."""
+def clip_targets(kind: str, location: Path, paths: list[Path]) -> list[np.ndarray | None]:
+    return sequence_targets(location, paths) if kind == SEQUENCE_KIND else per_frame_targets(location, paths)
+
+
+def clip_name(folder: Path, root: Path) -> str:
+    relative = folder.relative_to(root)
+    return relative.as_posix() if relative.parts else folder.name
+
+
+def tree_outputs(root: Path, csv_root: Path) -> tuple[str, list[tuple[Path, list[Path], Path]]]:
+    """The tree's one kind of OpenFace output, and per clip (folder, frames, output location)."""
     root, csv_root = Path(root), Path(csv_root)
     if not csv_root.is_dir():
         raise FileNotFoundError(f"--openface_csvs {csv_root}: no such folder")
-    plan, kinds = [], set()
+    clips, kinds = [], set()
     for folder in clip_folders(root):
         paths = list(list_images(folder).values())
-        kind, targets = clip_targets(folder, root, csv_root, paths)
+        kind, location = clip_output(folder, root, csv_root, paths)
         kinds.add(kind)
-        relative = folder.relative_to(root)
-        plan.append((relative.as_posix() if relative.parts else folder.name, paths, targets))
+        clips.append((folder, paths, location))
     if len(kinds) > 1:
         raise ValueError(f"{csv_root}: mixes {' and '.join(sorted(kinds))} output; their AU values differ, so "
                          f"calibrate on one kind")
-    if landmarker is None:
-        from openface.landmarks import Landmarker
+    return kinds.pop(), clips
 
-        with Landmarker() as owned:
-            return [measure_frames(name, paths, targets, owned) for name, paths, targets in plan]
-    return [measure_frames(name, paths, targets, landmarker) for name, paths, targets in plan]
+
+def measure_tree(root: Path, csv_root: Path, landmarker=None) -> list[MeasuredClip]:
+    """Every clip of the tree, measured by MediaPipe beside its OpenFace targets. Every CSV is read (and refused
+    if unusable) before MediaPipe starts."""
+    kind, clips = tree_outputs(root, csv_root)
+    plan = [(clip_name(folder, Path(root)), paths, clip_targets(kind, location, paths))
+            for folder, paths, location in clips]
+    def measure_all(with_landmarker) -> list[MeasuredClip]:
+        return [measure_frames(name, paths, targets, with_landmarker) for name, paths, targets in plan]
+
+    if landmarker is not None:
+        return measure_all(landmarker)
+    from openface.landmarks import Landmarker
+
+    with Landmarker() as owned:
+        return measure_all(owned)
 
 
 def tree_kind(root: Path, csv_root: Path) -> str:
-    """Which kind of OpenFace output the tree holds (for the calibration's record)."""
-    folder = clip_folders(root)[0]
-    return clip_targets(folder, Path(root), Path(csv_root), list(list_images(folder).values()))[0]
+    """Which kind of OpenFace output the tree holds (for the calibration's record); reads no CSV."""
+    return tree_outputs(root, csv_root)[0]
