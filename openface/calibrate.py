@@ -310,7 +310,7 @@ def load_clips(p: argparse.ArgumentParser, args) -> tuple[list[ClipData], str]:
     return clips, tree_kind(Path(args.clips), Path(args.openface_csvs))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--megc_root", help="an ULME-style MEGC package (<pair>/imgs/, <pair>/csvs/)")
@@ -324,44 +324,45 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--check", nargs="?", const=str(CALIBRATION_FILE), default=None, metavar="CALIBRATION",
                    help="fit nothing: score an existing calibration (default: the shipped one) on these clips, as a "
                         "test on data it has never seen")
+    return p
+
+
+def report(predictions: dict, clips: list[ClipData], fps: float, codes: str | None, heading: str) -> dict:
+    """Print the agreement tables of ``predictions`` (and, with ``codes``, the FACS-coded view); return them."""
+    sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
+    views = reference_views(clips, fps)
+    print(heading)
+    print(markdown_table(sequence, image, views))
+    out = {"sequence": sequence, "image": image,
+           "reference": {name: v["fisher_over_aus"] for name, v in views.items()}}
+    if codes:
+        coded = coded_agreement(predictions, clips, read_codes(Path(codes)))
+        print(coded_table(coded))
+        out["facs_coded"] = coded["summary"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.fps <= 0 or not np.isfinite(args.fps):
         p.error(f"--fps {args.fps:g}: give the clips' frame rate (200 for CASME II and SAMM, 100 for SMIC)")
     checked = Calibration.load(Path(args.check)) if args.check else None  # a bad file fails before any measuring
     clips, reference = load_clips(p, args)
-    if checked is not None:
-        return check(checked, args.check, clips, args)
-    predictions = leave_one_clip_out(clips, args.fps)
-    sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
-    out = calibration_json(fit(clips, args.fps), sequence, image, clips, args.fps, reference)
-    views = reference_views(clips, args.fps)
-    out["leave_one_clip_out_within_clip_r"]["reference"] = {name: v["fisher_over_aus"] for name, v in views.items()}
-    print(f"{len(clips)} clips, each predicted by a calibration fitted on the others (leave-one-clip-out):")
-    print(markdown_table(sequence, image, views))
-    if args.codes:
-        coded = coded_agreement(predictions, clips, read_codes(Path(args.codes)))
-        print(coded_table(coded))
-        out["leave_one_clip_out_within_clip_r"]["facs_coded"] = coded["summary"]
+    if checked is not None:  # --check: score, write nothing
+        shown = report(with_calibration(clips, checked, args.fps), clips, args.fps, args.codes,
+                       f"{args.check} ({checked.source}) on {len(clips)} clips, not refitted:")
+        return {"checked": args.check, "sequence_fisher_over_aus": shown["sequence"]["fisher_over_aus"],
+                "image_fisher_over_aus": shown["image"]["fisher_over_aus"], **shown}
+    shown = report(leave_one_clip_out(clips, args.fps), clips, args.fps, args.codes,
+                   f"{len(clips)} clips, each predicted by a calibration fitted on the others (leave-one-clip-out):")
+    out = calibration_json(fit(clips, args.fps), shown["sequence"], shown["image"], clips, args.fps, reference)
+    out["leave_one_clip_out_within_clip_r"]["reference"] = shown["reference"]
+    if "facs_coded" in shown:
+        out["leave_one_clip_out_within_clip_r"]["facs_coded"] = shown["facs_coded"]
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"landmark measures (canonical 128 px): {geometry_summary(clips)}")
     print(f"wrote {args.out} ({out['source']})")
-    return out
-
-
-def check(calibration: Calibration, path: str, clips: list[ClipData], args) -> dict:
-    """``--check``: the agreement tables of an existing calibration on the given clips; nothing is written."""
-    predictions = with_calibration(clips, calibration, args.fps)
-    sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
-    views = reference_views(clips, args.fps)
-    print(f"{path} ({calibration.source}) on {len(clips)} clips, not refitted:")
-    print(markdown_table(sequence, image, views))
-    out = {"checked": path, "sequence": sequence["per_au"], "image": image["per_au"],
-           "sequence_fisher_over_aus": sequence["fisher_over_aus"], "image_fisher_over_aus": image["fisher_over_aus"],
-           "reference": {name: v["fisher_over_aus"] for name, v in views.items()}}
-    if args.codes:
-        coded = coded_agreement(predictions, clips, read_codes(Path(args.codes)))
-        print(coded_table(coded))
-        out["facs_coded"] = coded["summary"]
     return out
 
 
