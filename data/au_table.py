@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openface.au_schema import AUSchema
+from catalog.au_schema import AUSchema
 
 log = logging.getLogger(__name__)
 

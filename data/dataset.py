@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from catalog.au_schema import AUSchema
 from data.au_table import find_au_table, load_au_table
 from data.id_lists import find_id_list, read_id_list
 from media.images import BadImageError, deterministic_split, list_images, load_rgb
-from openface.au_schema import AUSchema
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_17
 from data.au_table import load_au_table, save_au_table_csv
 from media.images import natural_key
-from openface.au_schema import OPENFACE_17
 from openface.csv_io import read_openface_csv
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_AUS, AUSchema
 from data.au_table import AU_TABLE_NAMES, load_au_table
 from media.images import describe_gaps, list_images, load_rgb, numbering_gaps
-from openface.au_schema import OPENFACE_AUS, AUSchema
 from openface.csv_io import read_openface_csv
 
 log = logging.getLogger(__name__)

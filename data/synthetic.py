@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from catalog.au_schema import OPENFACE_17, AUSchema
 from data.au_table import save_au_table_csv
-from openface.au_schema import OPENFACE_17, AUSchema
 
 DRIVEN_AUS = ("AU01", "AU02", "AU04", "AU12", "AU26")
 

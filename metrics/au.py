@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_AUS
 from openface.au_curves import NON_ME_AUS, apex_frame, expression_change  # noqa: F401 (part of this module's API)
-from openface.au_schema import OPENFACE_AUS
 
 MIN_SOURCE_RANGE = 0.1  # an AU whose source curve spans less than this (0..5 scale) does not move: r is meaningless
 FISHER_CLIP = 1.0 - 1e-7  # r = +-1 would give an infinite z

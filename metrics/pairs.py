@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_AUS
 from data.sequences import DEFAULT_FPS, NATIVE_FPS, native_fps
 from media.images import load_rgb
 from metrics import au, frechet, identity, motion, quality, timeline
@@ -23,7 +24,6 @@ from metrics.analysis import ClipAnalysis, Tools, analyse
 from metrics.inputs import ResultEntry, match, read_driven
 from metrics.integrity import check_pair
 from metrics.registry import METRICS
-from openface.au_schema import OPENFACE_AUS
 
 log = logging.getLogger("metrics.evaluate")  # the command's one logger, whichever module reports
 

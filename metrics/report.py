@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_AUS
 from metrics import timeline
 from metrics.analysis import ClipAnalysis
 from metrics.frechet import INCEPTION_ABSENT
 from metrics.registry import METRICS
-from openface.au_schema import OPENFACE_AUS
 
 SUMMARY_COLUMNS = ("au_r", "au_mae", "apex_error_ms", "facs_recall", "identity_distance", "identity_same_rate",
                    "onset_fidelity", "flow_r", "strain_r", "flow_amplitude_error", "ssim_static", "psnr_static",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from openface.au_schema import OPENFACE_AUS
+from catalog.au_schema import OPENFACE_AUS
 
 NON_ME_AUS = ("AU45",)  # blinks accompany MEs but are not part of them (CASME II codes leave them out)
 APEX_SMOOTHING = 3  # frames: a centred moving average keeps single-frame estimator jitter from being the apex

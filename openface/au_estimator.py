@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_AUS
 from openface.align import apply_affine, canonical_matrix
 from openface.au_geometry import MEASURES, canonical
-from openface.au_schema import OPENFACE_AUS
 from openface.au_sequence import SequenceCalibration, bounded, sequence_intensities, source_values
 from openface.landmarks import LOWER_INNER_LIP, UPPER_INNER_LIP, Face
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_AUS
 from openface.au_geometry import MEASURE_NAMES, region_measures
-from openface.au_schema import OPENFACE_AUS
 
 # AU -> its sources: a landmark measure (openface.au_geometry) or a blendshape; "-" negates, "*" averages the
 # Left and Right blendshapes. Chosen from the FACS description of each AU, never from correlations.

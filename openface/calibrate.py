@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_AUS
 from openface.au_curves import apex_frame
 from openface.au_estimator import CALIBRATION_FILE, Calibration, au_features
 from openface.au_geometry import MEASURE_NAMES
-from openface.au_schema import OPENFACE_AUS
 from openface.au_sequence import (
     SOURCE_NAMES,
     SequenceCalibration,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openface.au_schema import OPENFACE_AUS, OPENFACE_PRESENCE
+from catalog.au_schema import OPENFACE_AUS, OPENFACE_PRESENCE
 
 
 @dataclass

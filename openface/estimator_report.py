@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog.au_schema import OPENFACE_AUS
 from media.images import load_rgb
 from openface.au_estimator import AUEstimator
-from openface.au_schema import OPENFACE_AUS
 from openface.landmarks import Face, Landmarker
 from openface.megc_clips import clip_folders, frame_paths
 

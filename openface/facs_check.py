@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from openface.au_schema import OPENFACE_AUS
+from catalog.au_schema import OPENFACE_AUS
 
 # One FACS token: an optional side or asymmetry letter (L, R, A, B ...), the AU number, an optional intensity
 # letter (A..E): "L10", "A9E", "7C", "A12B". Anything else ("ref(10)", "24" unmeasured) is not counted.

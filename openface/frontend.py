@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from catalog.au_schema import MOUTH_OPEN, OPENFACE_AUS, OPENFACE_PRESENCE
 from openface.align import Crop, align_face
 from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator
-from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, OPENFACE_PRESENCE
 from openface.landmarks import Face, Landmarker
 
 

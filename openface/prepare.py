@@ -37,10 +37,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from catalog.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
 from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
 from media.video import VIDEO_EXTENSIONS, BadVideoError, iter_frames, video_fps
 from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features, calibration_in_use
-from openface.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
 from openface.au_sequence import source_values
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from openface.au_schema import OPENFACE_AUS
+from catalog.au_schema import OPENFACE_AUS
 
 MIN_RANGE = 0.1  # the same "moves" as metrics.au.MIN_SOURCE_RANGE
 FISHER_CLIP = 1.0 - 1e-7

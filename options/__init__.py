@@ -8,10 +8,10 @@ import argparse
 import math
 import sys
 
+from catalog.au_schema import SCHEMAS
 from metrics.eval_flags import add_eval_flags, parse_fps
 from models.registry import MODELS
 from models.seed_formats import FORMATS as CHECKPOINT_FORMATS
-from openface.au_schema import SCHEMAS
 
 MODES = ("train", "test", "eval")
 NORMS = ("instance", "instance_affine")

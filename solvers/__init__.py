@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from catalog.au_schema import SCHEMAS, schema_for_size
 from models import registry as model_registry
 from models.ganimation import LossWeights
 from models.networks import default_d_layers
 from monitor.logs import setup_logging
-from openface.au_schema import SCHEMAS, schema_for_size
 from solvers import checkpoint as ckpt
 from solvers import fast_path
 from solvers.distributed import init_from_env, local_rank_from_env, select_device

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from catalog.au_schema import schema_for_size
 from models.networks import Discriminator, Generator, default_d_layers
 from models.seed_formats import (
     ALIASES,
@@ -45,7 +46,6 @@ from models.seed_formats import (
     tried_as,
     undo_dropout_shift,
 )
-from openface.au_schema import schema_for_size
 from solvers import checkpoint as ckpt
 
 log = logging.getLogger(__name__)

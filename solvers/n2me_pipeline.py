@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from catalog.au_schema import OPENFACE_AUS
 from data.annotations import SUMMARY_EMOTIONS, build_me_summary, read_annotations
 from data.me_curves import load_clip_curve
 from data.sequences import Template
 from media import frames as media
 from media.images import list_images, load_rgb
 from openface.align import paste_back
-from openface.au_schema import OPENFACE_AUS
 from openface.frontend import FaceFrontEnd, NoFaceError, au_vector
 from solvers.fast_path import FastPath
 from solvers.tester import SequenceGenerator, write_au_csv

@@ -7,8 +7,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.au_schema import AUSchema
 from data.sequences import DrivingClip, Template, read_clip_folder, read_pair_folder, template_from_image
-from openface.au_schema import AUSchema
 
 
 def load_pair(folder: Path | None, schema: AUSchema, *, re_code: bool, au_backend: str = "table",

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from catalog.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from data.sequences import (
     DrivingClip,
     Template,
@@ -34,7 +35,6 @@ from media import frames as media
 from media.images import load_rgb
 from models import au_response as au_calibration
 from models.registry import build_generator, conditioning
-from openface.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.pairs import load_pair, measurement_backend

@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from catalog.au_schema import SCHEMAS
 from data.augment import prepare_batch
 from data.dataset import build_training_set, collate_batch
 from data.device_batches import BatchSettings, DeviceBatches, to_layout, use_device_path
@@ -30,7 +31,6 @@ from models.registry import build_networks, conditioning
 from monitor.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
 from monitor.logs import StatsWriter
 from monitor.visuals import sample_grid, save_png
-from openface.au_schema import SCHEMAS
 from solvers import checkpoint as ckpt
 from solvers.distributed import DistInfo, barrier, check_ranks_agree, gather_objects
 from solvers.fast_path import adam, apply_backend_settings

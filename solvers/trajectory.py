@@ -20,7 +20,7 @@ from numbers import Integral
 
 import numpy as np
 
-from openface.au_schema import OPENFACE_AUS, OPENFACE_PRESENCE
+from catalog.au_schema import OPENFACE_AUS, OPENFACE_PRESENCE
 
 TRAJECTORY_MODES = ("1v1", "linear_fitting", "apex_frame")
 AU_MODES = ("absolute", "relative")

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from catalog.au_schema import OPENFACE_AUS
 from helpers import SHARED_DATA
 from openface import au_geometry as geo
 from openface.align import CANONICAL
 from openface.au_estimator import AUEstimator, Calibration
-from openface.au_schema import OPENFACE_AUS
 from openface.au_sequence import (
     SEQUENCE_SOURCES,
     SOURCE_NAMES,

@@ -4,10 +4,10 @@ import pickle
 import numpy as np
 import pytest
 
+from catalog.au_schema import N2ME_18, OPENFACE_17, SCHEMAS, schema_for_size
 from data.au_table import UnsafePickleError, find_au_table, load_au_table, save_au_table_csv
 from data.id_lists import read_id_list
 from media.images import deterministic_split
-from openface.au_schema import N2ME_18, OPENFACE_17, SCHEMAS, schema_for_size
 
 
 def test_schemas_know_their_sizes_and_order():

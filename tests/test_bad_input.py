@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 
+from catalog.au_schema import OPENFACE_17
 from data.au_table import load_au_table
 from data.sequences import read_au_matrix
 from helpers import TINY_MODEL, make_tiny_dataset
 from main import main
-from openface.au_schema import OPENFACE_17
 
 ONE_STEP = ["--batch_size", "4", "--max_steps", "1", "--niter", "1", "--niter_decay", "0"]
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from catalog.au_schema import OPENFACE_AUS
 from models import au_response as calibration
-from openface.au_schema import OPENFACE_AUS
 
 LEVELS = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catalog.au_schema import OPENFACE_AUS
 from helpers import SHARED_DATA
 from openface import clip_tree
 from openface.au_estimator import CALIBRATION_ENV, CALIBRATION_FILE, AUEstimator, Calibration, calibration_in_use
-from openface.au_schema import OPENFACE_AUS
 from openface.landmarks import Face
 
 MEGC = SHARED_DATA / "megc2021"

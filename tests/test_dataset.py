@@ -4,12 +4,12 @@ import pytest
 import torch
 from PIL import Image
 
+from catalog.au_schema import OPENFACE_17
 from data.augment import prepare_batch
 from data.dataset import build_training_set
 from data.sampler import EpochBatchSampler
 from helpers import make_tiny_dataset
 from media.images import list_images, natural_key
-from openface.au_schema import OPENFACE_17
 
 
 def test_grayscale_and_bmp_become_rgb_at_final_size(tmp_path):

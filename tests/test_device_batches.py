@@ -2,13 +2,13 @@
 import pytest
 import torch
 
+from catalog.au_schema import OPENFACE_17
 from data.augment import prepare_batch, random_crop
 from data.dataset import build_training_set, collate_batch
 from data.device_batches import BatchSettings, DeviceBatches, use_device_path
 from data.sampler import EpochBatchSampler
 from helpers import TINY_MODEL, make_tiny_dataset
 from main import main
-from openface.au_schema import OPENFACE_17
 from solvers import checkpoint as ckpt
 
 SETTINGS = dict(batch_size=3, final_size=32, crop=True, flip=True, aus_noise=0.1, seed=7)

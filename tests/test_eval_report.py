@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catalog.au_schema import OPENFACE_AUS
 from media.images import list_images, load_rgb
 from metrics.analysis import analyse, shared_tools
 from metrics.evaluate import evaluate, main
-from openface.au_schema import OPENFACE_AUS
 
 MEGC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "megc2021"
 SOURCE_CLIP = "casme2_Positive_asianFemale"  # a clear smile: AU and flow profiles rise to the apex and fall

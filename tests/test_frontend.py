@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catalog.au_schema import OPENFACE_AUS
 from helpers import ROOT, SHARED_DATA, TINY_MODEL, make_tiny_dataset
 from main import main
 from media.images import list_images, load_rgb
 from openface.align import align_face, paste_back
 from openface.au_estimator import AU_SOURCES, Calibration
-from openface.au_schema import OPENFACE_AUS
 from openface.frontend import FaceFrontEnd
 from openface.prepare import main as prepare_main
 

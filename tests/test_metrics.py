@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from catalog.au_schema import OPENFACE_AUS
 from metrics import au, frechet, identity, motion, quality, timeline
 from metrics.inputs import attach_inputs, find_results, match, name_matches, template_keys
 from metrics.pairs import parse_group
 from metrics.registry import METRICS, NUMERIC, is_better, markdown_table
-from openface.au_schema import OPENFACE_AUS
 
 RNG = np.random.default_rng(0)
 

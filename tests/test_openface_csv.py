@@ -1,9 +1,9 @@
 """OpenFace CSVs read by column name, on real MEGC2021 files and on a synthetic one with shuffled columns."""
 import numpy as np
 
+from catalog.au_schema import OPENFACE_17
 from data.au_table import load_au_table
 from data.prepare_aus import main as prepare_main
-from openface.au_schema import OPENFACE_17
 from openface.csv_io import read_openface_csv
 
 

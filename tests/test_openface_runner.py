@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from catalog.au_schema import OPENFACE_17, OPENFACE_PRESENCE
 from data.au_table import load_au_table, save_au_table_csv
-from openface.au_schema import OPENFACE_17, OPENFACE_PRESENCE
 from openface.openface_bin import ENV_VAR, OpenFaceError, find_openface_bin
 from openface.openface_outputs import au_table_from_rows
 from openface.runner import run_face_landmark_img, run_feature_extraction

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catalog.au_schema import OPENFACE_17, OPENFACE_AUS
 from data.au_table import load_au_table
 from data.id_lists import read_id_list
-from openface.au_schema import OPENFACE_17, OPENFACE_AUS
 from tools import pretrain_data
 
 

@@ -6,9 +6,9 @@ import csv
 import numpy as np
 import pytest
 
+from catalog.au_schema import N2ME_18, OPENFACE_17, OPENFACE_AUS, OPENFACE_PRESENCE
 from data.au_table import load_au_table
 from media.images import list_images, natural_key
-from openface.au_schema import N2ME_18, OPENFACE_17, OPENFACE_AUS, OPENFACE_PRESENCE
 from openface.csv_io import read_openface_csv
 from solvers.trajectory import (
     TRAJECTORY_MODES,

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
+from catalog.au_schema import SCHEMAS
 from models.networks import NORMS, count_parameters, init_weights
 from models.registry import MODELS, build_networks, conditioning
-from openface.au_schema import SCHEMAS
 from options import build_parser
 from solvers import fast_path, loss_weights, model_args_from_options
 from solvers.fast_path import FastPath

@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from catalog.au_schema import OPENFACE_AUS
 from models.au_response import plot_curves, save
-from openface.au_schema import OPENFACE_AUS
 from solvers import BUNDLED_CHECKPOINT
 from tools import au_grid
 

@@ -40,9 +40,9 @@ import torch
 from torch import nn
 
 import solvers
+from catalog.au_schema import SCHEMAS, AUSchema
 from data.synthetic import DRIVEN_AUS, draw_face, random_aus
 from models.registry import build_generator, conditioning
-from openface.au_schema import SCHEMAS, AUSchema
 from solvers import checkpoint as ckpt
 from solvers import importers
 from tools.export_generator import _sha256, generator_state

@@ -39,7 +39,7 @@ print("MEASURED " + json.dumps({"code": code, "self_kb": resource.getrusage(reso
 
 def write_matrix(path: Path, rows: int) -> None:
     """A 100-frame micro-expression (AU04 + AU12 rising and falling) repeated to ``rows`` rows."""
-    from openface.au_schema import OPENFACE_17
+    from catalog.au_schema import OPENFACE_17
 
     t = np.arange(rows) % 100 / 99.0
     curve = np.sin(np.pi * t) ** 2 * 3.0

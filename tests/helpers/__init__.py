@@ -17,7 +17,7 @@ TINY_MODEL = ["--final_size", "32", "--ngf", "8", "--ndf", "8", "--n_blocks", "1
 def make_tiny_dataset(root: Path, n: int = 12, size: int = 36, n_aus: int = 17, table: str = "pkl",
                       seed: int = 0, mode: str = "RGB", ext: str = ".jpg") -> Path:
     """root/imgs/face0000.jpg ... + an AU table (pkl, csv or json), no id lists."""
+    from catalog.au_schema import schema_for_size
     from data.synthetic import make_dataset
-    from openface.au_schema import schema_for_size
     return make_dataset(root, n=n, size=size, seed=seed, schema=schema_for_size(n_aus), table=table,
                         image_mode=mode, ext=ext)
