@@ -1,9 +1,10 @@
 """Which way imports point (docs/reference.md, Layout): every arrow of the package graph is checked with ``ast``.
 
     main.py -> options, solvers; for_megc2021.py -> options, solvers, media (listing image files), monitor (logging)
-    tools -> options, solvers, models, data, metrics, openface, media, monitor   (nothing imports tools; the bench
-             parses the trainer's own flags so it measures the defaults the trainer runs)
-    solvers -> models, data, metrics, openface, media, monitor
+    tools -> options, solvers, models, data, metrics, motion, openface, media, monitor   (nothing imports tools;
+             the bench parses the trainer's own flags so it measures the defaults the trainer runs)
+    solvers -> models, data, metrics, motion, openface, media, monitor
+    motion -> openface, media, catalog                            (landmarks; motion transfer never sees options)
     options -> models (the registry and seed formats: --model, --ckpt_format choices), catalog (the AU schemas),
                metrics.eval_flags only (the eval flags, declared once for main.py and python -m metrics.evaluate)
     metrics -> data, openface, media, catalog
@@ -18,7 +19,8 @@ import pytest
 
 from helpers import ROOT
 
-PACKAGES = ("catalog", "media", "monitor", "openface", "models", "data", "metrics", "options", "solvers", "tools")
+PACKAGES = ("catalog", "media", "monitor", "openface", "models", "data", "metrics", "motion", "options",
+            "solvers", "tools")
 SCRIPTS = ("main", "for_megc2021")
 ALLOWED = {
     "catalog": set(),
@@ -29,8 +31,9 @@ ALLOWED = {
     "data": {"openface", "media", "catalog"},
     "metrics": {"data", "openface", "media", "catalog"},
     "options": {"models", "catalog", "metrics"},
-    "solvers": {"models", "data", "metrics", "openface", "media", "monitor", "catalog"},
-    "tools": {"options", "solvers", "models", "data", "metrics", "openface", "media", "monitor", "catalog"},
+    "motion": {"openface", "media", "catalog"},
+    "solvers": {"models", "data", "metrics", "motion", "openface", "media", "monitor", "catalog"},
+    "tools": {"options", "solvers", "models", "data", "metrics", "motion", "openface", "media", "monitor", "catalog"},
     "main": {"options", "solvers"},
     "for_megc2021": {"options", "solvers", "media", "monitor"},
 }
