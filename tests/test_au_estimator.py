@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from catalog.au_schema import OPENFACE_AUS
-from helpers import SHARED_DATA
+from helpers import CALIBRATION_R_ABS, SHARED_DATA, assert_same_calibration
 from openface import au_geometry as geo
 from openface.align import CANONICAL
 from openface.au_estimator import AUEstimator, Calibration
@@ -226,6 +226,7 @@ def test_facs_codes_are_read_as_the_coders_wrote_them():
     assert match_clip("SAMM_Positive", frames[:-1], rows) is None  # the offset must match too
 
 
+@pytest.mark.numeric
 @pytest.mark.slow
 def test_calibration_is_reproduced_by_its_command(tmp_path):
     need(MEGC)
@@ -235,9 +236,7 @@ def test_calibration_is_reproduced_by_its_command(tmp_path):
     out = calibrate.main(["--megc_root", str(MEGC), "--cache", str(tmp_path / "faces.npz"),
                           "--out", str(tmp_path / "cal.json")])
     shipped = json.loads(CALIBRATION_FILE.read_text())
-    for au in OPENFACE_AUS:
-        assert out["aus"][au]["gain"] == pytest.approx(shipped["aus"][au]["gain"], rel=1e-6)
-        assert out["sequence"]["gains"][au] == pytest.approx(shipped["sequence"]["gains"][au], rel=1e-6)
+    assert_same_calibration(out, shipped)  # to the precision it is reported with (tests/helpers says why)
     loco = out["leave_one_clip_out_within_clip_r"]
     assert loco["sequence_fisher_over_aus"] > loco["image_fisher_over_aus"] + 0.03
     assert loco["sequence_fisher_over_aus"] >= 0.28
@@ -253,7 +252,8 @@ def test_calibration_is_reproduced_by_its_command(tmp_path):
     facs = coded["leave_one_clip_out_within_clip_r"]["facs_coded"]
     shipped_facs = shipped["leave_one_clip_out_within_clip_r"]["facs_coded"]
     for mode in ("sequence", "image"):
-        assert facs[mode]["fisher_r"] == pytest.approx(shipped_facs[mode]["fisher_r"], abs=1e-6)
+        # printed with 3 decimals (openface.calibrate's coded table); MediaPipe differs in the last digits by CPU
+        assert facs[mode]["fisher_r"] == pytest.approx(shipped_facs[mode]["fisher_r"], abs=CALIBRATION_R_ABS)
     assert facs["sequence"]["coded"] == 10 and facs["sequence"]["rising"] == 10  # all 6 clips matched
     assert facs["sequence"]["fisher_r"] > facs["image"]["fisher_r"]
     assert facs["sequence"]["rising_by_facs_rise"] > facs["image"]["rising_by_facs_rise"]

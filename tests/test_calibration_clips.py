@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from catalog.au_schema import OPENFACE_AUS
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, assert_same_calibration
 from openface import clip_tree
 from openface.au_estimator import CALIBRATION_ENV, CALIBRATION_FILE, AUEstimator, Calibration, calibration_in_use
 from openface.landmarks import Face
@@ -149,6 +149,7 @@ def megc_as_a_tree(tmp_path):
         (tmp_path / "of" / f"{name}.csv").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.numeric
 @pytest.mark.slow
 def test_a_tree_of_the_megc_clips_reproduces_the_shipped_calibration(tmp_path):
     if not MEGC.is_dir():
@@ -160,9 +161,7 @@ def test_a_tree_of_the_megc_clips_reproduces_the_shipped_calibration(tmp_path):
             str(tmp_path / "faces.npz")]
     out = calibrate.main([*tree, "--out", str(tmp_path / "mine.json")])
     shipped = json.loads(CALIBRATION_FILE.read_text())
-    for au in OPENFACE_AUS:
-        assert out["aus"][au]["gain"] == pytest.approx(shipped["aus"][au]["gain"], rel=1e-6)
-        assert out["sequence"]["gains"][au] == pytest.approx(shipped["sequence"]["gains"][au], rel=1e-6)
+    assert_same_calibration(out, shipped)  # to the precision it is reported with (tests/helpers says why)
     assert "FeatureExtraction" in out["source"] and "6 clips" in out["source"]
     # --check scores a calibration without refitting or writing: the refit, on the clips it was fitted on
     checked = calibrate.main([*tree, "--check", str(tmp_path / "mine.json"), "--out", str(tmp_path / "unused.json")])

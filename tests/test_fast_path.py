@@ -46,6 +46,7 @@ def test_resolve_defaults_by_device():
 
 @pytest.mark.skipif(fast_path.compiler_problem(torch.device("cpu")) is not None,
                     reason="torch.compile does not work on this machine (no C++ compiler?)")
+@pytest.mark.numeric
 @pytest.mark.compile
 def test_fast_path_code_matches_the_plain_path_in_fp32(tiny_data, tmp_path, monkeypatch):
     assert train(tiny_data, tmp_path, "plain", "--fast_path", "off") == 0
@@ -98,6 +99,7 @@ def test_fast_path_flags_are_per_invocation():
 
 @pytest.mark.skipif(fast_path.compiler_problem(torch.device("cpu")) is not None,
                     reason="torch.compile does not work on this machine (no C++ compiler?)")
+@pytest.mark.numeric
 @pytest.mark.compile
 def test_compiled_inference_gives_the_plain_frames(tiny_data, tmp_path):
     """Test mode's fast path (compiled generator with frozen weights; a short last batch padded to the compiled

@@ -95,6 +95,7 @@ def run(layout, results: str, out: str, **kwargs) -> dict:
 
 # ---------------------------------------------------------------------------------------- the extractor
 
+@pytest.mark.numeric
 def test_loader_accepts_the_interface_and_batches(standin):
     extractor = frechet.InceptionFeatures(standin)
     frames = np.stack(clip(1) + clip(2))
@@ -159,6 +160,7 @@ def test_command_line_refuses_bad_weights_with_exit_2(layout, tmp_path, capsys, 
 
 # ---------------------------------------------------------------------------------------- in the evaluation
 
+@pytest.mark.numeric
 def test_fid_inception_per_pair_and_batch(layout, standin):
     doc = run(layout, "both", "eval_both", inception=standin)
     pairs = {p["pair"]: p for p in doc["pairs"]}
