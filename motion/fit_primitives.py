@@ -500,7 +500,10 @@ def measurements(args) -> tuple[PhotoPairs, Clips | None]:
 def run_check(args) -> dict:
     from motion.primitives import load_primitives
 
-    primitives = load_primitives(args.check or None)
+    try:
+        primitives = load_primitives(args.check or None)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
     held = primitives.info.get("data", {}).get("london", {}).get("held_out_people")
     if not held:
         fail(f"{args.check or 'the shipped primitives'}: its .json names no held-out London people; refit it with "

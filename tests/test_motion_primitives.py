@@ -192,6 +192,15 @@ def test_command_rejects_a_wrong_london_folder(tmp_path: Path, capsys):
     assert stop.value.code == 2 and "no London photo pairs" in capsys.readouterr().err
 
 
+def test_check_of_a_missing_file_is_one_line(tmp_path: Path, capsys):
+    for sub, name in (("neutral", "001_03.jpg"), ("smiling", "001_08.jpg")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / name).write_bytes(b"")
+    with pytest.raises(SystemExit) as stop:
+        fp.main(["--london", str(tmp_path), "--check", str(tmp_path / "none.npz")])
+    assert stop.value.code == 2 and "none.npz: no such AU primitives file" in capsys.readouterr().err
+
+
 @pytest.mark.numeric
 @pytest.mark.skipif(not (SHARED_DATA / "london").is_dir(), reason="London set not found at ../shared/data/london "
                     "(CI provides ../shared/data)")
