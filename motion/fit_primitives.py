@@ -12,8 +12,8 @@ Data (docs/motion.md, "AU-matrix path: motion primitives"):
   AU estimator's per-image intensities. Every 4th person (sorted ids) is held out of the fit for the check.
 - MEGC2021 package (checked, not fitted): the 6 distinct clips, per frame displacement from the onset frame against
   the change of OpenFace's intensities (the CSVs shipped with the clips) and of the estimator's sequence mode.
-  Fitted on them (leave-one-clip-out, at up to 50x the weight where they would matter), the patterns predicted the
-  left-out clip no better (mean correlation 0.51 -> 0.53); and these 12 pairs are where the toolkit scores the
+  Fitted on them (a throw-away leave-one-clip-out experiment, at weights up to 5 per frame), the patterns predicted
+  the left-out clip no better (mean correlation 0.51 -> 0.53); and these 12 pairs are where the toolkit scores the
   AU-matrix path, so they stay out of the fit.
 """
 from __future__ import annotations
@@ -29,14 +29,13 @@ import numpy as np
 from catalog.au_schema import OPENFACE_AUS
 from motion.canonical import STABLE_POINTS, canonical_frame, remove_head_motion
 
-N_POINTS = 478
 HOLDOUT_EVERY = 4  # every 4th London person (sorted ids, positions 3, 7, ...) is held out of the fit
 CLIP_FPS = 200.0  # CASME II and SAMM
 
 
 @dataclass
 class PhotoPairs:
-    """London: per person the neutral and the smiling face (landmarks (P, 2, 478, 3) px, pose-free AUs (P, 2, 17))."""
+    """London: per person the neutral and the smiling face: landmarks (P, 2, 478, 3) px, per-image AUs (P, 2, 17)."""
 
     ids: list[str]
     landmarks: np.ndarray
@@ -185,7 +184,7 @@ class Blob:
 
 # Magnitudes in canonical units per OpenFace intensity unit (intensity 5 = the maximum FACS describes): a full brow
 # raise is about 6-8 mm on a 90-100 mm outer-eye-corner distance (0.08 -> 0.016 per unit), a wide-open upper lid
-# 3-4 mm (0.04 -> 0.008), a full smile's lip corners about 0.06 up and 0.04 out (London's photos, AU12 change 3.2).
+# 4-5 mm (0.05 -> 0.010), a full smile's lip corners about 0.06 up and 0.04 out (London's photos, AU12 change 3.2).
 FACS_BLOBS: dict[str, tuple[Blob, ...]] = {
     "AU01": (Blob(INNER_BROW, -0.002, -0.016, 0.10, "brow"),),
     "AU02": (Blob(OUTER_BROW, 0.001, -0.016, 0.09, "brow"),),
