@@ -18,7 +18,11 @@ each folder (in natural order, the first being the onset), are one clip each and
     rejected.csv         rejected inputs and the reason (no face, not frontal, blurred, unreadable, ...)
     contact_sheet.png    the first 64 crops
 
-Re-running with the same OUT skips every input already in faces.jsonl, so an interrupted run resumes.
+Re-running with the same OUT skips every input already in faces.jsonl, so an interrupted run resumes (a video
+from its last recorded frame: each record is written as soon as it is measured). Each record keeps its input's size
+and modification time; on resume an input that was replaced since is measured again, and the records of an input
+that is gone are dropped (with a line saying how many). A video that cannot be decoded to its end is rejected whole:
+its frames read before the failure stay out of the tables. One process at a time writes an OUT (``OUT/.lock``).
 Names: the input's path relative to INPUT with "/" replaced by "__" (video frames: <video>__f00001).
 """
 from __future__ import annotations
@@ -27,7 +31,10 @@ import argparse
 import csv
 import io
 import json
+import math
 import multiprocessing as mp
+import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -39,7 +46,7 @@ from tqdm import tqdm
 
 from catalog.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
 from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
-from media.video import VIDEO_EXTENSIONS, BadVideoError, iter_frames, video_fps
+from media.video import GIF_EXTENSIONS, VIDEO_EXTENSIONS, BadVideoError, iter_frames, video_fps
 from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features, calibration_in_use
 from openface.au_sequence import source_values
 
@@ -52,11 +59,32 @@ class Item:
     clip: str | None = None  # the clip an image belongs to (--clips), None for a photo
 
 
+CLIP_EXTENSIONS = VIDEO_EXTENSIONS + GIF_EXTENSIONS  # each one clip (a GIF decodes frame by frame, as a video)
+
+
 def discover(root: Path) -> list[Path]:
+    """Images, videos and GIFs under ``root``; symlinked folders are followed (once each: a link loop is not)."""
     if root.is_file():
         return [root]
-    files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS]
+    files, seen = [], set()
+    for here, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        files += [Path(here) / n for n in names if Path(n).suffix.lower() in IMAGE_EXTENSIONS + CLIP_EXTENSIONS]
     return sorted(files, key=lambda p: natural_key(str(p.relative_to(root))))
+
+
+def is_clip_file(path: Path) -> bool:
+    return path.suffix.lower() in CLIP_EXTENSIONS
+
+
+def input_stat(path: Path) -> list[int]:
+    """What tells a replaced input from the one measured: its size and modification time."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 def item_name(root: Path, path: Path) -> str:
@@ -66,13 +94,33 @@ def item_name(root: Path, path: Path) -> str:
 
 # ---------------------------------------------------------------- workers
 _FRONT_END = None
+_OUT: Path | None = None
+_LOG_LOCK = None
 
 
-def _init_worker(size: int, face: str) -> None:
-    global _FRONT_END
+def _init_worker(size: int, face: str, out: Path, lock) -> None:
+    global _FRONT_END, _OUT, _LOG_LOCK
     from openface.frontend import FaceFrontEnd
 
     _FRONT_END = FaceFrontEnd(size=size, face_choice=face)
+    _OUT, _LOG_LOCK = out, lock
+
+
+def _keep(record: dict, crop: np.ndarray | None, item: Item) -> None:
+    """Write one result now (the crop first, whole, then its record), so that memory stays one frame and an
+    interrupted run keeps everything measured so far."""
+    record["input_stat"] = input_stat(item.path)
+    if crop is not None:
+        path = _OUT / "imgs" / f"{record['name']}.png"
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            Image.fromarray(crop).save(tmp, format="PNG")
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: no partial PNG left behind
+            tmp.unlink(missing_ok=True)
+            raise
+    with _LOG_LOCK, open(_OUT / "faces.jsonl", "a") as log:
+        log.write(json.dumps(record) + "\n")
 
 
 def _measure(name: str, rgb: np.ndarray, source: str, clip: str | None = None,
@@ -83,7 +131,7 @@ def _measure(name: str, rgb: np.ndarray, source: str, clip: str | None = None,
     try:
         m = _FRONT_END.measure(rgb, source)
     except NoFaceError:
-        return {"name": name, "source": source, "status": "rejected", "reason": "no face found"}, None
+        return {"name": name, "source": source, "status": "rejected", "reason": "no face found", "clip": clip}, None
     record = {"name": name, "source": source, "status": "ok" if not m.problems else "rejected",
               "reason": "; ".join(m.problems), "intensity": m.intensity.tolist(), "clip": clip, "fps": fps,
               "scores": au_features(m.face).tolist(),
@@ -94,46 +142,100 @@ def _measure(name: str, rgb: np.ndarray, source: str, clip: str | None = None,
     return record, m.crop.image
 
 
-def _process_image(item: Item):
+def _process_image(item: Item) -> None:
     try:
         rgb = load_rgb(item.path)
     except BadImageError as err:
-        return [({"name": item.name, "source": str(item.path), "status": "rejected", "reason": str(err)}, None)]
-    return [_measure(item.name, rgb, str(item.path), item.clip)]
+        _keep({"name": item.name, "source": str(item.path), "status": "rejected", "reason": str(err)}, None, item)
+        return
+    _keep(*_measure(item.name, rgb, str(item.path), item.clip), item)
 
 
-def _process_video(item: Item, done: set[str]):
-    """One record per frame not yet ``done``; a video that cannot be decoded is one rejected record (after the
-    frames read before the failure), so it does not stop the other inputs."""
-    results = []
+def _process_video(item: Item, done: set[str]) -> None:
+    """One record per frame not yet ``done``, each written as it is measured. A video that cannot be decoded to
+    its end gets one rejected record (``"video": true``): its frames recorded before it stay out of the tables, so
+    a clip is read whole or not at all, and the other inputs go on."""
     try:
         fps = video_fps(item.path)
         for i, rgb in enumerate(iter_frames(item.path)):
             name = f"{item.name}__f{i + 1:05d}"
             if name not in done:
-                results.append(_measure(name, rgb, f"{item.path}#{i + 1}", item.name, fps))
+                _keep(*_measure(name, rgb, f"{item.path}#{i + 1}", item.name, fps), item)
     except BadVideoError as err:
-        results.append(({"name": item.name, "source": str(item.path), "status": "rejected", "reason": str(err)}, None))
-    return results
+        _keep({"name": item.name, "source": str(item.path), "status": "rejected", "reason": str(err),
+               "video": True}, None, item)
 
 
-def _process(args):
+def _process(args) -> None:
     item, done = args
-    if item.path.suffix.lower() in VIDEO_EXTENSIONS:
-        return _process_video(item, done)
-    return _process_image(item)
+    if is_clip_file(item.path):
+        _process_video(item, done)
+    else:
+        _process_image(item)
 
 
 # ---------------------------------------------------------------- outputs
 def load_done(records_path: Path) -> dict[str, dict]:
+    """The records so far. A torn last line (a run killed mid-write) is dropped, with a line saying so, and that
+    input is measured again; damage anywhere else is an error naming the file and line."""
     if not records_path.is_file():
         return {}
+    lines = records_path.read_text().splitlines()
     records = {}
-    for line in records_path.read_text().splitlines():
-        if line.strip():
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
             rec = json.loads(line)
             records[rec["name"]] = rec
+        except (ValueError, KeyError, TypeError) as err:
+            if number == len(lines):
+                print(f"{records_path}: line {number} was cut short (a run stopped while writing it); that input "
+                      f"is measured again", file=sys.stderr)
+                _rewrite_records(records_path, list(records.values()))
+                break
+            raise ValueError(f"{records_path}: line {number} is not a record ({err}); delete that line (its input "
+                             f"is then measured again), or use a new OUT") from err
     return records
+
+
+def _rewrite_records(records_path: Path, records: list[dict]) -> None:
+    tmp = records_path.with_name(f".{records_path.name}.tmp{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, records_path)
+
+
+def _records_of(item: Item, done: dict[str, dict]) -> list[str]:
+    if is_clip_file(item.path):
+        return [n for n in done if n == item.name or n.startswith(item.name + "__f")]
+    return [item.name] if item.name in done else []
+
+
+def drop_stale(out: Path, done: dict[str, dict], items: list[Item]) -> list[str]:
+    """Resume re-checks its inputs: the records of an input replaced since it was measured (another size or
+    modification time) and of an input that is gone are removed from faces.jsonl (with their crops), so the first
+    is measured again and the second leaves the tables. Records written before inputs were recorded stay."""
+    keep: set[str] = set()
+    for item in items:
+        names = _records_of(item, done)
+        current = input_stat(item.path)
+        if all(done[n].get("input_stat", current) == current for n in names):
+            keep.update(names)
+    stale = [n for n in done if n not in keep]
+    if stale:
+        for name in stale:
+            done.pop(name)
+            (out / "imgs" / f"{name}.png").unlink(missing_ok=True)
+        _rewrite_records(out / "faces.jsonl", list(done.values()))
+        print(f"{out}: {len(stale)} earlier record(s) dropped, their input changed or is gone (e.g. {stale[0]})",
+              file=sys.stderr)
+    return stale
+
+
+def usable(records: list[dict]) -> list[dict]:
+    """The records the tables list: a video rejected as a whole takes its frames with it."""
+    broken = {r["name"] for r in records if r.get("video") and r["status"] != "ok"}
+    return [r for r in records if r.get("clip") not in broken]
 
 
 def clip_intensities(ok: list[dict], fps: float | None, estimator: AUEstimator | None = None) -> dict[str, list]:
@@ -156,6 +258,7 @@ def clip_intensities(ok: list[dict], fps: float | None, estimator: AUEstimator |
 
 def write_tables(out: Path, records: list[dict], schema_key: str, fps: float | None = None) -> int:
     schema = SCHEMAS[schema_key]
+    records = usable(records)
     ok = [r for r in records if r["status"] == "ok"]
     sequence = clip_intensities(ok, fps)
     mouth = np.array([r["mouth_opening"] for r in ok]) if ok else np.zeros(0)
@@ -228,40 +331,90 @@ def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "open
             face: str = "largest", progress: bool = True, clips: bool = False, fps: float | None = None) -> dict:
     if not input_path.exists():
         raise FileNotFoundError(f"input not found: {input_path}")
-    (out / "imgs").mkdir(parents=True, exist_ok=True)
-    records_path = out / "faces.jsonl"
-    done = load_done(records_path)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"OUT {out} is a file: give a folder (created if missing)")
     items = [Item(item_name(input_path, p), p, clip=_folder_clip(input_path, p) if clips else None)
              for p in discover(input_path)]
-    _check_unique(items)
-    def is_video(it: Item) -> bool:
-        return it.path.suffix.lower() in VIDEO_EXTENSIONS
-
-    # Videos are re-opened on resume and skip the frames already done (a video recorded as undecodable is not
-    # retried); images already done are skipped here.
-    todo = [(it, {n for n in done if n.startswith(it.name + "__f")} if is_video(it) else set())
-            for it in items if it.name not in done]
     if not items:
         raise FileNotFoundError(f"{input_path} holds no images or videos")
-    ctx = mp.get_context("spawn")  # MediaPipe graphs must not be forked
-    with ctx.Pool(max(1, workers), initializer=_init_worker, initargs=(size, face)) as pool, \
-            open(records_path, "a") as log:
-        bar = tqdm(total=len(todo), desc="prepare", unit="input", disable=not progress)
-        for results in pool.imap(_process, todo, chunksize=4):
-            for record, crop in results:
-                if crop is not None:
-                    Image.fromarray(crop).save(out / "imgs" / f"{record['name']}.png")
-                log.write(json.dumps(record) + "\n")
-                log.flush()  # resumable: a record is written only after its crop
-                done[record["name"]] = record
-            bar.update(1)
-        bar.close()
-    records = list(done.values())
-    n_ok = write_tables(out, records, schema, fps)
-    sheet = contact_sheet(out / "imgs", [r["name"] for r in records if r["status"] == "ok"])
-    if sheet is not None:
-        sheet.save(out / "contact_sheet.png")
+    _check_unique(items)
+    (out / "imgs").mkdir(parents=True, exist_ok=True)
+    with OutLock(out):
+        records_path = out / "faces.jsonl"
+        done = load_done(records_path)
+        drop_stale(out, done, items)
+        # Videos are re-opened on resume and skip the frames already done (a video recorded as undecodable is not
+        # retried unless it was replaced); images already done are skipped here.
+        todo = [(it, set(_records_of(it, done))) for it in items if it.name not in done]
+        ctx = mp.get_context("spawn")  # MediaPipe graphs must not be forked
+        with ctx.Pool(max(1, workers), initializer=_init_worker, initargs=(size, face, out, ctx.Lock())) as pool:
+            bar = tqdm(total=len(todo), desc="prepare", unit="input", disable=not progress)
+            for _ in pool.imap(_process, todo, chunksize=1):
+                bar.update(1)
+            bar.close()
+        records = usable(list(load_done(records_path).values()))
+        n_ok = write_tables(out, records, schema, fps)
+        sheet = contact_sheet(out / "imgs", [r["name"] for r in records if r["status"] == "ok"])
+        if sheet is not None:
+            tmp = out / f".contact_sheet.png.tmp{os.getpid()}"
+            sheet.save(tmp, format="PNG")
+            os.replace(tmp, out / "contact_sheet.png")
     return {"inputs": len(items), "faces": n_ok, "rejected": len(records) - n_ok}
+
+
+class OutInUseError(ValueError):
+    pass
+
+
+class OutLock:
+    """``OUT/.lock`` (pid and host) while a run writes OUT: a second run into the same OUT is refused, naming the
+    first; a lock left by a killed run on this host is taken over."""
+
+    def __init__(self, out: Path):
+        self.path = out / ".lock"
+
+    def __enter__(self):
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                self._take_over_stale()
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n")
+            return self
+        raise OutInUseError(f"{self.path.parent} is being written by another openface.prepare run ({self.path}); wait "
+                      f"for it, or choose another OUT")
+
+    def _take_over_stale(self) -> None:
+        try:
+            holder = json.loads(self.path.read_text())
+            pid, host = int(holder["pid"]), holder["host"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # being written right now, or not ours to judge: the caller refuses
+        if host != socket.gethostname():
+            raise OutInUseError(f"{self.path.parent} is being written by pid {pid} on host {host}; wait for it, or, if "
+                          f"that run is gone, delete {self.path}")
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            self.path.unlink(missing_ok=True)  # its process is gone
+        except PermissionError:
+            pass
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+
+
+def frame_rate(text: str) -> float:
+    """--fps: a finite rate of 1..1000 frames per second (0, negative, nan and inf would mean nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the clips' frame rate, 1..1000 (200 for CASME II and SAMM)")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,18 +427,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--face", default="largest", choices=("largest", "center"), help="which face when several")
     p.add_argument("--clips", action="store_true",
                    help="each folder of images is one clip (frames in natural order): sequence-mode AUs")
-    p.add_argument("--fps", type=float, default=None, help="frame rate of the --clips folders (sets the smoothing)")
+    p.add_argument("--fps", type=frame_rate, default=None,
+                   help="frame rate of the --clips folders, 1..1000 (sets the smoothing; videos use their own)")
     p.add_argument("--no_progress", action="store_true")
     args = p.parse_args(argv)
+    if args.fps is not None and not args.clips:
+        p.error("--fps sets the frame rate of --clips folders; without --clips (photos, videos at their own rate) "
+                "it would be ignored")
     start = time.perf_counter()
     try:
         calibration = calibration_in_use()  # a bad $MEGAN_AU_CALIBRATION fails here, before any work
         summary = prepare(Path(args.input), Path(args.out), size=args.size, schema=args.aus_schema,
                           workers=args.workers, face=args.face, progress=not args.no_progress, clips=args.clips,
                           fps=args.fps)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # read-only or full OUT: what was written so far is whole, and a rerun resumes
+        print(f"error: cannot write {args.out}: {err.strerror or err}; free space or choose another OUT (a rerun "
+              f"resumes)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: what was measured is kept in {args.out}/faces.jsonl; run the same command to resume",
+              file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - start
     done = summary["faces"] + summary["rejected"]
     print(f"{summary['faces']} faces aligned, {summary['rejected']} rejected (see {args.out}/rejected.csv) "

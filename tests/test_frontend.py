@@ -195,3 +195,84 @@ def test_pre_treatment_with_a_real_openface_binary_stand_in(tiny_ckpt, tmp_path,
                  "--results_dir", str(tmp_path / "res"), "--no_video"]) == 0
     run = json.loads((next((tmp_path / "res").iterdir()) / "run.json").read_text())
     assert run["au_source"].endswith("csvs") and run["frames"] == 4
+
+
+def aus_names(out: Path) -> set[str]:
+    return {line.split(",")[0] for line in (out / "aus.csv").read_text().splitlines()[1:]}
+
+
+@pytest.mark.slow
+def test_prepare_resume_rechecks_inputs_and_reads_a_clip_whole_or_not_at_all(tmp_path, capsys):
+    """Issue 23 items 1, 8, 9, 14: a replaced input is measured again and a deleted one leaves the tables; a clip
+    that decodes only in part keeps none of its frames; GIFs and symlinked folders are inputs; each record is
+    written as soon as it is measured; a torn last record is dropped on resume."""
+    need(LONDON)
+    from media.frames import write_gif
+
+    src = tmp_path / "in"
+    (src / "people").mkdir(parents=True)
+    photo = Image.open(LONDON / "smiling" / "003_08.jpg").convert("RGB")
+    photo.save(src / "people" / "a.jpg")
+    photo.save(src / "people" / "b.jpg")
+    (src / "people" / "late.jpg").write_bytes(b"half-written")
+    face = np.asarray(photo.resize((400, 400)))
+    write_gif(np.stack([face] * 3), src / "people" / "whole.gif", fps=25)
+    write_gif(np.stack([face] * 3), src / "people" / "cut.gif", fps=25)
+    (src / "people" / "cut.gif").write_bytes((src / "people" / "cut.gif").read_bytes()[:-1])  # no trailer
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    photo.save(elsewhere / "linked.jpg")
+    (src / "link").symlink_to(elsewhere, target_is_directory=True)
+    out = tmp_path / "out"
+    assert prepare_main([str(src), str(out), "--no_progress"]) == 0
+    recs = records(out)
+    assert {"people__whole__f00003", "link__linked"} <= aus_names(out)  # a GIF and a symlinked folder are read
+    # the cut GIF: its frames were measured and recorded one by one, then it failed: rejected whole
+    assert recs["people__cut__f00003"]["status"] == "ok" and recs["people__cut"]["status"] == "rejected"
+    assert not any(n.startswith("people__cut") for n in aus_names(out))
+    rejected = {row["name"] for row in csv.DictReader(open(out / "rejected.csv"))}
+    assert rejected == {"people__cut", "people__late"}
+
+    photo.save(src / "people" / "late.jpg")  # the half-written file, replaced as the message said
+    (src / "people" / "b.jpg").unlink()
+    with open(out / "faces.jsonl", "a") as fh:
+        fh.write('{"name": "people__x", "sta')  # a run killed while writing its last record
+    assert prepare_main([str(src), str(out), "--no_progress"]) == 0
+    err = capsys.readouterr().err
+    assert "cut short" in err and "2 earlier record(s) dropped" in err  # b (gone), late (replaced)
+    assert "people__late" in aus_names(out) and "people__b" not in aus_names(out)
+    ids = (out / "train_ids.txt").read_text().split() + (out / "test_ids.txt").read_text().split()
+    assert "people__b" not in ids and "people__late" in ids
+    assert {row["name"] for row in csv.DictReader(open(out / "rejected.csv"))} == {"people__cut"}
+    assert not (out / "imgs" / "people__b.png").exists() and not list(out.glob(".*tmp*"))
+
+    lines = (out / "faces.jsonl").read_text().splitlines()
+    (out / "faces.jsonl").write_text("\n".join([lines[0][:-5], *lines[1:]]) + "\n")  # damage in the middle
+    assert prepare_main([str(src), str(out), "--no_progress"]) == 2
+    assert f"{out / 'faces.jsonl'}: line 1 is not a record" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--clips", "--fps", "0"], "--fps"), (["--clips", "--fps", "-5"], "--fps"),
+    (["--clips", "--fps", "1e-9"], "--fps"),
+    (["--clips", "--fps", "inf"], "--fps"), (["--clips", "--fps", "nan"], "--fps"),
+    (["--fps", "200"], "without --clips")])
+def test_prepare_refuses_a_frame_rate_it_would_not_use(tmp_path, capsys, argv, says):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        prepare_main([str(tmp_path / "in"), str(tmp_path / "out"), *argv])
+    assert exit_.value.code == 2 and says in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_prepare_out_that_is_a_file_or_in_use_is_one_line(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "x.png")
+    (tmp_path / "file").write_text("not a folder")
+    assert prepare_main([str(tmp_path / "in"), str(tmp_path / "file"), "--no_progress"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: OUT {tmp_path / 'file'} is a file: give a folder (created if "
+                                               f"missing)")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+    assert prepare_main([str(tmp_path / "in"), str(busy), "--no_progress"]) == 2
+    assert "being written by another openface.prepare run" in capsys.readouterr().err
