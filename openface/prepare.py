@@ -34,6 +34,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import signal
 import socket
 import sys
 import time
@@ -101,6 +102,8 @@ _LOG_LOCK = None
 def _init_worker(size: int, face: str, out: Path, lock) -> None:
     global _FRONT_END, _OUT, _LOG_LOCK
     from openface.frontend import FaceFrontEnd
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops the pool and says so in one line
 
     _FRONT_END = FaceFrontEnd(size=size, face_choice=face)
     _OUT, _LOG_LOCK = out, lock
