@@ -6,15 +6,23 @@
     python for_megc2021.py --clips clips/ --templates templates/ --ckpt_dir RUN --re_code --linear_fitting
 
 Every test-mode flag of main.py applies to each pair. ``--dry_run`` lists the pairs and their output folders.
-A failing pair is reported and the others go on. At the end: ``index.csv`` (one row per pair) and
-``contact_sheet.png`` (one row per pair: template | source apex | generated apex) in ``--results_dir``; a later
-batch in the same folder writes ``index_2.csv`` and ``contact_sheet_2.png`` (never overwrites).
+A failing pair is reported and the others go on. ``index.csv`` (one row per pair, rewritten after each pair, so an
+interrupted batch keeps its record) and at the end ``contact_sheet.png`` (one row per pair: template | source apex |
+generated apex) in ``--results_dir``; a later batch in the same folder writes ``index_2.csv`` and
+``contact_sheet_2.png`` (never overwrites; the name is claimed atomically, so two batches at once get two indexes).
+
+Rerunning a batch (after Ctrl-C, or with more pairs) reuses each result folder whose ``run.json`` records the same
+request: the same checkpoint, settings, and input files (names, sizes and modification times of the pair's clip
+folder and template). Anything else is generated into a new folder (``_2``), never over an earlier result.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +39,7 @@ from solvers.run_folder import remove_stale_temp
 from solvers.tester import (
     OutputSettings,
     SequenceGenerator,
+    SequenceResult,
     apex_still,
     generate_sequence,
     template_pixels,
@@ -65,7 +74,24 @@ def parse(argv: list[str] | None):
         parser.error("give either --megc_root, or --clips with --templates")
     if opt.clips and not opt.templates:
         parser.error("--clips needs --templates")
+    for flag, why in not_for_a_batch(opt):
+        parser.error(f"{flag} does not apply to for_megc2021.py{why}")
     return opt
+
+
+def not_for_a_batch(opt) -> list[tuple[str, str]]:
+    """Flags main.py's test mode takes that a batch would ignore, with what to do instead."""
+    found = []
+    if opt.megc_root and opt.templates:
+        found.append(("--templates", " with --megc_root: each pair folder's template is its imgs2/ (--templates "
+                                     "goes with --clips)"))
+    for flag, dest, why in (("--aus_matrix", "aus_matrix", ": the pairs are driven by their clips; drive a template "
+                             "by an AU matrix with main.py --mode test"),
+                            ("--data_root", "data_root", ": give the pairs with --megc_root or --clips"),
+                            ("--test_mode", "test_mode", ": N2ME's two-stage pipeline is main.py --mode test")):
+        if dest in opt.explicit:
+            found.append((flag, why))
+    return found
 
 
 def find_pairs(opt) -> list[Pair]:
@@ -74,9 +100,20 @@ def find_pairs(opt) -> list[Pair]:
         if not root.is_dir():
             raise FileNotFoundError(f"--megc_root {root} does not exist")
         folders = sorted((p for p in root.iterdir() if (p / "imgs").is_dir()), key=lambda p: natural_key(p.name))
+        if not folders:
+            raise FileNotFoundError(f"--megc_root {root}: no pair folders (a folder with imgs/ and imgs2/) in it")
         return [Pair(p.name, p, None) for p in folders]
+    for flag, folder, holding in (("--clips", Path(opt.clips), "clip folders (each with imgs/)"),
+                                  ("--templates", Path(opt.templates), "template face images")):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{flag} {folder}: {'not a folder' if folder.exists() else 'does not exist'}; "
+                                    f"give a folder of {holding}")
     clips = sorted((p for p in Path(opt.clips).iterdir() if (p / "imgs").is_dir()), key=lambda p: natural_key(p.name))
+    if not clips:
+        raise FileNotFoundError(f"--clips {opt.clips}: no clip folders (a folder with imgs/) in it")
     templates = list(list_images(opt.templates).values())
+    if not templates:
+        raise FileNotFoundError(f"--templates {opt.templates}: no images in it (.jpg, .png, ...)")
     return [Pair(f"{c.name}_{t.stem}", c, t) for c in clips for t in templates]
 
 
@@ -87,11 +124,30 @@ def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
                            template=opt.template, template_image=pair.template, name=pair.name, clip_aus=opt.clip_aus)
 
 
+def input_signature(pair: Pair, template: Path) -> str:
+    """What tells a changed input apart: every file of the pair's folder and the template, by relative name,
+    size and modification time (hashed: the record stays one line)."""
+    files = sorted(p for p in pair.clip_dir.rglob("*") if p.is_file()) + [template]
+    listing = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
+def reusable(results_dir: Path, base: str, request: dict) -> Path | None:
+    """An earlier batch's complete result folder for this pair (``base`` or ``base_N``) with the same request."""
+    for folder in sorted(results_dir.glob(f"{base}*"), key=lambda p: natural_key(p.name)):
+        if folder.name != base and not folder.name[len(base):].lstrip("_").isdigit():
+            continue
+        try:
+            if json.loads((folder / "run.json").read_text()).get("request") == request:
+                return folder
+        except (OSError, ValueError):
+            continue  # not a finished result: not reused
+    return None
+
+
 def run_batch(opt) -> int:
     setup_logging(None, True)
     pairs = find_pairs(opt)
-    if not pairs:
-        raise FileNotFoundError("no pair folders with imgs/ found")
     device = select_device(opt.gpu_ids, 0)
     model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
                               speed_settings(opt, device))
@@ -106,23 +162,31 @@ def run_batch(opt) -> int:
         return 0
     results_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp(results_dir)  # hidden half-written result folders of a killed batch
+    index_path, sheet_path = batch_output_paths(results_dir)
     rows, sheet = [], []
+    settings = {"checkpoint": str(model.checkpoint), "epoch": model.epoch, "trajectory": vars(traj).copy(),
+                "output": vars(out).copy(), "pre_treatment": opt.pre_treatment, "au_backend": opt.au_backend,
+                "template": opt.template, "clip_aus": opt.clip_aus}
     for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
         try:
             clip, template = load_pair(pair, model, traj.re_code, opt)
-            out_dir = unique_folder(results_dir / f"{pair.name}_{suffix}")
-            res = generate_sequence(model, clip, template, out_dir, traj, out)
+            request = json.loads(json.dumps({**settings, "inputs": input_signature(pair, template.path)}))
+            base = f"{pair.name}_{suffix}"
+            res = reuse(results_dir / base, reusable(results_dir, base, request))
+            if res is None:
+                res = generate_sequence(model, clip, template, unique_folder(results_dir / base), traj, out,
+                                        request=request)
             row.update(status="ok", frames=res.frames, apex=res.apex, fps=res.fps,
-                       frames_per_s=round(res.frames_per_s, 2), out_dir=str(out_dir), template=str(template.path))
-            sheet.append((pair.name, template, clip.frames[res.apex] if clip.frames else None, out_dir,
+                       frames_per_s=round(res.frames_per_s, 2), out_dir=str(res.out_dir),
+                       template=str(template.path))
+            sheet.append((pair.name, template, clip.frames[res.apex] if clip.frames else None, res.out_dir,
                           res.apex))
         except Exception as err:  # one bad pair must not cost the other results
             log.error("%s failed: %s", pair.name, err)
             row.update(status="failed", error=str(err).splitlines()[0])
         rows.append(row)
-    index_path, sheet_path = batch_output_paths(results_dir)
-    write_index(rows, index_path)
+        write_index(rows, index_path)  # after every pair: Ctrl-C or a crash keeps the record of what is done
     if sheet:
         contact_sheet(sheet).save(sheet_path)
     failed = [r["pair"] for r in rows if r["status"] != "ok"]
@@ -131,11 +195,30 @@ def run_batch(opt) -> int:
     return 1 if failed else 0
 
 
+def reuse(wanted: Path, found: Path | None):
+    """The record of an earlier result folder made from the same request, or None."""
+    if found is None:
+        return None
+    run = json.loads((found / "run.json").read_text())
+    log.info("%s: the result of the same checkpoint, settings and inputs is already in %s: kept, not generated "
+             "again", wanted.name, found)
+    return SequenceResult(found, run["frames"], run["apex"], run["fps"], run["generation_seconds"],
+                          run["frames_per_s"])
+
+
 def batch_output_paths(results_dir: Path) -> tuple[Path, Path]:
     """index.csv and contact_sheet.png, or index_N.csv and contact_sheet_N.png when an earlier batch in the same
-    --results_dir wrote them: a batch never overwrites another's records (as result folders get _N)."""
+    --results_dir wrote them: a batch never overwrites another's records (as result folders get _N). The index
+    name is claimed by creating the file (exclusively), so two batches at once never share one."""
     n, suffix = 1, ""
-    while (results_dir / f"index{suffix}.csv").exists() or (results_dir / f"contact_sheet{suffix}.png").exists():
+    while True:
+        if not (results_dir / f"contact_sheet{suffix}.png").exists():
+            try:
+                with open(results_dir / f"index{suffix}.csv", "x") as fh:
+                    fh.write(",".join(INDEX_FIELDS) + "\n")
+                break
+            except FileExistsError:
+                pass
         n += 1
         suffix = f"_{n}"
     if suffix:
@@ -150,7 +233,9 @@ def write_index(rows: list[dict], path: Path) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in INDEX_FIELDS})
-    path.write_text(buf.getvalue())
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)  # whole or not at all
 
 
 def contact_sheet(entries: list, cell: int = 128, label_h: int = 16) -> Image.Image:
@@ -175,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as err:  # bad input, or an output folder that cannot be written
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: the pairs done are listed in the index in {opt.results_dir}; run the same command to "
+              f"go on (finished results are kept, not generated again)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,6 +21,11 @@ def main(argv=None) -> int:
             raise
         print(f"error: {user_message(err)}\n(set MEGAN_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # test and eval mode (training saves and returns on its own): results are whole or absent
+        if os.environ.get("MEGAN_DEBUG"):
+            raise
+        print("interrupted: finished results are kept, the one being written was removed", file=sys.stderr)
+        return 130
     # Stopped by Ctrl-C / SIGTERM after saving a resumable checkpoint: the shell's usual code for SIGINT.
     if getattr(solver, "interrupted", False):
         return 130

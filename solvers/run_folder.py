@@ -6,8 +6,10 @@ not litter: the folder name check, the lock file, and the clean-up of stale temp
 - ``.lock`` holds the owner's pid and host; a second process is refused with both named. It is released on every
   exit path (return, exception, ``atexit``); after a SIGKILL the next start sees that the pid is gone (same host)
   and takes the lock over.
-- Temporary files and folders (``.NAME.tmp<PID>``: a checkpoint being written, a result folder being filled) whose
-  process is gone are removed when the same run or results folder is used again.
+- Temporary files and folders (``.NAME.tmp<PID>``: a checkpoint being written; ``.NAME.tmp<PID>@<HOST>``: a result
+  folder being filled, in a results folder that several machines may share) whose process is gone are removed when
+  the same run or results folder is used again. A pid is only checked on its own host: another host's temporary
+  folder is left alone (its run may be alive there).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
 # What a start writes before its first checkpoint; removed when a folder without checkpoints is reused.
 EARLY_OUTPUTS = ("options.json", "stats.jsonl", "train_ids.txt", "test_ids.txt", "samples", "tb")
-_TEMP_RE = re.compile(r"^\..+\.tmp(\d+)$")
+_TEMP_RE = re.compile(r"^\..+\.tmp(\d+)(?:@(.+))?$")
 _HELD: set[Path] = set()  # lock files this process holds
 
 
@@ -127,15 +129,23 @@ class RunLock:
             self.path.unlink(missing_ok=True)
 
 
+def temp_path(path: Path) -> Path:
+    """Where ``path`` is filled before it is renamed into place: hidden, and naming this process and its host."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}@{socket.gethostname()}")
+
+
 def remove_stale_temp(folder: Path) -> list[Path]:
-    """Delete ``.NAME.tmp<PID>`` files and folders in ``folder`` whose process is no longer running."""
+    """Delete ``.NAME.tmp<PID>[@HOST]`` files and folders in ``folder`` whose process is no longer running; one
+    recorded on another host is never touched (its pid cannot be checked from here)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     removed = []
     for path in folder.iterdir():
         m = _TEMP_RE.match(path.name)
-        if m is None or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
+        if m is None or m.group(2) not in (None, socket.gethostname()):
+            continue
+        if int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
             continue
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         removed.append(path)

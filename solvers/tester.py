@@ -8,6 +8,7 @@ through it in batches. ``generate_sequence`` computes the trajectory and writes 
 from __future__ import annotations
 
 import csv
+import errno
 import functools
 import io
 import json
@@ -38,7 +39,7 @@ from models.registry import build_generator, conditioning
 from solvers import checkpoint as ckpt
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.pairs import load_pair, measurement_backend
-from solvers.run_folder import remove_stale_temp
+from solvers.run_folder import remove_stale_temp, temp_path
 from solvers.sequence_writer import SequenceWriter
 from solvers.trajectory import build_trajectory, presence_majority_mask
 
@@ -215,8 +216,11 @@ class SequenceResult:
 
 
 def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Template, out_dir: Path,
-                      traj: TrajectorySettings, out: OutputSettings, progress: bool = False) -> SequenceResult:
-    """Trajectory -> generator -> frames, videos, GIF, AU curves, records; all in ``out_dir`` or nothing."""
+                      traj: TrajectorySettings, out: OutputSettings, progress: bool = False,
+                      request: dict | None = None) -> SequenceResult:
+    """Trajectory -> generator -> frames, videos, GIF, AU curves, records; all in ``out_dir`` or nothing. When
+    another process took ``out_dir`` meanwhile, the result goes to the next free ``out_dir_N`` (the returned
+    ``out_dir``). ``request`` (what for_megc2021.py asked for) is kept in run.json, so a rerun can reuse it."""
     clip_aus = clip.aus if out.max_frames is None else clip.aus[:out.max_frames]
     frames_src = clip.frames if out.max_frames is None or clip.frames is None else clip.frames[:out.max_frames]
     if len(clip_aus) == 0:
@@ -242,7 +246,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
     fps = out.fps or clip.fps
     drive = calibrated_drive(model, targets, template, traj)
 
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
+    tmp = temp_path(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -262,12 +266,28 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
                   "calibration": str(model.calibration.source) if drive is not targets else None,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(rate, 2),
                   "device": str(model.device)}
+        if request is not None:
+            record["request"] = request
         (tmp / "run.json").write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(tmp, out_dir)  # the folder appears complete or not at all
+        out_dir = publish(tmp, out_dir)  # the folder appears complete or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SequenceResult(out_dir, len(targets), apex, fps, seconds, rate, files + ["run.json"])
+
+
+def publish(tmp: Path, out_dir: Path) -> Path:
+    """Rename the filled ``tmp`` to ``out_dir``, or, when another writer (a second batch into the same results
+    folder) got there first, to the next free ``out_dir_N``: never onto another's result, never losing this one."""
+    target = out_dir
+    while True:
+        try:
+            os.rename(tmp, target)
+            return target
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            target = unique_folder(out_dir)
 
 
 def resolved_au_mode(au_mode: str, template: Template) -> str:
@@ -351,7 +371,7 @@ class Tester:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         result = generate_sequence(model, clip, template, out_dir, self.traj, self.out, self.progress)
         log.info("%d frames (apex %d) at %.1f frames/s on %s -> %s", result.frames, result.apex,
-                 result.frames_per_s, self.device, out_dir)
+                 result.frames_per_s, self.device, result.out_dir)
         return result
 
     def _inputs(self, schema: AUSchema) -> tuple[DrivingClip, Template]:

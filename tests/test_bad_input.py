@@ -502,7 +502,13 @@ def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tm
     assert (out / "index.csv").read_bytes() == first_index
     assert (out / "contact_sheet.png").read_bytes() == first_sheet
     second = list(csv.DictReader(open(out / "index_2.csv")))
-    assert second[0]["out_dir"].endswith("_2") and Image.open(out / "contact_sheet_2.png").size[0] == 3 * 128
+    first = list(csv.DictReader(open(out / "index.csv")))
+    # the same request (checkpoint, settings, input files): the first result is reused, not a duplicate made
+    assert second[0]["out_dir"] == first[0]["out_dir"] and Image.open(out / "contact_sheet_2.png").size[0] == 3 * 128
+    os.utime(pair / "imgs" / "img001.jpg", ns=(1, 1))  # an input changed since: generated again, into _2
+    assert megc_main(args) == 0
+    third = list(csv.DictReader(open(out / "index_3.csv")))
+    assert third[0]["out_dir"] == first[0]["out_dir"] + "_2"
 
 
 # ------------------------------------------------------------------ 5. servers bind to localhost only
