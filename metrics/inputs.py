@@ -9,7 +9,10 @@ Results (``--results``), any of:
   else each video file (.mp4 .avi .mov .mkv .webm .gif) in it, except videos named like a source or a comparison
   (``source.mp4``, ``compare.mp4``, ...; ULME-GAN keeps the real clip beside its frames), which are never results.
   A sequence's name is its folder name (a folder called ``imgs`` or ``frames`` takes its parent's name) or the
-  video's file name without extension.
+  video's file name without extension. Videos of one name in one folder (``target.mp4`` and ``target.gif``, as
+  test mode writes them) are one result: the first of .mp4 .avi .mov .mkv .webm .gif. A batch's own files
+  (``contact_sheet*.png``, ``index*.csv``) are never a result.
+- a run folder whose ``run.json`` cannot be read is a failed result naming the file; the others are scored.
 
 Sources (``--sources``) are found the same way (``imgs2/`` and ``csvs*/`` folders are skipped: the ULME-GAN layout
 ``<pair>/imgs/`` names the clip after its pair folder). Templates (``--templates``): every image in the tree; an image
@@ -45,6 +48,7 @@ GENERIC_VIDEOS = ("target", "video", "result", "output")  # target.mp4 inside a 
 # Videos that sit beside a result but are not one (ULME-GAN keeps the real clip as source.mp4 next to its frames).
 NOT_RESULT_VIDEOS = ("source", "src", "input", "real", "original", "reference", "compare", "comparison")
 SEPARATORS = "_-. /"
+BATCH_FILES = re.compile(r"^contact_sheet(_\d+)?\.png$", re.IGNORECASE)  # for_megc2021.py's sheets: not frames
 
 
 @dataclass
@@ -77,6 +81,7 @@ class ResultEntry:
     generated: Sequence
     run: dict | None = None  # run.json
     run_dir: Path | None = None
+    error: str | None = None  # why this result cannot be scored (a damaged run.json): it fails alone
     source: Sequence | None = None
     template: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -117,15 +122,29 @@ def walk_sequences(root: Path, skip_runs: bool = True) -> tuple[list[Path], list
             runs.append(here_path)
             dirs[:] = []
             continue
-        images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS
+                  and not (skip_runs and BATCH_FILES.match(f))]
         if len(images) >= 2:
-            sequences.append(Sequence(_sequence_name(here_path), here_path, list(list_images(here_path).values())))
+            frames = [p for p in list_images(here_path).values() if p.name in images]
+            sequences.append(Sequence(_sequence_name(here_path), here_path, frames))
             continue
-        for f in sorted(files, key=natural_key):
-            stem, suffix = Path(f).stem.lower(), Path(f).suffix.lower()
-            if suffix in VIDEO_EXTENSIONS and not (skip_runs and stem in NOT_RESULT_VIDEOS):
+        for f in _one_video_per_name(files):
+            if not (skip_runs and Path(f).stem.lower() in NOT_RESULT_VIDEOS):
                 sequences.append(Sequence(_video_name(here_path / f), here_path / f))
     return runs, sequences
+
+
+def _one_video_per_name(files: list[str]) -> list[str]:
+    """The folder's videos, one per file stem (``target.mp4`` over ``target.gif``: one clip in two containers)."""
+    def rank(f: str) -> int:
+        return VIDEO_EXTENSIONS.index(Path(f).suffix.lower())
+
+    chosen: dict[str, str] = {}
+    for f in sorted((f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS), key=natural_key):
+        stem = Path(f).stem.lower()
+        if stem not in chosen or rank(f) < rank(chosen[stem]):
+            chosen[stem] = f
+    return sorted(chosen.values(), key=natural_key)
 
 
 def single_sequence(path: Path) -> Sequence | None:
@@ -163,11 +182,15 @@ def _unique_label(seq: Sequence, root: Path, taken: set[str]) -> str:
 
 
 def run_entry(folder: Path, root: Path) -> ResultEntry:
-    run = json.loads((folder / "run.json").read_text())
     frames = list(list_images(folder / "frames").values())
-    name = folder.name if folder != root else folder.name
-    entry = ResultEntry(name, Sequence(name, folder / "frames", frames), run, folder)
-    return entry
+    name = folder.name
+    try:
+        run = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError) as err:  # this result fails, the others are scored
+        return ResultEntry(name, Sequence(name, folder / "frames", frames), None, folder,
+                           error=f"{folder / 'run.json'}: cannot be read ({err}); regenerate this result or restore "
+                                 f"the file")
+    return ResultEntry(name, Sequence(name, folder / "frames", frames), run, folder)
 
 
 def failed_index_rows(root: Path) -> list[str]:

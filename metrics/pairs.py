@@ -243,6 +243,8 @@ def _motion(src: ClipAnalysis, gen: ClipAnalysis, m: dict, details: dict) -> Non
 
 def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: str, coded_clips: list[CodedClip],
                    cache: dict, figures: bool, inception: frechet.InceptionFeatures | None = None) -> PairOutcome:
+    if entry.error:
+        raise ValueError(entry.error)
     notes = list(entry.notes)
     # descriptors serve identity (needs the template) and FD (needs the source)
     frames = entry.generated.load()

@@ -107,6 +107,44 @@ def test_result_folder_with_frames_and_videos_is_one_result(tmp_path):
     assert any("1 of 3 source clips have no result" in n and "smic_Negative" in n for n in notes), notes
 
 
+def test_a_batch_folder_is_its_results_not_its_sheets_and_one_clip_in_two_containers_is_one(tmp_path):
+    """Issue 23 items 3 and 7: two batches' contact sheets at the root are no result; target.mp4 + target.gif of a
+    result folder without frames/ are one result (the mp4)."""
+    from metrics.inputs import find_results
+
+    results = tmp_path / "R"
+    for pair in ("casme2_Positive_a_run", "casme2_Negative_a_run"):
+        _frames(results / pair / "frames", 3)
+        (results / pair / "run.json").write_text("{}")
+    for sheet in ("contact_sheet.png", "contact_sheet_2.png"):
+        _frames(tmp_path / "sheet", 1)
+        (tmp_path / "sheet" / "crop_img000.jpg").rename(results / sheet)
+    (results / "index.csv").write_text("pair,status\n")
+    no_frames = results / "samm_Surprise_b_run"
+    no_frames.mkdir()
+    for video in ("target.mp4", "target.gif", "source.mp4", "compare.mp4"):
+        (no_frames / video).write_bytes(b"")
+    entries, _ = find_results(results)
+    assert sorted(e.name for e in entries) == ["casme2_Negative_a_run", "casme2_Positive_a_run", "samm_Surprise_b_run"]
+    (video,) = [e.generated.path for e in entries if e.generated.frames is None]
+    assert video.name == "target.mp4"
+
+
+def test_a_damaged_run_json_fails_that_result_only(tmp_path, capsys):
+    """Issue 23 item 14: the file is named and the other results are scored."""
+    results = tmp_path / "R"
+    for pair in ("casme2_Positive_a_run", "casme2_Negative_a_run"):
+        _frames(results / pair / "frames", 3)
+        (results / pair / "run.json").write_text(json.dumps({"frames": 3, "fps": 30}))
+    (results / "casme2_Negative_a_run" / "run.json").write_text('{"frames": 3,\n')
+    assert main(["--mode", "eval", "--results", str(results), "--out", str(tmp_path / "eval"), "--no_report"]) == 1
+    pairs = {p["pair"]: p for p in json.loads((tmp_path / "eval" / "metrics.json").read_text())["pairs"]}
+    bad = pairs["casme2_Negative_a_run"]
+    assert bad["status"] == "failed" and f"{results / 'casme2_Negative_a_run' / 'run.json'}: cannot be read" in \
+        bad["error"]
+    assert pairs["casme2_Positive_a_run"]["status"] != "failed"
+
+
 def test_ulme_result_folders_are_twelve_results_not_thirty_six():
     from helpers import SHARED_DATA
     from metrics.inputs import find_results
