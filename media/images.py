@@ -59,12 +59,16 @@ class BadImageError(ValueError):
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any mode -> 8-bit RGB. 16-bit and float greyscale are rescaled (a plain convert would clip to white)."""
+    """Any mode -> 8-bit RGB. 16-bit and float greyscale are rescaled by a fixed range (a plain convert would clip
+    to white): 0..65535 for integers, 0..1 for floats (0..255 when a float image holds larger values). Never by the
+    image's own min and max: the frames of a clip must keep one scale (a single hot pixel would darken one frame)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(scaled.round().astype(np.uint8)).convert("RGB")
+        if img.mode == "F":
+            scaled = arr * 255 if arr.max(initial=0.0) <= 1.0 else arr
+        else:
+            scaled = arr / 257.0  # 65535 -> 255
+        return Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8)).convert("RGB")
     return img.convert("RGB")  # L, LA, P, RGBA, CMYK, YCbCr ...
 
 

@@ -123,8 +123,18 @@ def measure_images(images, au_names: tuple[str, ...], front_end: "FaceFrontEnd",
                    fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """AUs (T, n) and presence flags (T, 18) of a clip given as (name, RGB array) frames in order, measured in
     sequence mode (movement from the first frame; ``fps`` sets the smoothing). A frame without a face is an error
-    naming it: a generated frame must never be driven by made-up AUs."""
-    measurements = [front_end.measure(rgb, str(name)) for name, rgb in images]
+    naming it: a generated frame must never be driven by made-up AUs. So is a frame of another size than the
+    first: the sequence mode measures movement from the first frame, and a frame from another recording or crop
+    would read as a large movement (and become the apex)."""
+    measurements, first = [], None
+    for name, rgb in images:
+        if first is None:
+            first = (name, rgb.shape[:2])
+        elif rgb.shape[:2] != first[1]:
+            raise ValueError(f"{name}: {rgb.shape[1]}x{rgb.shape[0]} px, but the clip's first frame {first[0]} is "
+                             f"{first[1][1]}x{first[1][0]}: the frames of a clip must share one size; resize or "
+                             f"remove this frame")
+        measurements.append(front_end.measure(rgb, str(name)))
     follow_clip(measurements, front_end.estimator, fps)
     pairs = [au_vector(m, au_names) for m in measurements]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])

@@ -596,3 +596,38 @@ def test_test_mode_never_holds_the_whole_sequence(tmp_path, monkeypatch, caplog)
     with Image.open(out / "target.gif") as gif:
         assert gif.n_frames == 30
     assert "target AU value(s) above 5 clipped" in caplog.text  # 12: magnification clipping is counted
+
+
+# ------------------------------------------------------------------ issue 23: frames of one clip keep one scale
+
+def test_sixteen_bit_frames_keep_one_scale(tmp_path):
+    """Item 6: two identical 16-bit frames, one with a single hot pixel, decoded the same (before: 157.6 and 60.0
+    mean brightness, each frame stretched by its own min and max)."""
+    from PIL import Image
+
+    from media.images import load_rgb
+
+    frame = np.full((32, 32), 20000, np.uint16)
+    frame[8:24, 8:24] = 40000
+    hot = frame.copy()
+    hot[0, 0] = 65535
+    Image.fromarray(frame).save(tmp_path / "a.png")
+    Image.fromarray(hot).save(tmp_path / "b.png")
+    a, b = load_rgb(tmp_path / "a.png"), load_rgb(tmp_path / "b.png")
+    assert b[0, 0, 0] == 255 and a[16, 16, 0] == round(40000 / 257)
+    b[0, 0] = a[0, 0]
+    assert np.array_equal(a, b)  # every other pixel the same
+
+
+def test_a_frame_of_another_size_in_a_measured_clip_is_an_error_naming_it():
+    """Item 4: with --pre_treatment a frame of another size became the apex (AU sum 20.6 against about 6)."""
+    from openface.frontend import measure_images
+
+    class NotReached:
+        def measure(self, rgb, name):
+            return None
+
+    frames = [("img1.jpg", np.zeros((64, 48, 3), np.uint8)), ("img2.jpg", np.zeros((64, 48, 3), np.uint8)),
+              ("img3.jpg", np.zeros((80, 60, 3), np.uint8))]
+    with pytest.raises(ValueError, match=r"img3.jpg: 60x80 px, but the clip's first frame img1.jpg is 48x64"):
+        measure_images(frames, ("AU01",), NotReached())
