@@ -17,36 +17,69 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metrics import motion, quality
+from metrics.clip_cache import ClipStore, clip_key
 from openface.align import apply_affine, canonical_matrix
 
 ANALYSIS_SIZE = 128  # the MEGC clips' own size; larger results are reduced to it
+# dlib's descriptor was 85 % of the measuring time (about 80 ms a frame on one core). Within a clip the face is one
+# person and changes little, so identity_distance / identity_same_rate / fd_dlib128 are taken over a quarter of the
+# face frames (describe_frames); on the 12 MEGC2021 pairs of ULME-GAN that moved them by at most 0.008 / 0 / 0.004
+# per pair (docs/benchmarks.md, "identity subsample").
+IDENTITY_EVERY = 4
 
 
 class Tools:
-    """The heavy models, loaded once and shared by every clip: the face front end and dlib's descriptor."""
+    """The heavy models, loaded on first use and shared by every clip: the face front end and dlib's descriptor,
+    and the store of measured clips (``metrics/clip_cache.py``). ``identity_every``: identity descriptors on one in
+    so many face frames of a clip (``describe_frames``; 1: every frame)."""
 
-    def __init__(self, identity: bool = True):
-        from openface.frontend import FaceFrontEnd
+    def __init__(self, identity: bool = True, store: ClipStore | None = None, identity_every: int = IDENTITY_EVERY):
+        self.seen: dict[bytes, FaceFrame | None] = {}  # frame digest -> measurement (see detect)
+        self.clips = store if store is not None else ClipStore()
+        self.identity_every = identity_every
+        self._want_identity = identity
+        self._front_end = None
+        self._identity = None
+        self._identity_problem: str | None = None
 
-        self.front_end = FaceFrontEnd()
-        self.seen: dict[tuple[bytes, bool], FaceFrame | None] = {}  # frame digest -> measurement (see detect)
-        self.identity = None
-        self.identity_problem = "identity metrics switched off"
-        if identity:
-            try:
-                from metrics.identity import DlibIdentity
+    @property
+    def front_end(self):
+        if self._front_end is None:
+            from openface.frontend import FaceFrontEnd
 
-                self.identity = DlibIdentity()
-                self.identity_problem = None
-            except ImportError as exc:  # the rest of the evaluation is still worth having
-                self.identity_problem = str(exc)
+            self._front_end = FaceFrontEnd()
+        return self._front_end
+
+    def _load_identity(self) -> None:
+        if self._identity is not None or self._identity_problem is not None:
+            return
+        if not self._want_identity:
+            self._identity_problem = "identity metrics switched off"
+            return
+        try:
+            from metrics.identity import DlibIdentity
+
+            self._identity = DlibIdentity()
+        except ImportError as exc:  # the rest of the evaluation is still worth having
+            self._identity_problem = str(exc)
+
+    @property
+    def identity(self):
+        self._load_identity()
+        return self._identity
+
+    @property
+    def identity_problem(self) -> str | None:
+        self._load_identity()
+        return self._identity_problem
 
 
 _SHARED: Tools | None = None
 
 
 def shared_tools() -> Tools:
-    """One Tools per process: loading MediaPipe and dlib costs about a second, repeated evaluations need not pay it."""
+    """One Tools per process: loading MediaPipe and dlib costs about a second, repeated evaluations need not pay it.
+    The models load on first use, so a process whose clips were all measured by workers never loads them."""
     global _SHARED
     if _SHARED is None:
         _SHARED = Tools()
@@ -95,27 +128,31 @@ class ClipAnalysis:
 MAX_REMEMBERED = 4096  # frames; about 60 MB of landmarks and descriptors
 
 
+def frame_digest(rgb: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest() + str(rgb.shape).encode()
+
+
 def detect(rgb: np.ndarray, tools: Tools, describe: bool = True) -> FaceFrame | None:
     """Face, AUs and (``describe``) identity descriptor of one frame. Identical frames are measured once: a frozen
-    generator repeats the template, and a batch scores several results of one source clip."""
-    key = (hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest() + str(rgb.shape).encode(),
-           describe)
+    generator repeats the template, and a batch scores several results of one source clip. A frame described once
+    keeps its descriptor (the same for the same pixels); callers that describe a subsample use only theirs."""
+    key = frame_digest(rgb)
     if key not in tools.seen:
         if len(tools.seen) >= MAX_REMEMBERED:
             tools.seen.pop(next(iter(tools.seen)))  # oldest first
-        tools.seen[key] = _measure(rgb, tools, describe)
-    return tools.seen[key]
+        tools.seen[key] = _measure(rgb, tools)
+    found = tools.seen[key]
+    if found is not None and describe and found.descriptor is None and tools.identity is not None:
+        found.descriptor = tools.identity.describe(rgb, found.face.box)
+    return found
 
 
-def _measure(rgb: np.ndarray, tools: Tools, describe: bool) -> FaceFrame | None:
+def _measure(rgb: np.ndarray, tools: Tools) -> FaceFrame | None:
     faces = tools.front_end.landmarker.detect(rgb)
     if not faces:
         return None
     face = tools.front_end.pick(faces, rgb.shape[1])
-    aus = tools.front_end.estimator.intensities(face)
-    describe = describe and tools.identity is not None
-    descriptor = tools.identity.describe(rgb, face.box) if describe else None
-    return FaceFrame(face.landmarks, aus, descriptor, face)
+    return FaceFrame(face.landmarks, tools.front_end.estimator.intensities(face), None, face)
 
 
 def warp_to_canonical(rgb: np.ndarray, matrix: np.ndarray, size: int = ANALYSIS_SIZE) -> np.ndarray:
@@ -133,20 +170,60 @@ def warp_to_canonical(rgb: np.ndarray, matrix: np.ndarray, size: int = ANALYSIS_
     return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def measurement_key(frames: np.ndarray, tools: Tools, flow_method: str | None, describe: bool,
+                    fps: float | None) -> str:
+    """The store key of ``analyse(frames, tools, flow_method, describe, fps)``."""
+    return clip_key(frames, flow=flow_method, describe=describe, fps=fps,
+                    identity_every=tools.identity_every if describe else None)
+
+
+def describe_frames(digests: list[bytes], valid: np.ndarray, every: int) -> np.ndarray:
+    """(T,) which frames of a clip get an identity descriptor: of its N face frames, the ceil(N / every) whose pixel
+    digests sort first. Chosen by content, not position, so the choice is the same set of frames however they are
+    ordered (a time-shuffled copy of a clip keeps its identity and FD values), and it spreads over the clip like a
+    random draw that is the same on every run. A single image (a template) is always described."""
+    faces = np.flatnonzero(valid)
+    count = -(-len(faces) // max(1, every))
+    chosen = sorted(faces, key=lambda t: (digests[t], t))[:count]
+    described = np.zeros(len(valid), bool)
+    described[chosen] = True
+    return described
+
+
 def analyse(frames: np.ndarray, tools: Tools, flow_method: str | None = "farneback",
-            describe: bool = True, fps: float | None = None) -> ClipAnalysis:
+            describe: bool = True, fps: float | None = None, persist: bool = False, once: bool = False) -> ClipAnalysis:
     """Measure a clip (T, H, W, 3). ``flow_method=None`` skips flow and flicker (a template image);
-    ``describe=False`` skips the identity descriptors (the slowest step, about 0.1 s a frame) when nothing needs
-    them; ``fps`` sets the AU estimator's smoothing in sequence mode."""
-    found = [detect(f, tools, describe) for f in frames]
+    ``describe=False`` skips the identity descriptors (the slowest step) when nothing needs them, otherwise one in
+    ``tools.identity_every`` face frames is described (``describe_frames``); ``fps`` sets the AU estimator's
+    smoothing in sequence mode.
+
+    A clip measured before with the same parameters comes from ``tools.clips`` (metrics/clip_cache.py);
+    ``persist``: also keep it in the store's disk folder (sources and templates), ``once``: keep it in memory for
+    one more read only (a result measured ahead by a worker)."""
+    key = measurement_key(frames, tools, flow_method, describe, fps)
+    clip = tools.clips.get(key, ClipAnalysis, quality.grey)
+    if clip is None:
+        clip = _measure_clip(frames, tools, flow_method, describe, fps)
+        if persist:
+            tools.clips.save(key, clip)
+        if persist or once:
+            tools.clips.remember(key, clip, once=once)
+    return clip
+
+
+def _measure_clip(frames: np.ndarray, tools: Tools, flow_method: str | None, describe: bool,
+                  fps: float | None) -> ClipAnalysis:
+    found = [detect(f, tools, describe=False) for f in frames]
     valid = np.array([f is not None for f in found], dtype=bool)
     aus = np.full((len(frames), 17), np.nan)
     descriptors = np.full((len(frames), 128), np.nan)
     for t, face in enumerate(found):
         if face is not None:
             aus[t] = face.aus
-            if face.descriptor is not None:
-                descriptors[t] = face.descriptor
+    if describe and tools.identity is not None:
+        chosen = describe_frames([frame_digest(f) for f in frames], valid, tools.identity_every)
+        for t in np.flatnonzero(chosen):
+            descriptors[t] = detect(frames[t], tools, describe=True).descriptor
     if valid.sum() >= 2:  # a clip: AUs follow its movement from the first face frame
         aus[valid] = tools.front_end.estimator.sequence([f.face for f in found if f is not None], fps)
     if valid.any():

@@ -8,13 +8,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 
+from metrics.clip_cache import CACHE_ENV, default_cache_dir
 from metrics.frechet import INCEPTION_FILE
 from metrics.motion import FLOW_METHODS
 
 INCEPTION_ENV = "MEGAN_INCEPTION"  # default for --inception
 # A rate that ffmpeg, GIF timing and the AU smoothing can use; high-speed ME cameras reach a few hundred.
 FPS_RANGE = (1.0, 1000.0)
+MAX_WORKERS = 256  # a process each, with its own models (about 300 MB): more is a typo
 
 
 def fps_problem(fps: float, shown: str) -> str | None:
@@ -38,6 +41,19 @@ def parse_fps(text: str) -> float:
 
 
 parse_fps.__name__ = "float"  # argparse names the type in its messages
+
+
+def parse_workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{text}: must be between 1 and {MAX_WORKERS}")
+    return value
+
+
+parse_workers.__name__ = "int"
 
 
 def add_eval_flags(g, standalone: bool) -> None:
@@ -64,6 +80,21 @@ def add_eval_flags(g, standalone: bool) -> None:
                         f"extractor {INCEPTION_FILE} (StyleGAN2-ADA-PyTorch's metrics file; never downloaded). "
                         f"Default: ${INCEPTION_ENV}; without it fid_inception is null")
     g.add_argument("--inception_device", default="cpu", help="torch device for --inception")
+    g.add_argument("--workers", type=parse_workers, default=None, metavar="N",
+                   help="processes that measure clips in parallel (default: the cores this process may use); "
+                        "the numbers are the same with any N")
+    g.add_argument("--cache_dir", default=None, metavar="DIR",
+                   help=f"where source-clip and template measurements are kept between runs (default: "
+                        f"${CACHE_ENV}, else ~/.cache/megan/eval); keyed by the frames' content and the measuring "
+                        f"code's version, so an entry is never stale")
+    g.add_argument("--no_cache", action="store_true", help="measure every clip afresh and keep nothing on disk")
+
+
+def cache_folder(cache_dir, no_cache: bool) -> Path | None:
+    """The measurement cache's folder from --cache_dir / --no_cache: the default folder, the one given, or None."""
+    if no_cache and cache_dir:
+        raise ValueError("--cache_dir and --no_cache contradict each other: give one of them")
+    return None if no_cache else Path(cache_dir) if cache_dir else default_cache_dir()
 
 
 def eval_flag_names() -> tuple[str, ...]:

@@ -35,9 +35,11 @@ import numpy as np
 
 from metrics import frechet, motion
 from metrics.analysis import ClipAnalysis, shared_tools
-from metrics.eval_flags import INCEPTION_ENV, add_eval_flags, fps_problem
+from metrics.clip_cache import ClipStore
+from metrics.eval_flags import INCEPTION_ENV, add_eval_flags, cache_folder, fps_problem
 from metrics.inputs import attach_inputs, find_results
-from metrics.pairs import PairOutcome, evaluate_entry, json_safe, load_codes, parse_group
+from metrics.pairs import PairOutcome, clip_fps, evaluate_entry, json_safe, load_codes, parse_group
+from metrics.parallel import default_workers, measure_ahead
 from metrics.registry import METRICS, NUMERIC
 from openface.au_estimator import calibration_in_use
 
@@ -133,12 +135,22 @@ def default_out(results: Path) -> Path:
     return results / "eval" if results.is_dir() else results.with_name(f"{results.stem}_eval")
 
 
+def _rate_or_none(entry, fps) -> float | None:
+    """The pair's frame rate for measuring ahead; None when it cannot be read (the pair then reports why)."""
+    try:
+        return clip_fps(entry, fps)
+    except Exception:  # noqa: BLE001 - evaluate_entry meets the same problem and records it for the pair
+        return None
 
 
 def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annotations=None, flow="farneback",
              report=True, command: str | None = None, progress: bool = False, inception=None,
-             inception_device: str = "cpu") -> dict:
+             inception_device: str = "cpu", workers: int = 1, cache_dir=None) -> dict:
     """Score every result under ``results``; write metrics.json, metrics.csv and report.html to ``out``.
+
+    ``workers``: processes that measure the clips (metrics/parallel.py; the numbers do not depend on it).
+    ``cache_dir``: a folder where source-clip and template measurements are kept between runs
+    (metrics/clip_cache.py); None keeps them for this call only.
 
     ``inception``: the path of NVIDIA's TorchScript ``inception-2015-12-05.pt`` (or a loaded
     ``frechet.InceptionFeatures``) to compute real Inception FID on ``inception_device``; None leaves
@@ -163,8 +175,11 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
         log.warning("%s", note)
     coded = load_codes(annotations)
     tools = shared_tools()
+    # this call's measured clips (and, with a folder, earlier runs'); the previous call's are let go here
+    tools.clips = ClipStore(Path(cache_dir) if cache_dir else None)
+    rates = [_rate_or_none(entry, fps) for entry in entries]
     outcomes, cache = [], {}
-    for i, entry in enumerate(entries):
+    for i, entry in enumerate(measure_ahead(entries, rates, flow, tools, workers)):  # workers measure ahead
         if progress:
             log.info("[%d/%d] %s", i + 1, len(entries), entry.name)
         try:
@@ -234,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         doc = evaluate(opt.results, opt.sources, opt.templates, opt.out, opt.fps, annotations=opt.annotations,
                        flow=opt.flow, report=not opt.no_report, progress=True,
                        command=shlex.join(["python", "-m", "metrics.evaluate", *argv]),
-                       inception=opt.inception, inception_device=opt.inception_device)
+                       inception=opt.inception, inception_device=opt.inception_device,
+                       workers=opt.workers or default_workers(),
+                       cache_dir=cache_folder(opt.cache_dir, opt.no_cache))
     except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written (read-only, full)
         given = any(a == "--inception" or a.startswith("--inception=") for a in argv)
         from_env = opt.inception and not given and "--inception" in str(err)

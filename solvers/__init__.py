@@ -50,6 +50,8 @@ def create_solver(opt: argparse.Namespace):
 
 
 def create_evaluation(opt: argparse.Namespace):
+    from metrics.eval_flags import cache_folder
+    from metrics.parallel import default_workers
     from solvers.evaluation import EvalSettings, Evaluation, eval_command
 
     if not opt.results:
@@ -57,7 +59,8 @@ def create_evaluation(opt: argparse.Namespace):
     return Evaluation(EvalSettings(
         results=opt.results, sources=opt.sources, templates=opt.templates, out=opt.out, fps=opt.fps,
         annotations=opt.annotations, flow=opt.flow, report=not opt.no_report, inception=opt.inception,
-        inception_device=opt.inception_device, command=eval_command(opt)))
+        inception_device=opt.inception_device, workers=opt.workers or default_workers(),
+        cache_dir=cache_folder(opt.cache_dir, opt.no_cache), command=eval_command(opt)))
 
 
 def resolve_schema(opt: argparse.Namespace):

@@ -27,6 +27,8 @@ class EvalSettings:
     report: bool = True
     inception: str | None = None
     inception_device: str = "cpu"
+    workers: int = 1  # processes measuring clips (metrics/parallel.py)
+    cache_dir: Path | None = None  # measurements kept between runs (metrics/clip_cache.py); None: this run only
     command: str | None = None  # what the report shows as the command that made it
 
 
@@ -43,7 +45,8 @@ class Evaluation:
             doc = evaluate_module.evaluate(s.results, s.sources, s.templates, s.out, s.fps,
                                            annotations=s.annotations, flow=s.flow, report=s.report, progress=True,
                                            command=s.command, inception=inception,
-                                           inception_device=s.inception_device)
+                                           inception_device=s.inception_device, workers=s.workers,
+                                           cache_dir=s.cache_dir)
         except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written
             if inception and not s.inception and "--inception" in str(err):  # say where the path came from
                 raise type(err)(f"{err} (--inception came from ${evaluate_module.INCEPTION_ENV}={inception})") from err
