@@ -13,6 +13,7 @@ streamed in pair order, so only a few measured results wait in memory at any tim
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -73,15 +74,30 @@ def _measure(job: ClipJob) -> tuple[str, object] | None:
 
 
 def source_jobs(entries: list[ResultEntry], rates: list[float], flow: str) -> list[ClipJob]:
-    """The source clips and templates of a batch, each once, as ``evaluate_entry`` will measure them."""
+    """The source clips and templates of a batch, each once, as ``evaluate_entry`` will measure them. "Once" is by
+    content: the MEGC2021 package holds each clip under two template names, and two workers measuring the same
+    frames at the same time would each pay for them."""
     jobs: dict[tuple, ClipJob] = {}
     for entry, rate in zip(entries, rates):
         sources = [entry.source, getattr(entry, "control", None)]  # a wrong-clip control is measured as a source
         for seq in (s for s in sources if s is not None):
-            jobs.setdefault((str(seq.path), flow, rate), ClipJob(seq, flow, True, rate, True, False))
+            jobs.setdefault((file_digest(seq), flow, rate), ClipJob(seq, flow, True, rate, True, False))
         if entry.template is not None:
-            jobs.setdefault((str(entry.template),), ClipJob(entry.template, None, True, None, True, False))
+            jobs.setdefault((file_digest(entry.template),), ClipJob(entry.template, None, True, None, True, False))
     return list(jobs.values())
+
+
+def file_digest(clip: Sequence | Path) -> str:
+    """A digest of the bytes of a clip's files (its frames in order, or its video), or of one image; a file that
+    cannot be read gives its path instead (the pair reports the problem when it measures the clip itself)."""
+    digest = hashlib.blake2b(digest_size=16)
+    paths = [clip] if isinstance(clip, Path) else clip.frames if clip.frames is not None else [clip.path]
+    try:
+        for path in paths:
+            digest.update(Path(path).read_bytes())
+    except OSError:
+        return f"unreadable {[str(p) for p in paths]}"
+    return digest.hexdigest()
 
 
 def result_job(entry: ResultEntry, rate: float, flow: str) -> ClipJob:

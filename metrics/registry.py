@@ -48,10 +48,11 @@ _ENTRIES = (
     Metric("facs_recall_source", "AU fidelity", "higher", "0..1", 1.0, "--annotations and source",
            "the same on the real source clip: the most the AU estimator can confirm", au.facs_recall),
     Metric("identity_distance", "identity", "lower", "0..2", 0.0, "template",
-           "mean Euclidean distance of dlib's 128-d face descriptor between the template and each result frame "
-           f"(same person below {identity.SAME_PERSON_THRESHOLD})", identity.mean_distance),
+           "mean Euclidean distance of dlib's 128-d face descriptor between the template and each described result "
+           f"frame (a quarter of the face frames, chosen by content; same person below "
+           f"{identity.SAME_PERSON_THRESHOLD})", identity.mean_distance),
     Metric("identity_same_rate", "identity", "higher", "0..1", 1.0, "template",
-           f"share of result frames within dlib's same-person threshold {identity.SAME_PERSON_THRESHOLD} "
+           f"share of described result frames within dlib's same-person threshold {identity.SAME_PERSON_THRESHOLD} "
            "of the template", identity.same_person_rate),
     Metric("onset_fidelity", "identity", "higher", "-1..1", 1.0, "template",
            "SSIM of the result's onset frame against the template inside the expression regions: low when the "
@@ -78,7 +79,7 @@ _ENTRIES = (
            "mean frame-to-frame grey-level change outside the expression regions beyond the source's own change "
            "at the same time, clipped at 0 (grey levels per frame)", quality.flicker),
     Metric("fd_dlib128", "image quality", "lower", "0..inf", 0.0, "source",
-           "Frechet distance between the dlib-128 descriptors of the real source frames and the result frames "
+           "Frechet distance between the dlib-128 descriptors of the described real source frames and result frames "
            "(not Inception FID)", frechet.frechet_distance),
     Metric("fid_inception", "image quality", "lower", "0..inf", 0.0, "source and --inception weights",
            "Frechet distance between the Inception-v3 pool features (2048-d, NVIDIA's TorchScript "
