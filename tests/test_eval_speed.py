@@ -119,7 +119,7 @@ def test_the_key_follows_pixels_parameters_and_code_version(monkeypatch):
 def test_measuring_version_covers_the_measuring_code():
     files = {p.relative_to(ROOT).as_posix() for p in clip_cache._measuring_files()}
     assert {"metrics/analysis.py", "metrics/motion.py", "metrics/identity.py", "openface/au_estimator.py",
-            "openface/landmarks.py", "openface/au_calibration.json"} <= files
+            "openface/landmarks.py", "openface/au_calibration.json", "catalog/au_schema.py"} <= files
 
 
 def test_a_stored_clip_comes_back_identical(tmp_path):
