@@ -5,7 +5,9 @@ Plain helper functions live in tests/helpers/; this file only holds fixtures and
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,15 @@ torch.set_num_threads(2)  # CI has 2 cores; fixed thread count also keeps CPU re
 # into them; the tests that need these variables set them themselves.
 for _variable in ("MEGAN_AU_CALIBRATION", "MEGAN_INCEPTION"):
     os.environ.pop(_variable, None)
+# Evaluations through main.py keep source measurements in the default cache folder: a throw-away one for the
+# session, never the developer's ~/.cache (removed at the end).
+os.environ["MEGAN_CACHE"] = tempfile.mkdtemp(prefix="megan-test-cache-")
 
 HEAVY_KINDS = ("ddp", "compile", "onnx", "visdom", "browser")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(os.environ.get("MEGAN_CACHE", ""), ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
