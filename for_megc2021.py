@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from media.images import list_images, load_rgb, natural_key
 from monitor.logs import setup_logging
-from options import build_parser, explicit_flags
+from options import build_parser, check_mode_flags, explicit_flags
 from solvers import generation_checkpoint, pairs, speed_settings, trajectory_settings, write_videos
 from solvers.distributed import select_device
 from solvers.run_folder import remove_stale_temp
@@ -76,6 +76,7 @@ def parse(argv: list[str] | None):
         parser.error("--clips needs --templates")
     for flag, why in not_for_a_batch(opt):
         parser.error(f"{flag} does not apply to for_megc2021.py{why}")
+    check_mode_flags(parser, opt)  # as main.py --mode test: a flag test mode does not read is refused or warned
     return opt
 
 

@@ -51,7 +51,8 @@ class AUSchema:
         arr = np.asarray(vec, dtype=np.float64).reshape(-1)
         if arr.size != self.n:
             raise ValueError(f"{where}: AU vector has {arr.size} values, schema '{self.key}' expects {self.n} "
-                             f"({', '.join(self.names)}). Use --aus_schema to pick the right schema.")
+                             f"({', '.join(self.names)}). In training --aus_schema picks the schema; in test mode the "
+                             f"checkpoint's generator decides it: give AUs of that schema")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{where}: AU vector contains NaN or inf: {arr.tolist()}")
         bad = self.out_of_range(arr)

@@ -238,7 +238,59 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     opt = parser.parse_args(argv)
     opt.explicit = sorted(explicit_flags(parser, argv))
     opt.argv = list(argv)  # the command line as parsed, for the run folder's command.txt
+    if opt.mode == "test" and "results" in opt.explicit:  # ULME-GAN's --results: where test mode writes
+        if "results_dir" in opt.explicit and opt.results_dir != opt.results:
+            parser.error(f"--results {opt.results} and --results_dir {opt.results_dir}: in test mode both name the "
+                         f"output folder (--results is ULME-GAN's spelling); give one")
+        opt.results_dir = opt.results
+    check_mode_flags(parser, opt)
     return opt
+
+
+# Which modes read each group of flags (the group titles above); a flag outside its group's modes is listed in
+# READ_ELSEWHERE with the other modes that read it.
+GROUP_MODES = {"data": {"train"}, "model": {"train"}, "training": {"train"}, "logging": {"train"}, "test": {"test"},
+               "N2ME": {"test"}, "eval": {"eval"}}
+READ_ELSEWHERE = {
+    "gpu_ids": set(MODES), "no_progress": set(MODES), "mode": set(MODES),
+    "data_root": {"test"}, "batch_size": {"test"}, "max_dataset_size": {"test"}, "clip_aus": {"test"},
+    "ckpt_dir": {"test"}, "load_epoch": {"test"}, "ckpt_format": {"test"}, "seed": {"test"},
+    "amp": {"test"}, "fast_path": {"test"}, "compile": {"test"}, "channels_last": {"test"},
+    "fps": {"eval"}, "results": {"test"},  # test mode: ULME-GAN's name for --results_dir
+}
+# Typed where its mode does not read it, these change nothing the user can see, so the command would quietly do
+# something else than asked: an error. Any other such flag gets a warning (the seeds' own commands pass some of them
+# harmlessly: ULME-GAN's test command carries --serial_batches and --n_threads, its training command --pre_treatment).
+REFUSED = {
+    ("test", "out"): "eval mode's output folder; test mode writes to --results_dir",
+    ("test", "aus_file"): "training's AU table; test mode reads the AU table inside --data_root (or --aus_matrix)",
+    ("test", "imgs_dir"): "training's image sub-folder; test mode reads --data_root/imgs and imgs2",
+    ("test", "aus_schema"): "the checkpoint's generator decides the AU schema in test mode; give AUs of that schema",
+    ("test", "aus_nc"): "the checkpoint's generator decides the number of AUs in test mode",
+    ("train", "ckpt"): "test mode's checkpoint file; to fine-tune, give --ckpt_dir RUN --load_epoch N",
+    ("eval", "data_root"): "eval reads --results (and --sources, --templates)",
+}
+
+
+def check_mode_flags(parser: argparse.ArgumentParser, opt: argparse.Namespace) -> None:
+    """A typed flag the chosen mode does not read: an error naming flag and mode (REFUSED, and flags that
+    contradict each other), else a warning on stderr."""
+    mode = opt.mode
+    typed = set(opt.explicit)
+    if mode == "test" and {"ckpt", "ckpt_dir"} <= typed:
+        parser.error("--ckpt and --ckpt_dir both name the checkpoint in test mode: give one")
+    owner = {action.dest: next(key for key in GROUP_MODES if (group.title or "").startswith(key))
+             for group in parser._action_groups for action in group._group_actions
+             if any((group.title or "").startswith(key) for key in GROUP_MODES)}
+    for dest in sorted(typed):
+        modes = GROUP_MODES.get(owner.get(dest), set(MODES)) | READ_ELSEWHERE.get(dest, set())
+        if mode in modes:
+            continue
+        flag = f"--{dest}"
+        if (mode, dest) in REFUSED:
+            parser.error(f"{flag} does not apply to --mode {mode}: it is {REFUSED[mode, dest]}")
+        print(f"warning: {flag} does not apply to --mode {mode} (it is read by --mode {'/'.join(sorted(modes))}); "
+              f"ignored", file=sys.stderr)
 
 
 def explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:

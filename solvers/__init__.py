@@ -245,6 +245,9 @@ def generation_checkpoint(opt: argparse.Namespace) -> Path:
 
     fmt = getattr(opt, "ckpt_format", "auto")
     typed_dir = "ckpt_dir" in opt.explicit  # main.py and for_megc2021.py both record the flags typed
+    if opt.ckpt and "load_epoch" in opt.explicit and Path(opt.ckpt).is_file():
+        raise ValueError(f"--ckpt {opt.ckpt} names one checkpoint file, so --load_epoch {opt.load_epoch} would be "
+                         f"ignored: give --ckpt FILE alone, or --ckpt RUN_FOLDER --load_epoch N")
     if not opt.ckpt and not typed_dir:
         if not BUNDLED_CHECKPOINT.is_file():
             raise FileNotFoundError(f"no --ckpt or --ckpt_dir given, and the bundled model {BUNDLED_CHECKPOINT} is "

@@ -1,0 +1,62 @@
+"""A flag that does not apply to the chosen mode is an error or a warning naming flag and mode, never silently
+ignored; the seeds' flags keep their meaning (issue 23 items 10 and 11)."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import ROOT
+from main import main
+from options import parse
+
+MATRIX = ROOT / "examples" / "au_matrices" / "positive.csv"
+
+
+def refused(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        parse(argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--mode", "test", "--out", "x"], "--out does not apply to --mode test: it is eval mode's output folder"),
+    (["--mode", "test", "--aus_file", "NOPE.csv"], "--aus_file does not apply to --mode test"),
+    (["--mode", "test", "--imgs_dir", "NOPE"], "--imgs_dir does not apply to --mode test"),
+    (["--mode", "test", "--aus_schema", "n2me18"], "the checkpoint's generator decides the AU schema"),
+    (["--mode", "train", "--ckpt", "x.pth"], "--ckpt does not apply to --mode train"),
+    (["--mode", "eval", "--results", "R", "--data_root", "D"], "--data_root does not apply to --mode eval"),
+    (["--mode", "test", "--ckpt", "a.pth", "--ckpt_dir", "RUN"], "--ckpt and --ckpt_dir both name the checkpoint"),
+    (["--mode", "test", "--results", "a", "--results_dir", "b"], "give one")])
+def test_flags_a_mode_would_ignore_are_refused(capsys, argv, says):
+    assert says in refused(argv, capsys)
+
+
+def test_other_flags_a_mode_does_not_read_are_warned_about(capsys):
+    # ULME-GAN's own test command carries --serial_batches and --n_threads: harmless, so a warning, not an error
+    opt = parse(["--mode", "test", "--serial_batches", "--n_threads", "0", "--gpu_ids", "-1"])
+    err = capsys.readouterr().err
+    assert "warning: --serial_batches does not apply to --mode test" in err and "--n_threads" in err
+    assert opt.mode == "test"
+    parse(["--mode", "test", "--data_root", "D", "--batch_size", "4", "--max_dataset_size", "9", "--fps", "30"])
+    assert capsys.readouterr().err == ""  # what test mode reads is taken silently
+
+
+def test_ulme_results_flag_is_where_test_mode_writes(tmp_path):
+    template = tmp_path / "t.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(template)
+    assert main(["--mode", "test", "--aus_matrix", str(MATRIX), "--template", str(template), "--results",
+                 str(tmp_path / "seed_style"), "--gpu_ids", "-1", "--no_progress", "--no_video",
+                 "--max_dataset_size", "2", "--output_size", "128"]) == 0
+    (run,) = list((tmp_path / "seed_style").iterdir())
+    assert json.loads((run / "run.json").read_text())["frames"] == 2
+
+
+def test_ckpt_file_with_load_epoch_is_refused(tmp_path, capsys):
+    checkpoint = tmp_path / "epoch_0001.pth"
+    checkpoint.write_bytes(b"x")
+    assert main(["--mode", "test", "--ckpt", str(checkpoint), "--load_epoch", "7", "--aus_matrix", str(MATRIX),
+                 "--gpu_ids", "-1"]) == 2
+    assert f"--ckpt {checkpoint} names one checkpoint file, so --load_epoch 7 would be ignored" in \
+        capsys.readouterr().err
