@@ -41,6 +41,7 @@ from solvers.tester import (
     SequenceGenerator,
     SequenceResult,
     apex_still,
+    check_output_folder,
     generate_sequence,
     template_pixels,
     unique_folder,
@@ -161,6 +162,7 @@ def run_batch(opt) -> int:
         for pair in pairs:
             print(f"{pair.name}: {pair.clip_dir} x {pair.template or 'imgs2/'} -> {results_dir / pair.name}_{suffix}")
         return 0
+    check_output_folder(results_dir, "--results_dir")
     results_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp(results_dir)  # hidden half-written result folders of a killed batch
     index_path, sheet_path = batch_output_paths(results_dir)

@@ -53,6 +53,16 @@ class _AUUnpickler(pickle.Unpickler):
         )
 
 
+def read_text(path: Path) -> str:
+    """A CSV or JSON file as text: UTF-8, with or without the byte-order mark Excel writes ("CSV UTF-8"). Another
+    encoding is an error naming the file and the fix (before: a bare codec message, or a '\\ufeffframe' column)."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8 (in Excel: "
+                         f"'CSV UTF-8')") from None
+
+
 def _read_pickle(path: Path) -> dict:
     with open(path, "rb") as fh:
         try:
@@ -67,7 +77,7 @@ def _read_pickle(path: Path) -> dict:
 
 
 def _read_csv(path: Path, schema: AUSchema) -> dict:
-    with open(path, newline="") as fh:
+    with io.StringIO(read_text(path), newline="") as fh:
         reader = csv.reader(fh, skipinitialspace=True)
         header = next(reader, None)
         if header is None:
@@ -89,7 +99,7 @@ def _read_csv(path: Path, schema: AUSchema) -> dict:
 
 def _read_json(path: Path) -> dict:
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: invalid JSON ({exc})") from exc
     if not isinstance(raw, dict):

@@ -11,6 +11,7 @@ An "AU matrix" (a table of AU vectors, one row per output frame) can drive the t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from catalog.au_schema import OPENFACE_AUS, AUSchema
-from data.au_table import AU_TABLE_NAMES, load_au_table
+from data.au_table import AU_TABLE_NAMES, load_au_table, read_text
 from media.images import describe_gaps, list_images, load_rgb, numbering_gaps
 from openface.csv_io import read_openface_csv
 
@@ -211,8 +212,8 @@ def read_au_matrix(path: str | Path, schema: AUSchema, clip_aus: bool = False) -
 
 def _json_matrix(path: Path, schema: AUSchema) -> np.ndarray:
     try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: invalid JSON ({exc})") from None
     if not isinstance(raw, list):
         raise ValueError(f"{path}: an AU matrix is a JSON list of {schema.n}-value AU vectors (one per frame), got "
@@ -230,7 +231,7 @@ def _json_matrix(path: Path, schema: AUSchema) -> np.ndarray:
 
 
 def _csv_matrix(path: Path, schema: AUSchema) -> np.ndarray:
-    with open(path, newline="") as fh:
+    with io.StringIO(read_text(path), newline="") as fh:
         reader = csv.reader(fh, skipinitialspace=True)
         header = [c.strip() for c in next(reader, [])]
         body = [(line, r) for line, r in enumerate(reader, start=2) if any(c.strip() for c in r)]

@@ -300,14 +300,18 @@ def load_clips(p: argparse.ArgumentParser, args) -> tuple[list[ClipData], str]:
     if args.megc_root:
         if args.openface_csvs:
             p.error("--openface_csvs goes with --clips; an MEGC package carries its CSVs in <pair>/csvs/")
-        return [clip_data(c) for c in measured_clips(Path(args.megc_root), cache)], PER_FRAME_KIND
-    if not args.openface_csvs:
-        p.error("--clips needs --openface_csvs: the folder with OpenFace's output for those clips")
-    measured = measured_clips(Path(args.clips), cache, lambda root: measure_tree(root, Path(args.openface_csvs)))
+        measured, where = measured_clips(Path(args.megc_root), cache), f"--megc_root {args.megc_root}"
+    else:
+        if not args.openface_csvs:
+            p.error("--clips needs --openface_csvs: the folder with OpenFace's output for those clips")
+        measured = measured_clips(Path(args.clips), cache, lambda root: measure_tree(root, Path(args.openface_csvs)))
+        where = f"--clips {args.clips}"
     clips = [clip_data(c) for c in measured if len(c.frames) >= 2]
-    if len(clips) < 3:
-        p.error(f"--clips {args.clips}: {len(clips)} clips with 2 or more measured frames; leave-one-clip-out needs 3")
-    return clips, tree_kind(Path(args.clips), Path(args.openface_csvs))
+    # a fit is scored leave-one-clip-out (3 clips at least); --check scores a calibration on any clip
+    needed, why = (1, "--check needs 1") if args.check else (3, "leave-one-clip-out needs 3")
+    if len(clips) < needed:
+        p.error(f"{where}: {len(clips)} clips with 2 or more measured frames; {why}")
+    return clips, PER_FRAME_KIND if args.megc_root else tree_kind(Path(args.clips), Path(args.openface_csvs))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,15 @@ def _number(kind, low=None, high=None, what=""):
     return parse_value
 
 
+def gpu_list(text: str) -> str:
+    """--gpu_ids: -1 (CPU) or a comma list of GPU numbers (0 or 0,1), checked here; kept as typed."""
+    parts = [x for x in text.replace(" ", "").split(",") if x]
+    if not parts or not all(x.lstrip("-").isdigit() and int(x) >= -1 for x in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give -1 for the CPU, or GPU numbers such as 0 or 0,1")
+    return text
+
+
+gpu_list.__name__ = "GPU list"  # argparse names the type in its messages
 POSITIVE_INT = _number(int, 1)
 NON_NEGATIVE_INT = _number(int, 0)
 NON_NEGATIVE = _number(float, 0)
@@ -88,7 +97,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--gpu_ids", default="0", help="e.g. 0 or 0,1; -1 for CPU (no GPU also means CPU)")
+    g.add_argument("--gpu_ids", type=gpu_list, default="0", help="e.g. 0 or 0,1; -1 for CPU (no GPU also means CPU)")
     g.add_argument("--ckpt_dir", default="./ckpts",
                    help="where run folders are made; with --load_epoch or --resume: the run folder to load from")
     g.add_argument("--name", default=None, help="run folder name (None: <model>_<YYMMDD_HHMMSS>)")

@@ -290,6 +290,12 @@ def publish(tmp: Path, out_dir: Path) -> Path:
             target = unique_folder(out_dir)
 
 
+def check_output_folder(folder: Path, flag: str) -> None:
+    """An output folder that is a file: one line naming it (before: '[Errno 17] File exists')."""
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{flag} {folder} is a file: give a folder (created if missing)")
+
+
 def resolved_au_mode(au_mode: str, template: Template) -> str:
     """``auto``: relative when the template's AUs are known. Relative driving keeps the driving person's resting
     AUs off the template (its onset frame is the template); measured against absolute in docs/bundled_model.md."""
@@ -363,6 +369,10 @@ class Tester:
     clip_aus: bool = False  # --clip_aus: clip out-of-range AUs (counted) instead of stopping
 
     def run(self) -> SequenceResult:
+        check_output_folder(self.results_dir, "--results_dir")
+        if self.data_root is not None and not self.data_root.is_dir():
+            what = "not a folder" if self.data_root.exists() else "no such folder"
+            raise FileNotFoundError(f"--data_root {self.data_root}: {what}; give a pair folder with imgs/ (and imgs2/)")
         model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp, self.speed)
         clip, template = self._inputs(model.schema)
         name = f"{clip.name}_{model.model_args['name']}_{model.epoch}_{self.traj.folder_tag()}"

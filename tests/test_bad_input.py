@@ -631,3 +631,19 @@ def test_a_frame_of_another_size_in_a_measured_clip_is_an_error_naming_it():
               ("img3.jpg", np.zeros((80, 60, 3), np.uint8))]
     with pytest.raises(ValueError, match=r"img3.jpg: 60x80 px, but the clip's first frame img1.jpg is 48x64"):
         measure_images(frames, ("AU01",), NotReached())
+
+
+def test_au_matrix_from_excel_or_in_latin1_is_read_or_named(tmp_path):
+    """Issue 23 item 15: Excel's "CSV UTF-8" starts with a byte-order mark (before: unknown column '\\ufeffframe');
+    a latin-1 file's error names the file and the fix."""
+    text = "frame,AU12\n0,1.5\n1,2.5\n"
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    clip = read_au_matrix(tmp_path / "excel.csv", OPENFACE_17)
+    assert clip.aus[:, OPENFACE_17.names.index("AU12")].tolist() == [1.5, 2.5]
+    (tmp_path / "latin1.csv").write_bytes("frame,AU12\n0,1.5 # é\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.csv: not UTF-8 text .*save it as UTF-8"):
+        read_au_matrix(tmp_path / "latin1.csv", OPENFACE_17)
+    table = tmp_path / "aus.csv"
+    table.write_bytes(b"\xef\xbb\xbfname," + ",".join(OPENFACE_17.names).encode() + b"\nimg1," +
+                      ",".join(["0.5"] * 17).encode() + b"\n")
+    assert load_au_table(table, OPENFACE_17)["img1"].tolist() == [0.5] * 17

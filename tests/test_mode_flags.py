@@ -60,3 +60,27 @@ def test_ckpt_file_with_load_epoch_is_refused(tmp_path, capsys):
                  "--gpu_ids", "-1"]) == 2
     assert f"--ckpt {checkpoint} names one checkpoint file, so --load_epoch 7 would be ignored" in \
         capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ issue 23 item 17: messages that say what and where
+
+def test_bad_gpu_ids_results_dir_and_data_root_are_named(tmp_path, capsys):
+    assert "--gpu_ids: 'abc': give -1 for the CPU, or GPU numbers" in refused(["--gpu_ids", "abc"], capsys)
+    (tmp_path / "file").write_text("x")
+    assert main(["--mode", "test", "--gpu_ids", "-1", "--results_dir", str(tmp_path / "file"), "--aus_matrix",
+                 str(MATRIX)]) == 2
+    assert f"--results_dir {tmp_path / 'file'} is a file: give a folder" in capsys.readouterr().err
+    assert main(["--mode", "test", "--gpu_ids", "-1", "--data_root", str(tmp_path / "NOPE")]) == 2
+    assert f"--data_root {tmp_path / 'NOPE'}: no such folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_calibrate_on_too_few_clips_is_one_line_not_a_table_of_nan(tmp_path, capsys, check):
+    from openface import calibrate
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        calibrate.main(["--megc_root", str(tmp_path / "empty"), "--out", str(tmp_path / "c.json"), *check])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "0 clips with 2 or more measured frames" in err
+    assert ("--check needs 1" if check else "leave-one-clip-out needs 3") in err and not (tmp_path / "c.json").exists()
