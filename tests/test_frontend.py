@@ -276,3 +276,27 @@ def test_prepare_out_that_is_a_file_or_in_use_is_one_line(tmp_path, capsys):
     (busy / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
     assert prepare_main([str(tmp_path / "in"), str(busy), "--no_progress"]) == 2
     assert "being written by another openface.prepare run" in capsys.readouterr().err
+
+
+def test_prepare_on_a_full_disk_leaves_no_partial_crop(tmp_path, monkeypatch):
+    """Issue 23 item 12: the crop is written under a temporary name and renamed, so a full disk leaves no partial
+    PNG (main() turns the OSError into one line, exit 2)."""
+    import errno
+    import threading
+
+    from openface import prepare
+
+    (tmp_path / "imgs").mkdir()
+    monkeypatch.setattr(prepare, "_OUT", tmp_path)
+    monkeypatch.setattr(prepare, "_LOG_LOCK", threading.Lock())
+    (tmp_path / "in.jpg").write_bytes(b"x")
+
+    def full(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    item = prepare.Item("face", tmp_path / "in.jpg")
+    with pytest.raises(OSError, match="No space left"):
+        prepare._keep({"name": "face", "status": "ok"}, np.zeros((4, 4, 3), np.uint8), item)
+    assert list((tmp_path / "imgs").iterdir()) == [] and not (tmp_path / "faces.jsonl").exists()
