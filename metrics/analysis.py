@@ -22,15 +22,15 @@ from openface.align import apply_affine, canonical_matrix
 
 ANALYSIS_SIZE = 128  # the MEGC clips' own size; larger results are reduced to it
 # dlib's descriptor was 85 % of the measuring time (about 80 ms a frame on one core). Within a clip the face is one
-# person and changes little, so identity_distance / identity_same_rate / fd_dlib128 are taken over a quarter of the
-# face frames (describe_frames); on the 12 MEGC2021 pairs of ULME-GAN that moved them by at most 0.008 / 0 / 0.004
-# per pair (docs/benchmarks.md, "identity subsample").
-IDENTITY_EVERY = 4
+# person and changes little, so identity_distance / identity_same_rate / fd_dlib128 are taken over every 6th face
+# frame (describe_frames); on the 12 MEGC2021 pairs of ULME-GAN that moved them by at most 0.004 / 0 / 0.007 per pair
+# whichever frame the sixths start from (docs/benchmarks.md, "identity subsample"). --identity_every 1: every frame.
+IDENTITY_EVERY = 6
 
 
 class Tools:
     """The heavy models, loaded on first use and shared by every clip: the face front end and dlib's descriptor,
-    and the store of measured clips (``metrics/clip_cache.py``). ``identity_every``: identity descriptors on one in
+    and the store of measured clips (``metrics/clip_cache.py``). ``identity_every``: identity descriptors on every
     so many face frames of a clip (``describe_frames``; 1: every frame)."""
 
     def __init__(self, identity: bool = True, store: ClipStore | None = None, identity_every: int = IDENTITY_EVERY):
@@ -177,24 +177,21 @@ def measurement_key(frames: np.ndarray, tools: Tools, flow_method: str | None, d
                     identity_every=tools.identity_every if describe else None)
 
 
-def describe_frames(digests: list[bytes], valid: np.ndarray, every: int) -> np.ndarray:
-    """(T,) which frames of a clip get an identity descriptor: of its N face frames, the ceil(N / every) whose pixel
-    digests sort first. Chosen by content, not position, so the choice is the same set of frames however they are
-    ordered (a time-shuffled copy of a clip keeps its identity and FD values), and it spreads over the clip like a
-    random draw that is the same on every run. A single image (a template) is always described."""
-    faces = np.flatnonzero(valid)
-    count = -(-len(faces) // max(1, every))
-    chosen = sorted(faces, key=lambda t: (digests[t], t))[:count]
+def describe_frames(valid: np.ndarray, every: int) -> np.ndarray:
+    """(T,) which frames of a clip get an identity descriptor: every ``every``-th face frame, from the first
+    (frames without a face are skipped, not counted). Evenly spread in time, so the means over them follow the
+    whole clip's closely (a random draw of as many frames moved them about twice as much on the MEGC2021 pairs);
+    a single image (a template) is always described."""
     described = np.zeros(len(valid), bool)
-    described[chosen] = True
+    described[np.flatnonzero(valid)[::max(1, every)]] = True
     return described
 
 
 def analyse(frames: np.ndarray, tools: Tools, flow_method: str | None = "farneback",
             describe: bool = True, fps: float | None = None, persist: bool = False, once: bool = False) -> ClipAnalysis:
     """Measure a clip (T, H, W, 3). ``flow_method=None`` skips flow and flicker (a template image);
-    ``describe=False`` skips the identity descriptors (the slowest step) when nothing needs them, otherwise one in
-    ``tools.identity_every`` face frames is described (``describe_frames``); ``fps`` sets the AU estimator's
+    ``describe=False`` skips the identity descriptors (the slowest step) when nothing needs them, otherwise every
+    ``tools.identity_every``-th face frame is described (``describe_frames``); ``fps`` sets the AU estimator's
     smoothing in sequence mode.
 
     A clip measured before with the same parameters comes from ``tools.clips`` (metrics/clip_cache.py);
@@ -221,7 +218,7 @@ def _measure_clip(frames: np.ndarray, tools: Tools, flow_method: str | None, des
         if face is not None:
             aus[t] = face.aus
     if describe and tools.identity is not None:
-        chosen = describe_frames([frame_digest(f) for f in frames], valid, tools.identity_every)
+        chosen = describe_frames(valid, tools.identity_every)
         for t in np.flatnonzero(chosen):
             descriptors[t] = detect(frames[t], tools, describe=True).descriptor
     if valid.sum() >= 2:  # a clip: AUs follow its movement from the first face frame

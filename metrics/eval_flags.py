@@ -10,6 +10,7 @@ import math
 import os
 from pathlib import Path
 
+from metrics.analysis import IDENTITY_EVERY
 from metrics.clip_cache import CACHE_ENV, default_cache_dir
 from metrics.frechet import INCEPTION_FILE
 from metrics.motion import FLOW_METHODS
@@ -44,6 +45,7 @@ parse_fps.__name__ = "float"  # argparse names the type in its messages
 
 
 def parse_workers(text: str) -> int:
+    """A count from 1 to MAX_WORKERS (--workers, --identity_every), checked while parsing."""
     try:
         value = int(text)
     except ValueError:
@@ -88,6 +90,9 @@ def add_eval_flags(g, standalone: bool) -> None:
                         f"${CACHE_ENV}, else ~/.cache/megan/eval); keyed by the frames' content and the measuring "
                         f"code's version, so an entry is never stale")
     g.add_argument("--no_cache", action="store_true", help="measure every clip afresh and keep nothing on disk")
+    g.add_argument("--identity_every", type=parse_workers, default=IDENTITY_EVERY, metavar="K",
+                   help=f"dlib identity descriptors on every K-th face frame (default {IDENTITY_EVERY}: dlib is the "
+                        "slowest measurement; 1: every frame, the exact means)")
 
 
 def cache_folder(cache_dir, no_cache: bool) -> Path | None:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from metrics import frechet, motion
-from metrics.analysis import ClipAnalysis, shared_tools
+from metrics.analysis import IDENTITY_EVERY, ClipAnalysis, shared_tools
 from metrics.clip_cache import ClipStore
 from metrics.eval_flags import INCEPTION_ENV, add_eval_flags, cache_folder, fps_problem
 from metrics.inputs import attach_inputs, find_results
@@ -145,12 +145,14 @@ def _rate_or_none(entry, fps) -> float | None:
 
 def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annotations=None, flow="farneback",
              report=True, command: str | None = None, progress: bool = False, inception=None,
-             inception_device: str = "cpu", workers: int = 1, cache_dir=None) -> dict:
+             inception_device: str = "cpu", workers: int = 1, cache_dir=None,
+             identity_every: int = IDENTITY_EVERY) -> dict:
     """Score every result under ``results``; write metrics.json, metrics.csv and report.html to ``out``.
 
     ``workers``: processes that measure the clips (metrics/parallel.py; the numbers do not depend on it).
     ``cache_dir``: a folder where source-clip and template measurements are kept between runs
-    (metrics/clip_cache.py); None keeps them for this call only.
+    (metrics/clip_cache.py); None keeps them for this call only. ``identity_every``: dlib descriptors on every
+    so many face frames (metrics/analysis.py: describe_frames; 1: all).
 
     ``inception``: the path of NVIDIA's TorchScript ``inception-2015-12-05.pt`` (or a loaded
     ``frechet.InceptionFeatures``) to compute real Inception FID on ``inception_device``; None leaves
@@ -177,6 +179,7 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
     tools = shared_tools()
     # this call's measured clips (and, with a folder, earlier runs'); the previous call's are let go here
     tools.clips = ClipStore(Path(cache_dir) if cache_dir else None)
+    tools.identity_every = identity_every
     rates = [_rate_or_none(entry, fps) for entry in entries]
     outcomes, cache = [], {}
     for i, entry in enumerate(measure_ahead(entries, rates, flow, tools, workers)):  # workers measure ahead
@@ -201,7 +204,7 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
                    "inception": str(extractor.path) if extractor else None,
                    "inception_sha256": sha256(extractor.path) if extractor else None,
                    "inception_device": str(extractor.device) if extractor else None,
-                   "au_calibration": calibration_in_use()},
+                   "au_calibration": calibration_in_use(), "identity_every": identity_every},
         "versions": versions(),
         "seconds": None,
         "pairs": records,
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                        command=shlex.join(["python", "-m", "metrics.evaluate", *argv]),
                        inception=opt.inception, inception_device=opt.inception_device,
                        workers=opt.workers or default_workers(),
-                       cache_dir=cache_folder(opt.cache_dir, opt.no_cache))
+                       cache_dir=cache_folder(opt.cache_dir, opt.no_cache), identity_every=opt.identity_every)
     except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written (read-only, full)
         given = any(a == "--inception" or a.startswith("--inception=") for a in argv)
         from_env = opt.inception and not given and "--inception" in str(err)

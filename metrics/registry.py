@@ -49,7 +49,7 @@ _ENTRIES = (
            "the same on the real source clip: the most the AU estimator can confirm", au.facs_recall),
     Metric("identity_distance", "identity", "lower", "0..2", 0.0, "template",
            "mean Euclidean distance of dlib's 128-d face descriptor between the template and each described result "
-           f"frame (a quarter of the face frames, chosen by content; same person below "
+           f"frame (every 6th face frame by default, --identity_every; same person below "
            f"{identity.SAME_PERSON_THRESHOLD})", identity.mean_distance),
     Metric("identity_same_rate", "identity", "higher", "0..1", 1.0, "template",
            f"share of described result frames within dlib's same-person threshold {identity.SAME_PERSON_THRESHOLD} "

@@ -60,7 +60,8 @@ def create_evaluation(opt: argparse.Namespace):
         results=opt.results, sources=opt.sources, templates=opt.templates, out=opt.out, fps=opt.fps,
         annotations=opt.annotations, flow=opt.flow, report=not opt.no_report, inception=opt.inception,
         inception_device=opt.inception_device, workers=opt.workers or default_workers(),
-        cache_dir=cache_folder(opt.cache_dir, opt.no_cache), command=eval_command(opt)))
+        cache_dir=cache_folder(opt.cache_dir, opt.no_cache), identity_every=opt.identity_every,
+        command=eval_command(opt)))
 
 
 def resolve_schema(opt: argparse.Namespace):

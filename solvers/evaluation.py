@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metrics import evaluate as evaluate_module
+from metrics.analysis import IDENTITY_EVERY
 from metrics.eval_flags import eval_flag_names
 
 
@@ -29,6 +30,7 @@ class EvalSettings:
     inception_device: str = "cpu"
     workers: int = 1  # processes measuring clips (metrics/parallel.py)
     cache_dir: Path | None = None  # measurements kept between runs (metrics/clip_cache.py); None: this run only
+    identity_every: int = IDENTITY_EVERY  # dlib descriptors on every so many face frames (metrics/analysis.py)
     command: str | None = None  # what the report shows as the command that made it
 
 
@@ -46,7 +48,7 @@ class Evaluation:
                                            annotations=s.annotations, flow=s.flow, report=s.report, progress=True,
                                            command=s.command, inception=inception,
                                            inception_device=s.inception_device, workers=s.workers,
-                                           cache_dir=s.cache_dir)
+                                           cache_dir=s.cache_dir, identity_every=s.identity_every)
         except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written
             if inception and not s.inception and "--inception" in str(err):  # say where the path came from
                 raise type(err)(f"{err} (--inception came from ${evaluate_module.INCEPTION_ENV}={inception})") from err

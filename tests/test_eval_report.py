@@ -91,7 +91,9 @@ def batch(megc, tmp_path_factory):
     rising = [int(n[2:]) for j, n in enumerate(OPENFACE_AUS) if n != "AU45" and rises[j] >= 0.25]
     codes = root / "codes.csv"
     codes.write_text(f"name,aus\n{SOURCE_CLIP},{'+'.join(map(str, rising + [24]))}\n")
-    doc = evaluate(runs, out=root / "eval", annotations=[codes], report=False)
+    # every frame described (not the default sixth): these 10-frame clips check exact identity and FD values, e.g.
+    # that a time-shuffled copy keeps the FD of the unshuffled one
+    doc = evaluate(runs, out=root / "eval", annotations=[codes], report=False, identity_every=1)
     pairs = {p["pair"]: p for p in doc["pairs"]}
     return {"doc": doc, "pairs": pairs, "root": root, "rising": rising}
 

@@ -150,16 +150,22 @@ def test_workers_give_the_output_of_one_worker(inputs, tmp_path):
     assert numbers(two) == numbers(one)
 
 
-def test_identity_subsample_is_a_quarter_chosen_by_content():
-    digests = [bytes([d]) for d in (9, 3, 7, 1, 8, 2, 6, 5, 0)]
-    valid = np.array([True] * 8 + [False])
-    chosen = describe_frames(digests, valid, 4)
-    assert np.flatnonzero(chosen).tolist() == [3, 5]  # ceil(8 / 4) face frames, smallest digests; not the faceless 8
-    order = [4, 0, 7, 2, 6, 1, 3, 5, 8]  # the same frames shuffled: the same frames chosen
-    shuffled = describe_frames([digests[i] for i in order], valid[order], 4)
-    assert sorted(np.array(order)[shuffled].tolist()) == [3, 5]
-    assert describe_frames([b"x"], np.array([True]), 4).tolist() == [True]  # a template is always described
-    assert describe_frames(digests, valid, 1).sum() == 8
+def test_identity_subsample_is_every_kth_face_frame():
+    valid = np.array([False, True, True, True, False, True, True, True, True, True])
+    assert np.flatnonzero(describe_frames(valid, 3)).tolist() == [1, 5, 8]  # face frames 0, 3, 6 of 8
+    assert describe_frames(np.array([True]), 6).tolist() == [True]  # a template is always described
+    assert describe_frames(valid, 1).tolist() == valid.tolist()
+    assert not describe_frames(np.zeros(4, bool), 6).any()
+
+
+def test_identity_every_1_describes_every_face_frame(inputs, tmp_path):
+    doc = run(inputs, "all", identity_every=1)
+    per_frame = doc["pairs"][0]["details"]["identity_distance_per_frame"]
+    assert len(per_frame) == FRAMES and all(d is not None for d in per_frame)
+    assert doc["inputs"]["identity_every"] == 1
+    sub = run(inputs, "sub", identity_every=4)["pairs"][0]["details"]["identity_distance_per_frame"]
+    assert [d is not None for d in sub] == [True, False, False, False, True, False]
+    assert sub[0] == per_frame[0] and sub[4] == per_frame[4]  # the described frames get the same values
 
 
 def test_no_plotting_library_without_a_report(inputs, tmp_path):
