@@ -304,7 +304,8 @@ def load_clips(p: argparse.ArgumentParser, args) -> tuple[list[ClipData], str]:
     else:
         if not args.openface_csvs:
             p.error("--clips needs --openface_csvs: the folder with OpenFace's output for those clips")
-        measured = measured_clips(Path(args.clips), cache, lambda root: measure_tree(root, Path(args.openface_csvs)))
+        measured = measured_clips(Path(args.clips), cache, lambda root: measure_tree(root, Path(args.openface_csvs)),
+                                  inputs=[Path(args.clips), Path(args.openface_csvs)])
         where = f"--clips {args.clips}"
     clips = [clip_data(c) for c in measured if len(c.frames) >= 2]
     # a fit is scored leave-one-clip-out (3 clips at least); --check scores a calibration on any clip

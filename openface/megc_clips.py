@@ -4,10 +4,16 @@ OpenFace 2 AU intensities the package ships for every frame (``csvs/``).
 The package holds every clip twice (one folder per template, byte-identical frames), so a clip is keyed by
 ``<dataset>_<emotion>`` and read once. MediaPipe runs over the frames only once: the measurements are cached in an
 ``.npz`` file (landmarks, blendshapes and the OpenFace targets), which ``python -m openface.calibrate --cache``
-re-uses. Frames are listed and decoded by media/images.py, like every other image of the toolkit.
+re-uses while the files it was measured from are unchanged (it records their names, sizes and modification times;
+after a change the clips are measured again). Frames are listed and decoded by media/images.py, like every other
+image of the toolkit.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +92,22 @@ def measure_package(megc_root: Path) -> list[MeasuredClip]:
         return [measure_clip(name, folder, landmarker) for name, folder in clip_folders(megc_root).items()]
 
 
-def save(clips: list[MeasuredClip], path: Path) -> None:
-    arrays = {}
+INPUTS_KEY = "__inputs__"  # the cache's record of the files it was measured from
+
+
+def inputs_signature(roots: list[Path]) -> str:
+    """Every file under ``roots`` by path, size and modification time, hashed."""
+    listing = []
+    for root in roots:
+        for here, _, files in os.walk(root, followlinks=True):
+            for name in files:
+                st = (Path(here) / name).stat()
+                listing.append((str(Path(here, name).relative_to(root)), st.st_size, st.st_mtime_ns))
+    return hashlib.sha256(json.dumps([str(Path(r).resolve()) for r in roots] + sorted(listing)).encode()).hexdigest()
+
+
+def save(clips: list[MeasuredClip], path: Path, signature: str = "") -> None:
+    arrays = {INPUTS_KEY: np.array(signature)}
     for c in clips:
         arrays.update({f"{c.name}/frames": np.array(c.frames), f"{c.name}/landmarks": c.landmarks,
                        f"{c.name}/blendshapes": c.blendshapes, f"{c.name}/openface": c.openface,
@@ -98,17 +118,31 @@ def save(clips: list[MeasuredClip], path: Path) -> None:
 
 def load(path: Path) -> list[MeasuredClip]:
     with np.load(path) as data:
-        names = sorted({key.split("/")[0] for key in data.files})
+        names = sorted({key.split("/")[0] for key in data.files if key != INPUTS_KEY})
         return [MeasuredClip(n, data[f"{n}/frames"].tolist(), data[f"{n}/landmarks"], data[f"{n}/blendshapes"],
                              tuple(data[f"{n}/blendshape_names"].tolist()), data[f"{n}/openface"]) for n in names]
 
 
-def measured_clips(megc_root: Path, cache: Path | None = None, measure=None) -> list[MeasuredClip]:
-    """The package's clips, from ``cache`` when it exists (written there on the first run). ``measure``: a
-    function of the root measuring another layout (``openface.clip_tree.measure_tree``)."""
+def cached_signature(path: Path) -> str | None:
+    try:
+        with np.load(path) as data:
+            return str(data[INPUTS_KEY]) if INPUTS_KEY in data.files else None
+    except (OSError, ValueError):
+        return None  # damaged: measured again
+
+
+def measured_clips(megc_root: Path, cache: Path | None = None, measure=None,
+                   inputs: list[Path] | None = None) -> list[MeasuredClip]:
+    """The package's clips, from ``cache`` when it was measured from the same files (``inputs``, default the root:
+    names, sizes, modification times); else measured now and written there. ``measure``: a function of the root
+    measuring another layout (``openface.clip_tree.measure_tree``)."""
+    signature = inputs_signature(inputs or [Path(megc_root)])
     if cache is not None and Path(cache).is_file():
-        return load(Path(cache))
+        if cached_signature(Path(cache)) == signature:
+            return load(Path(cache))
+        print(f"{cache}: measured from other files than {megc_root} holds now (changed since, another folder, or "
+              f"an older cache): measuring again", file=sys.stderr)
     clips = (measure or measure_package)(Path(megc_root))
     if cache is not None:
-        save(clips, Path(cache))
+        save(clips, Path(cache), signature)
     return clips

@@ -168,3 +168,27 @@ def test_a_tree_of_the_megc_clips_reproduces_the_shipped_calibration(tmp_path):
     assert checked["checked"] == str(tmp_path / "mine.json") and not (tmp_path / "unused.json").exists()
     loco = out["leave_one_clip_out_within_clip_r"]["sequence_fisher_over_aus"]
     assert checked["sequence_fisher_over_aus"] == pytest.approx(loco, abs=0.02)  # the fit barely moves r
+
+
+def test_the_measurement_cache_is_reused_only_for_the_same_files(tmp_path, capsys):
+    """Issue 23's rule that a resume re-checks its inputs: ``--cache`` was reused even after the clips changed."""
+    import os
+
+    from openface.megc_clips import MeasuredClip, measured_clips
+
+    root = tmp_path / "clips"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "f1.png").write_bytes(b"1")
+    calls = []
+
+    def measure(folder):
+        calls.append(folder)
+        return [MeasuredClip("a", ["f1"], np.zeros((1, 478, 3)), np.zeros((1, 52)), ("x",) * 52, np.zeros((1, 17)))]
+
+    cache = tmp_path / "faces.npz"
+    first = measured_clips(root, cache, measure)
+    again = measured_clips(root, cache, measure)
+    assert len(calls) == 1 and again[0].frames == first[0].frames == ["f1"]
+    os.utime(root / "a" / "f1.png", ns=(1, 1))  # the frame replaced since
+    measured_clips(root, cache, measure)
+    assert len(calls) == 2 and "measuring again" in capsys.readouterr().err
