@@ -33,7 +33,8 @@ from tqdm import tqdm
 from media.images import list_images, load_rgb, natural_key
 from monitor.logs import setup_logging
 from options import build_parser, check_mode_flags, explicit_flags
-from solvers import generation_checkpoint, pairs, speed_settings, trajectory_settings, write_videos
+from solvers import pairs
+from solvers.composition import generation_checkpoint, speed_settings, trajectory_settings, write_videos
 from solvers.distributed import select_device
 from solvers.run_folder import remove_stale_temp
 from solvers.tester import (

@@ -4,7 +4,7 @@ import os
 import sys
 
 from options import parse
-from solvers import create_solver
+from solvers.composition import create_solver
 
 # Errors that describe bad input or a bad place to write (read-only, full disk: OSError): shown as one clear line
 # (the message names the file and the fix).

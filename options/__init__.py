@@ -9,9 +9,9 @@ import math
 import sys
 
 from catalog.au_schema import SCHEMAS
+from checkpoints.seed_formats import FORMATS as CHECKPOINT_FORMATS
 from metrics.eval_flags import add_eval_flags, parse_fps
 from models.registry import MODELS
-from models.seed_formats import FORMATS as CHECKPOINT_FORMATS
 
 MODES = ("train", "test", "eval")
 NORMS = ("instance", "instance_affine")

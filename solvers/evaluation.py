@@ -1,7 +1,7 @@
 """``--mode eval``: score result folders with ``metrics.evaluate`` and print its summary, as a solver like the others.
 
 ``python main.py --mode eval ...`` and ``python -m metrics.evaluate ...`` run the same function with the same flags;
-this class only carries the settings (built from the flags in ``solvers.create_solver``) and the exit code.
+this class only carries the settings (built from the flags in ``solvers.composition.create_solver``) and the exit code.
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from catalog.au_schema import OPENFACE_AUS
+from checkpoints import Checkpoint
 from data.annotations import SUMMARY_EMOTIONS, build_me_summary, read_annotations
 from data.me_curves import load_clip_curve
 from data.sequences import Template
@@ -41,9 +42,9 @@ class N2MESettings:
     test_dir: Path
     input_dir: Path
     mode: str  # "neutral" | "me" | "all"
-    neutral_ckpt: Path
+    neutral_ckpt: Checkpoint
     neutral_expr_name: str
-    me_ckpt: Path | None = None
+    me_ckpt: Checkpoint | None = None
     me_expr_name: str = "me"
     keep_size: bool = False
     aus_dirs: dict[str, Path] = field(default_factory=dict)
@@ -122,7 +123,8 @@ class N2MEPipeline:
                                  self.problems)
         model = SequenceGenerator(self.s.me_ckpt, self.device, self.batch_size, self.amp, self.speed)
         if model.schema.names != OPENFACE_AUS:
-            raise ValueError(f"{self.s.me_ckpt}: the ME model must use the 17 OpenFace AUs (has {model.schema.key})")
+            raise ValueError(f"{self.s.me_ckpt.path}: the ME model must use the 17 OpenFace AUs "
+                             f"(has {model.schema.key})")
         count = 0
         for emotion, clip_ids in selection.items():
             for clip_id in clip_ids:

@@ -25,6 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from catalog.au_schema import OPENFACE_PRESENCE, SCHEMAS, AUSchema
+from checkpoints import Checkpoint, read
 from data.sequences import (
     DrivingClip,
     Template,
@@ -35,8 +36,7 @@ from data.sequences import (
 from media import frames as media
 from media.images import load_rgb
 from models import au_response as au_calibration
-from models.registry import build_generator, conditioning
-from solvers import checkpoint as ckpt
+from models.registry import conditioning
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.pairs import load_pair, measurement_backend
 from solvers.run_folder import remove_stale_temp, temp_path
@@ -77,24 +77,25 @@ class OutputSettings:
 class SequenceGenerator:
     """A checkpoint's generator, ready to stream (template, target AUs) through in batches."""
 
-    def __init__(self, checkpoint: Path, device: torch.device, batch_size: int = 32, amp: bool = False,
+    def __init__(self, checkpoint: Checkpoint | Path, device: torch.device, batch_size: int = 32, amp: bool = False,
                  speed: FastPath | None = None):
-        # Native checkpoints load as before; a seed's generator file (ULME-GAN, GANimation, N2ME) is imported.
-        state = ckpt.load(checkpoint, "auto")
-        self.model_args = state["model"]
+        # What checkpoints.read returned (test mode: read once with --ckpt_format); a path is read here, format
+        # detected (native, or a seed's generator file imported in memory).
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = read(checkpoint, fmt="auto")
+        self.model_args = checkpoint.model_args
         self.schema: AUSchema = SCHEMAS[self.model_args["aus_schema"]]
         self.image_size = self.model_args["discriminator"]["final_size"]
-        self.epoch = state["progress"]["epoch"]
-        self.generator = build_generator(self.model_args)
-        ckpt.load_state_strict(self.generator, state["G"], "generator", checkpoint)
+        self.epoch = checkpoint.epoch
+        self.generator = checkpoint.generator()
         self.speed = speed if speed is not None else FastPath(amp=amp)
         fmt = torch.channels_last if self.speed.channels_last else torch.preserve_format
         self.generator.to(device, memory_format=fmt).eval()
         apply_backend_settings(self.speed)
         self.run_generator = maybe_compile(self.generator, self.speed, device, inference=True)
         self.device, self.batch_size, self.amp = device, max(1, batch_size), self.speed.amp
-        self.checkpoint = checkpoint
-        self.calibration = au_calibration.load(checkpoint, self.schema.names)
+        self.checkpoint = checkpoint.path
+        self.calibration = au_calibration.load(checkpoint.path, self.schema.names)
         if self.speed.compile:
             self._compile_now()
 
@@ -352,7 +353,7 @@ def apex_still(result_dir: Path, apex: int) -> Image.Image:
 class Tester:
     """``--mode test`` on one folder (ULME layout) or one AU matrix."""
 
-    checkpoint: Path
+    checkpoint: Checkpoint
     device: torch.device
     results_dir: Path
     traj: TrajectorySettings

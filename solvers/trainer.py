@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from catalog.au_schema import SCHEMAS
+from checkpoints import native, read
 from data.augment import prepare_batch
 from data.dataset import build_training_set, collate_batch
 from data.device_batches import BatchSettings, DeviceBatches, to_layout, use_device_path
@@ -31,7 +32,6 @@ from models.registry import build_networks, conditioning
 from monitor.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
 from monitor.logs import StatsWriter
 from monitor.visuals import sample_grid, save_png
-from solvers import checkpoint as ckpt
 from solvers.distributed import DistInfo, barrier, check_ranks_agree, gather_objects
 from solvers.fast_path import adam, apply_backend_settings
 from solvers.train_settings import DataSettings, OptimSettings, OutputSettings, Progress, crossed, lr_factor
@@ -133,19 +133,19 @@ class Trainer:
     def _start_state(self, path: Path) -> dict:
         """The start checkpoint the caller read (read here only when none was given); not kept for the run."""
         state, self.start_state = self.start_state, None
-        return state if state is not None else ckpt.load(path)
+        return state if state is not None else read(path).state
 
     def _load_weights(self, path: Path) -> None:
         state = self._start_state(path)
-        ckpt.load_state_strict(self.G, state["G"], "generator", path)
-        ckpt.load_state_strict(self.D, state["D"], "critic", path)
+        native.load_state_strict(self.G, state["G"], "generator", path)
+        native.load_state_strict(self.D, state["D"], "critic", path)
         log.info("fine-tuning from %s (epoch %s, step %s)", path, state["progress"]["epoch"],
                  state["progress"]["step"])
 
     def _restore(self, path: Path) -> None:
         state = self._start_state(path)
-        ckpt.load_state_strict(self.G, state["G"], "generator", path)
-        ckpt.load_state_strict(self.D, state["D"], "critic", path)
+        native.load_state_strict(self.G, state["G"], "generator", path)
+        native.load_state_strict(self.D, state["D"], "critic", path)
         self.opt_G.load_state_dict(state["optim_G"])
         self.opt_D.load_state_dict(state["optim_D"])
         self.progress = Progress(**state["progress"])
@@ -349,7 +349,7 @@ class Trainer:
             barrier(self.dist)
             return None
         state = {
-            "kind": ckpt.KIND, "format_version": ckpt.FORMAT_VERSION,
+            "kind": native.KIND, "format_version": native.FORMAT_VERSION,
             "progress": asdict(self.progress),
             "lr": self.opt_G.param_groups[0]["lr"],
             "model": self.model_args,
@@ -360,11 +360,11 @@ class Trainer:
                     "batch_generator_device": self.gen.device.type,
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
         }
-        path = self.out.run_dir / ckpt.LATEST if latest else ckpt.epoch_path(self.out.run_dir, self.progress.epoch)
-        ckpt.save_atomic(state, path)
+        path = self.out.run_dir / native.LATEST if latest else native.epoch_path(self.out.run_dir, self.progress.epoch)
+        native.save_atomic(state, path)
         if not latest:
-            (self.out.run_dir / ckpt.LATEST).unlink(missing_ok=True)  # older than this epoch checkpoint now
-            ckpt.prune_epochs(self.out.run_dir, self.out.keep_last)
+            (self.out.run_dir / native.LATEST).unlink(missing_ok=True)  # older than this epoch checkpoint now
+            native.prune_epochs(self.out.run_dir, self.out.keep_last)
         log.info("saved %s", path)
         barrier(self.dist)
         return path

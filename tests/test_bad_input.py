@@ -421,7 +421,7 @@ def test_prepare_aus_pickle_errors_are_one_line(tmp_path, capsys):
 def test_export_of_a_checkpoint_with_the_marker_but_no_keys_is_one_line(tmp_path, capsys):
     import torch
 
-    from solvers import checkpoint as ckpt
+    from checkpoints import native as ckpt
     from tools.export_generator import main as export_main
 
     torch.save({"kind": ckpt.KIND, "format_version": 1}, tmp_path / "epoch_0001.pth")

@@ -62,8 +62,9 @@ def test_saved_curves_are_found_beside_the_checkpoint(tmp_path):
 
 
 def test_test_mode_drives_through_the_calibration_unless_switched_off(tmp_path):
+    from checkpoints import SMALL_CHECKPOINT
     from data.sequences import Template, read_au_matrix
-    from solvers import SMALL_CHECKPOINT, tester
+    from solvers import tester
 
     if not SMALL_CHECKPOINT.is_file():
         pytest.skip(f"small weights not present at {SMALL_CHECKPOINT}")
@@ -87,8 +88,9 @@ def test_test_mode_drives_through_the_calibration_unless_switched_off(tmp_path):
 
 
 def test_auto_au_mode_is_relative_only_when_the_template_aus_are_known(tmp_path):
+    from checkpoints import SMALL_CHECKPOINT
     from data.sequences import Template, read_au_matrix
-    from solvers import SMALL_CHECKPOINT, tester
+    from solvers import tester
 
     if not SMALL_CHECKPOINT.is_file():
         pytest.skip(f"small weights not present at {SMALL_CHECKPOINT}")

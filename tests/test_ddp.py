@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
+from checkpoints import read
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
-from solvers import checkpoint as ckpt
 from solvers.fast_path import compiler_problem
 
 
@@ -31,7 +31,7 @@ def test_two_gloo_ranks_keep_identical_weights(tmp_path, fast_path):
     # SHA-1 of all G and D tensors across ranks and fails the run if they differ.
     assert "world size 2" in log
     assert log.count("DDP: weights identical on all 2 ranks") == 2
-    state = ckpt.load(run / "epoch_0002.pth")
+    state = read(run / "epoch_0002.pth").state
     assert state["progress"]["step"] == 6 and state["progress"]["images"] == 36
     assert len(state["rng"]["batch_generators"]) == 2  # each rank's augmentation stream, for resume
     assert all(torch.isfinite(t).all() for t in state["G"].values())

@@ -3,13 +3,13 @@ import pytest
 import torch
 
 from catalog.au_schema import OPENFACE_17
+from checkpoints import read
 from data.augment import prepare_batch, random_crop
 from data.dataset import build_training_set, collate_batch
 from data.device_batches import BatchSettings, DeviceBatches, use_device_path
 from data.sampler import EpochBatchSampler
 from helpers import TINY_MODEL, make_tiny_dataset
 from main import main
-from solvers import checkpoint as ckpt
 
 SETTINGS = dict(batch_size=3, final_size=32, crop=True, flip=True, aus_noise=0.1, seed=7)
 
@@ -109,7 +109,7 @@ def test_device_path_trains_the_loader_path_weights_and_resumes_exactly(tmp_path
     assert _train(data, tmp_path, "split", "--data_on_device", "on", "--max_steps", "3") == 0
     assert main(["--resume", str(tmp_path / "split"), "--no_progress", "--data_on_device", "on"]) == 0
     assert "data on cpu" in (tmp_path / "device" / "log.txt").read_text()
-    states = {name: ckpt.load(tmp_path / name / "epoch_0003.pth") for name in ("loader", "device", "split")}
+    states = {name: read(tmp_path / name / "epoch_0003.pth").state for name in ("loader", "device", "split")}
     for name in ("device", "split"):
         for net in ("G", "D", "optim_D"):
             a, b = states["loader"][net], states[name][net]
@@ -137,4 +137,4 @@ def test_a_run_resumed_with_a_generator_on_another_device_reseeds(tmp_path):
     assert main(["--resume", str(tmp_path / "r"), "--no_progress", "--max_steps", "2"]) == 0
     assert "checkpoint holds cuda batch generator states, this run draws on cpu: reseeding" in (
         tmp_path / "r" / "log.txt").read_text()
-    assert ckpt.load(latest)["progress"]["step"] == 2
+    assert read(latest).state["progress"]["step"] == 2

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-import solvers
+from checkpoints import read
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
-from solvers import checkpoint as ckpt
+from solvers import composition
 from solvers.tester import SequenceGenerator
 from tools import export_generator
 
@@ -39,9 +39,9 @@ def test_export_writes_a_generator_only_checkpoint_that_test_mode_reads(tiny_run
     printed = capsys.readouterr().out
     assert "largest output difference" in printed
 
-    state = ckpt.load(out)
+    state = read(out).state
     assert set(state) == {*export_generator.EXPORT_KEYS, "exported_from"}  # no D, optimisers, RNG, options
-    source = ckpt.load(tiny_run / "latest.pth")
+    source = read(tiny_run / "latest.pth").state
     assert state["model"] == source["model"] and state["progress"] == source["progress"]
     assert state["exported_from"]["precision"] == ("float16" if half else "float32")
     dtypes = {v.dtype for v in state["G"].values()}
@@ -97,7 +97,7 @@ def _test_mode(template, results, *extra):
 def test_test_mode_without_a_checkpoint_flag_uses_the_bundled_model(tiny_run, tmp_path, monkeypatch, caplog):
     bundled = tmp_path / "pretrained" / "bundled.pth"
     assert export_generator.main([str(tiny_run), "--out", str(bundled), "--half"]) == 0
-    monkeypatch.setattr(solvers, "BUNDLED_CHECKPOINT", bundled)
+    monkeypatch.setattr(composition, "BUNDLED_CHECKPOINT", bundled)
     template = tmp_path / "t.png"
     Image.new("RGB", (40, 40), "gray").save(template)
     with caplog.at_level(logging.INFO):
@@ -119,14 +119,15 @@ def test_for_megc2021_keeps_a_typed_ckpt_dir(tiny_run, tmp_path, monkeypatch):
 
     bundled = tmp_path / "bundled.pth"
     assert export_generator.main([str(tiny_run), "--out", str(bundled)]) == 0
-    monkeypatch.setattr(solvers, "BUNDLED_CHECKPOINT", bundled)
+    monkeypatch.setattr(composition, "BUNDLED_CHECKPOINT", bundled)
     args = ["--megc_root", str(tmp_path)]
-    assert solvers.generation_checkpoint(parse([*args, "--ckpt_dir", str(tiny_run)])) == tiny_run / "latest.pth"
-    assert solvers.generation_checkpoint(parse(args)) == bundled
+    typed = composition.generation_checkpoint(parse([*args, "--ckpt_dir", str(tiny_run)]))
+    assert typed.path == tiny_run / "latest.pth"
+    assert composition.generation_checkpoint(parse(args)).path == bundled
 
 
 def test_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(solvers, "BUNDLED_CHECKPOINT", tmp_path / "nothing.pth")
+    monkeypatch.setattr(composition, "BUNDLED_CHECKPOINT", tmp_path / "nothing.pth")
     template = tmp_path / "t.png"
     Image.new("RGB", (40, 40), "gray").save(template)
     assert _test_mode(template, tmp_path / "r") == 2
@@ -137,9 +138,9 @@ def test_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
 @pytest.mark.skipif(not BUNDLED.is_file(), reason=f"bundled weights not present at {BUNDLED}")
 @pytest.mark.slow
 def test_bundled_model_is_small_half_precision_and_loads():
-    assert solvers.BUNDLED_CHECKPOINT == BUNDLED
+    assert composition.BUNDLED_CHECKPOINT == BUNDLED
     assert BUNDLED.stat().st_size < 20e6  # fp16 generator only (17 MB); the critic is not shipped
-    state = ckpt.load(BUNDLED)
+    state = read(BUNDLED).state
     assert set(state) == {*export_generator.EXPORT_KEYS, "exported_from"}
     assert {v.dtype for v in state["G"].values()} == {torch.float16}
     model = SequenceGenerator(BUNDLED, torch.device("cpu"))

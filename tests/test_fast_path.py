@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import solvers
+from checkpoints import read
 from helpers import TINY_MODEL
 from main import main
 from monitor.logs import read_stats
-from solvers import checkpoint as ckpt
-from solvers import fast_path
+from solvers import composition, fast_path
 from solvers.fast_path import FastPath
 
 # 11 training images in batches of 4: 2 steps per epoch; losses logged at every step.
@@ -60,7 +59,7 @@ def test_fast_path_code_matches_the_plain_path_in_fp32(tiny_data, tmp_path, monk
         if "G/total" in a:
             for key in ("G/total", "G/aus", "G/rec", "G/adv"):
                 assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-5), (a["step"], key)
-    a_state, b_state = (ckpt.load(tmp_path / name / "epoch_0002.pth") for name in ("plain", "fast"))
+    a_state, b_state = (read(tmp_path / name / "epoch_0002.pth").state for name in ("plain", "fast"))
     # Adam divides each gradient by its own running size: a weight whose gradient is ~0 moves by up to lr either
     # way on float noise alone. So weights may differ by at most 2 * lr per update, and only in a few of them.
     lr, updates = 1e-4, {"D": 4, "G": 2}
@@ -81,7 +80,7 @@ def test_bf16_fast_path_trains(tiny_data, tmp_path, monkeypatch):
     assert train(tiny_data, tmp_path, "bf16", "--fast_path", "on") == 0
     stats = read_stats(tmp_path / "bf16" / "stats.jsonl")
     assert all(torch.isfinite(torch.tensor(s["D/total"])) for s in stats)
-    assert ckpt.load(tmp_path / "bf16" / "epoch_0002.pth")["progress"]["step"] == 4
+    assert read(tmp_path / "bf16" / "epoch_0002.pth").state["progress"]["step"] == 4
 
 
 def test_compiler_failure_falls_back_to_eager(monkeypatch, caplog):
@@ -94,7 +93,7 @@ def test_compiler_failure_falls_back_to_eager(monkeypatch, caplog):
 
 def test_fast_path_flags_are_per_invocation():
     # a run started on a GPU (fast path) can be resumed on a CPU (plain path) and vice versa
-    assert {"fast_path", "compile"} <= solvers.PER_INVOCATION
+    assert {"fast_path", "compile"} <= composition.PER_INVOCATION
 
 
 @pytest.mark.skipif(fast_path.compiler_problem(torch.device("cpu")) is not None,

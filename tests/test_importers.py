@@ -15,12 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
+from checkpoints import importers, locate, read
+from checkpoints import native as ckpt
+from checkpoints.__main__ import main as convert_main
 from helpers import ROOT, make_tiny_dataset
 from main import main
 from models.networks import Discriminator, Generator
 from options import build_parser
-from solvers import checkpoint as ckpt
-from solvers import importers
 
 EXAMPLES = ROOT / "examples" / "au_matrices"
 SMALL = {"ngf": 8, "ndf": 8, "n_blocks": 2, "final_size": 32}  # 4 critic layers at 32 px
@@ -290,7 +291,7 @@ def test_auto_detection_names_the_format_and_why(tmp_path, fmt, caplog):
     expected_keys = {"replicate": "color_top.0", "ganimation": "attetion_reg.0", "n2me": "attention_reg.0"}[fmt]
     assert expected_keys in imported.reason
     caplog.set_level("INFO")
-    state = ckpt.load(g_file, "auto")  # the loader test mode uses: it logs what it chose
+    state = read(g_file, fmt="auto").state  # the loader test mode uses: it logs what it chose
     assert state["kind"] == ckpt.KIND
     assert f"import format: {fmt}" in caplog.text and "chosen by keys" in caplog.text
 
@@ -312,14 +313,14 @@ def test_keys_decide_over_file_names_and_epochs_resolve(tmp_path):
 def test_native_checkpoints_pass_through_unchanged(tmp_path):
     G, D, g_file, _ = seed_run(tmp_path, "ganimation")
     native = tmp_path / "native.pth"
-    assert importers.main(["convert", str(g_file.parent), "--out", str(native)]) == 0
-    loaded = ckpt.load(native, "auto")  # read once, then the native checks
-    assert loaded["progress"] == ckpt.load(native)["progress"] and loaded["G"].keys() == G.state_dict().keys()
-    assert ckpt.resolve(native, fmt="auto") == native
+    assert convert_main(["convert", str(g_file.parent), "--out", str(native)]) == 0
+    loaded = read(native, fmt="auto").state  # read once, then the native checks
+    assert loaded["progress"] == read(native).state["progress"] and loaded["G"].keys() == G.state_dict().keys()
+    assert locate.resolve(native, fmt="auto") == native
     with pytest.raises(ValueError, match="already a checkpoint of this toolkit"):
         importers.import_checkpoint(native)
     with pytest.raises(ValueError, match="not a checkpoint of this toolkit"):
-        ckpt.load(g_file, "native")  # native asked for: a foreign file is refused, strictly
+        read(g_file, fmt="native")  # native asked for: a foreign file is refused, strictly
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -441,13 +442,13 @@ def frames_of(results):
 def test_convert_writes_a_native_checkpoint_that_test_mode_runs(tmp_path, capsys):
     G, D, g_file, _ = seed_run(tmp_path, "n2me")
     out = tmp_path / "converted" / "native.pth"
-    assert importers.main(["convert", str(g_file.parent), "--out", str(out), "--ckpt_format", "n2me",
+    assert convert_main(["convert", str(g_file.parent), "--out", str(out), "--ckpt_format", "n2me",
                            "--epoch", "3"]) == 0
     printed = capsys.readouterr().out
     assert "format: n2me" in printed and "ngf=8" in printed and "norm=instance" in printed
     assert "final_size=32" in printed and f"wrote {out}" in printed
 
-    state = ckpt.load(out)
+    state = read(out).state
     assert state["kind"] == ckpt.KIND and state["progress"] == {"epoch": 3, "batch": 0, "step": 0, "images": 0}
     assert state["model"]["generator"] == {"img_nc": 3, "aus_nc": 17, "ngf": 8, "n_blocks": 2, "norm": "instance"}
     assert "D" in state and "optim_G" not in state and "rng" not in state
@@ -462,32 +463,32 @@ def test_convert_writes_a_native_checkpoint_that_test_mode_runs(tmp_path, capsys
     _, foreign_frames = frames_of(tmp_path / "res_foreign")
     assert all(np.array_equal(a, b) for a, b in zip(converted_frames, foreign_frames))
 
-    assert importers.main(["convert", str(g_file.parent), "--out", str(out)]) == 2  # never overwrites silently
+    assert convert_main(["convert", str(g_file.parent), "--out", str(out)]) == 2  # never overwrites silently
     assert "--force" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_convert_and_inspect_as_modules(tmp_path):
     _, _, g_file, _ = seed_run(tmp_path, "ganimation")
-    inspect = subprocess.run([sys.executable, "-m", "solvers.importers", "inspect", str(g_file)], cwd=ROOT,
+    inspect = subprocess.run([sys.executable, "-m", "checkpoints", "inspect", str(g_file)], cwd=ROOT,
                              capture_output=True, text=True)
     assert inspect.returncode == 0, inspect.stderr
     assert "format: ganimation" in inspect.stdout and "norm=instance_affine" in inspect.stdout
     assert "Warning" not in inspect.stderr
     out = tmp_path / "g.pth"
-    convert = subprocess.run([sys.executable, "-m", "solvers.importers", "convert", str(g_file), "--out", str(out)],
+    convert = subprocess.run([sys.executable, "-m", "checkpoints", "convert", str(g_file), "--out", str(out)],
                              cwd=ROOT, capture_output=True, text=True)
     assert convert.returncode == 0, convert.stderr
-    assert ckpt.load(out)["model"]["discriminator"]["final_size"] == 32
+    assert read(out).state["model"]["discriminator"]["final_size"] == 32
 
 
 def test_generator_alone_converts_with_a_default_size_but_cannot_fine_tune(tmp_path, capsys):
     G, D = random_networks("instance")
     g_file, _ = write_seed_run(tmp_path / "ulme", "ulme", G, D, epoch=40, critic=False)
     out = tmp_path / "g_only.pth"
-    assert importers.main(["convert", str(g_file), "--out", str(out), "--ckpt_format", "ulme"]) == 0
+    assert convert_main(["convert", str(g_file), "--out", str(out), "--ckpt_format", "ulme"]) == 0
     assert "final_size=128 (no critic file" in capsys.readouterr().out
-    state = ckpt.load(out)
+    state = read(out).state
     assert "D" not in state and state["model"]["discriminator"]["final_size"] == 128
     assert generator_difference(G, state) <= 1e-6
     # fine-tuning needs the critic: from the foreign folder and from the converted file
@@ -530,10 +531,42 @@ def test_fine_tuning_continues_from_a_foreign_run_folder(tmp_path, monkeypatch):
                  "--epoch_count", "4", "--niter", "4", "--niter_decay", "0", "--lr", "0", "--name", "ft",
                  "--batch_size", "4", "--gpu_ids", "-1", "--no_progress", "--ngf", "99"]) == 0
     run = g_file.parent.parent / "ft"
-    state = ckpt.load(run / "epoch_0004.pth")
+    state = read(run / "epoch_0004.pth").state
     assert state["model"]["generator"]["ngf"] == 8 and state["model"]["generator"]["norm"] == "instance_affine"
     assert state["progress"]["step"] > 0
     diff_g, diff_d = generator_difference(G, state), critic_difference(D, state)
     print(f"\nfine-tuned at lr 0 from the GANimation folder: generator {diff_g:.3g}, critic {diff_d:.3g}")
     assert diff_g == 0 and diff_d == 0
     assert saved and all(path.parent == run for path in saved)  # only the new run's own checkpoints
+
+
+# ------------------------------------------------------------------------------------------------ one read
+def count_reads(monkeypatch) -> list[str]:
+    """File names torch.load opens, whoever calls it (checkpoints.native, seed_formats or anything else)."""
+    reads, real_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: (reads.append(Path(f).name), real_load(f, *a, **k))[1])
+    return reads
+
+
+@pytest.mark.parametrize("fmt", ["auto", "ganimation", "native"])
+def test_test_mode_reads_the_checkpoint_once(tmp_path, monkeypatch, fmt):
+    # --ckpt -> solvers.composition.generation_checkpoint -> checkpoints.read (resolve, one torch.load, import)
+    # -> Tester -> SequenceGenerator(checkpoint) -> Checkpoint.generator(): nothing opens the file again.
+    _, _, g_file, d_file = seed_run(tmp_path, "ganimation")
+    source = g_file
+    if fmt == "native":
+        source = tmp_path / "native.pth"
+        assert convert_main(["convert", str(g_file), "--out", str(source)]) == 0
+    reads = count_reads(monkeypatch)
+    assert run_test_mode(source, tmp_path, "r", "--ckpt_format", fmt) == 0
+    # An import also reads the critic beside the generator, once: it tells the image size.
+    assert reads == ([source.name] if fmt == "native" else [g_file.name, d_file.name])
+
+
+def test_ckpt_format_is_honoured_in_test_mode(tmp_path, capsys):
+    # Test mode used to load with "auto" whatever --ckpt_format said; a wrong format now fails, named.
+    _, _, g_file, _ = seed_run(tmp_path, "ganimation")
+    assert run_test_mode(g_file, tmp_path, "r", "--ckpt_format", "n2me") == 2
+    assert "tried format 'n2me'" in capsys.readouterr().err
+    assert run_test_mode(g_file, tmp_path, "r", "--ckpt_format", "native") == 2
+    assert "not a checkpoint of this toolkit" in capsys.readouterr().err

@@ -11,11 +11,11 @@ pytest.importorskip("onnx", reason="optional ONNX export: onnx not installed (re
 ort = pytest.importorskip("onnxruntime", reason="optional ONNX export: onnxruntime not installed "
                                                 "(requirements.txt pins it)")
 
-import solvers  # noqa: E402
+from checkpoints import native as ckpt  # noqa: E402
 from helpers import ROOT, TINY_MODEL  # noqa: E402
 from models.registry import build_generator  # noqa: E402
 from options import build_parser  # noqa: E402
-from solvers import checkpoint as ckpt  # noqa: E402
+from solvers import composition  # noqa: E402
 from solvers.tester import SequenceGenerator  # noqa: E402
 from tools import export_onnx  # noqa: E402
 
@@ -28,7 +28,7 @@ TOLERANCE = 1
 
 
 def tiny_model_args(model: str) -> dict:
-    return solvers.model_args_from_options(build_parser().parse_args([*TINY_MODEL, "--model", model]))
+    return composition.model_args_from_options(build_parser().parse_args([*TINY_MODEL, "--model", model]))
 
 
 def random_generator_state(model_args: dict, seed: int = 0) -> dict:
@@ -113,7 +113,7 @@ def test_tiny_generator_exports_and_onnx_runtime_gives_test_modes_frames(tiny_ru
 @pytest.mark.numeric
 @pytest.mark.skipif(not BUNDLED.is_file(), reason=f"bundled weights not present at {BUNDLED}")
 def test_bundled_model_is_the_default_source_and_exports(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(solvers, "BUNDLED_CHECKPOINT", BUNDLED)
+    monkeypatch.setattr(export_onnx, "BUNDLED_CHECKPOINT", BUNDLED)
     out = tmp_path / "bundled.onnx"
     assert export_onnx.main(["--out", str(out), "--bench_runs", "0", "--opset", "18"]) == 0
     assert "bundled model" in capsys.readouterr().out

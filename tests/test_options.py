@@ -50,7 +50,7 @@ def test_eval_command_records_what_was_typed():
 
 
 def test_save_video_is_the_explicit_default_and_contradicts_no_video():
-    from solvers import write_videos
+    from solvers.composition import write_videos
 
     assert write_videos(parse(["--mode", "test"])) is True
     assert write_videos(parse(["--mode", "test", "--save_video"])) is True  # ULME-GAN's commands keep working

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from checkpoints import BUNDLED_CHECKPOINT
 from for_megc2021 import main as megc_main
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
 from media.video import probe_video
-from solvers import BUNDLED_CHECKPOINT
 
 EXAMPLES = ROOT / "examples" / "au_matrices"
 

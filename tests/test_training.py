@@ -9,10 +9,11 @@ import time
 import pytest
 import torch
 
+from checkpoints import locate, read
+from checkpoints import native as ckpt
 from helpers import ROOT, TINY_MODEL, make_tiny_dataset
 from main import main
 from monitor.logs import read_stats
-from solvers import checkpoint as ckpt
 
 # 11 training images (one held out by the deterministic split) in batches of 4: 2 steps per epoch.
 SCHEDULE = ["--batch_size", "4", "--niter", "2", "--niter_decay", "1", "--train_gen_iter", "2",
@@ -63,8 +64,8 @@ def _assert_same_tensors(a, b, path=""):
 def test_resume_reads_its_checkpoint_once(tiny_data, tmp_path, monkeypatch):
     assert train(tiny_data, tmp_path / "ck", "--name", "run", "--max_steps", "1") == 0
     reads = []
-    real_read = ckpt._read_native
-    monkeypatch.setattr(ckpt, "_read_native", lambda path, where: (reads.append(path.name), real_read(path, where))[1])
+    real_read = ckpt.read_native
+    monkeypatch.setattr(ckpt, "read_native", lambda path, *where: (reads.append(path.name), real_read(path, *where))[1])
     assert main(["--resume", str(tmp_path / "ck" / "run"), "--max_steps", "2", "--no_progress"]) == 0
     assert reads == ["latest.pth"]  # create_solver reads it and hands the state to the trainer
 
@@ -76,8 +77,8 @@ def test_resume_gives_identical_weights(tiny_data, tmp_path, stop_at, model):
     assert train(tiny_data, tmp_path / "ck", "--name", "straight", "--model", model) == 0
     assert train(tiny_data, tmp_path / "ck", "--name", "split", "--max_steps", str(stop_at), "--model", model) == 0
     split = tmp_path / "ck" / "split"
-    stopped = ckpt.load(ckpt.resolve(split))
-    assert ckpt.resolve(split).name == "latest.pth" and stopped["progress"]["step"] == stop_at
+    stopped = read(locate.resolve(split)).state
+    assert locate.resolve(split).name == "latest.pth" and stopped["progress"]["step"] == stop_at
     assert main(["--resume", str(split), "--no_progress"]) == 0
     a, b = _final_state(tmp_path / "ck" / "straight"), _final_state(split)
     for key in ("G", "D", "optim_G", "optim_D", "rng"):
@@ -109,7 +110,7 @@ def test_fine_tune_from_a_checkpoint_on_new_data(tiny_data, tmp_path):
                  "--no_progress", "--ngf", "99"]) == 0  # architecture flags are ignored: weights decide
     ft = tmp_path / "ck" / "ft"
     assert sorted(p.name for p in ft.glob("epoch_*.pth")) == ["epoch_0004.pth", "epoch_0005.pth"]
-    assert ckpt.load(ft / "epoch_0005.pth")["model"]["generator"]["ngf"] == 8
+    assert read(ft / "epoch_0005.pth").state["model"]["generator"]["ngf"] == 8
     assert "fine-tuning from" in (ft / "log.txt").read_text()
 
 
@@ -147,7 +148,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "stop requested" in out and "--resume" in out
-    state = ckpt.load(tmp_path / "ck" / "r" / "latest.pth")
+    state = read(tmp_path / "ck" / "r" / "latest.pth").state
     assert state["progress"]["step"] > 0
 
 
@@ -161,7 +162,7 @@ def test_n2me_layout_with_18_aus_amp_and_channels_last(tmp_path):
     assert main(["--data_root", str(data), "--ckpt_dir", str(tmp_path / "ck"), "--name", "n", *TINY_MODEL,
                  "--aus_nc", "18", "--batch_size", "4", "--max_steps", "2", "--train_gen_iter", "1",
                  "--amp", "--channels_last"]) == 0
-    state = ckpt.load(tmp_path / "ck" / "n" / "latest.pth")
+    state = read(tmp_path / "ck" / "n" / "latest.pth").state
     assert state["model"]["aus_schema"] == "n2me18" and state["model"]["generator"]["aus_nc"] == 18
     assert state["D"]["aus_top.weight"].shape[0] == 18
     assert not (tmp_path / "ck" / "n" / "train_ids.txt").exists()  # the user's lists were used, not a new split
@@ -174,7 +175,7 @@ def test_one_step_at_256_px_with_random_crop(tmp_path):
                  "--final_size", "256", "--resize_or_crop", "resize_and_crop", "--ngf", "4", "--ndf", "4",
                  "--n_blocks", "1", "--batch_size", "2", "--max_steps", "1", "--train_gen_iter", "1",
                  "--no_progress"]) == 0
-    state = ckpt.load(tmp_path / "ck" / "big" / "latest.pth")
+    state = read(tmp_path / "ck" / "big" / "latest.pth").state
     assert state["options"]["final_size"] == 256 and state["D"]["aus_top.weight"].shape[-1] == 4
 
 

@@ -258,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--measure", action="store_true", help="re-measure every generated face (built-in estimator)")
     p.add_argument("--gpu_ids", default="-1")
     args = p.parse_args(argv)
+    from checkpoints import BUNDLED_CHECKPOINT
     from monitor.logs import setup_logging
-    from solvers import BUNDLED_CHECKPOINT
 
     setup_logging(None, True)
     try:

@@ -38,7 +38,8 @@ from catalog.au_schema import SCHEMAS
 from models.networks import NORMS, count_parameters, init_weights
 from models.registry import MODELS, build_networks, conditioning
 from options import build_parser
-from solvers import fast_path, loss_weights, model_args_from_options
+from solvers import fast_path
+from solvers.composition import loss_weights, model_args_from_options
 from solvers.fast_path import FastPath
 from solvers.train_settings import OptimSettings
 from solvers.train_step import TrainStep

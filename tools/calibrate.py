@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from catalog.au_schema import OPENFACE_AUS
+from checkpoints import BUNDLED_CHECKPOINT
 from models.au_response import plot_curves, save
-from solvers import BUNDLED_CHECKPOINT
 from tools import au_grid
 
 

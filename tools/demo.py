@@ -87,9 +87,10 @@ def _clear_earlier_demo(out: Path) -> None:
 
 def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = None, output_size: int = 256,
              fps: float = 30.0, gpu_ids: str = "-1", videos: bool = True) -> dict:
+    from checkpoints import BUNDLED_CHECKPOINT
     from data.sequences import read_au_matrix, template_from_image
     from media.frames import resize_frames
-    from solvers import BUNDLED_CHECKPOINT, pairs, tester
+    from solvers import pairs, tester
     from solvers.distributed import select_device
 
     start = time.perf_counter()

@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from checkpoints import read
 from data.au_table import load_au_table
 from data.id_lists import read_id_list
 from media.images import load_rgb
 from models.registry import build_networks
-from solvers import checkpoint as ckpt
 from solvers.tester import SequenceGenerator
 from tools.au_grid import measure_frames
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     if args.train_ckpt is not None:
-        state = ckpt.load(args.train_ckpt)
+        state = read(args.train_ckpt).state
         _, critic = build_networks(state["model"])
         critic.load_state_dict(state["D"])
         critic.eval()

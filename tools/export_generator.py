@@ -5,7 +5,7 @@
 RUN_OR_CKPT is a run folder (its latest checkpoint, or ``--load_epoch N``), a checkpoint file, or a seed's
 generator file (imported as in test mode). FILE holds the trainer's layout (``kind``, ``format_version``,
 ``progress``, ``model``, ``G``) plus ``exported_from`` (source file, its SHA-256, precision), so
-``solvers.checkpoint.load``, ``--mode test --ckpt FILE`` and ``SequenceGenerator`` read it like any native
+``checkpoints.read``, ``--mode test --ckpt FILE`` and ``SequenceGenerator`` read it like any native
 checkpoint. With ``--half`` the floating-point weights are stored as fp16 (half the size); they are widened to
 fp32 when loaded, so inference runs in fp32 everywhere (CPU included). The command prints the largest difference
 between the fp32 and the fp16 generator on a fixed input, in pixel levels of 0..255.
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
+from checkpoints import native, read
+from checkpoints.seed_formats import FORMATS
 from models.registry import build_generator
-from solvers import checkpoint as ckpt
-from solvers import importers
 
 EXPORT_KEYS = ("kind", "format_version", "progress", "model", "G")
 
@@ -33,8 +33,8 @@ def _sha256(path: Path) -> str:
 
 def generator_state(source: Path, load_epoch="latest", ckpt_format: str = "auto") -> tuple[Path, dict]:
     """The checkpoint file behind ``source`` and its state as test mode reads it (seeds imported)."""
-    path = ckpt.resolve(Path(source), load_epoch, ckpt_format)
-    return path, ckpt.load(path, ckpt_format)
+    checkpoint = read(Path(source), load_epoch, ckpt_format)
+    return checkpoint.path, checkpoint.state
 
 
 def export_state(state: dict, source: Path, half: bool = False) -> dict:
@@ -42,7 +42,7 @@ def export_state(state: dict, source: Path, half: bool = False) -> dict:
     weights = {k: (v.half() if half and v.is_floating_point() else v).detach().clone().contiguous()
                for k, v in state["G"].items()}
     progress = {k: int(state["progress"].get(k, 0)) for k in ("epoch", "batch", "step", "images")}
-    out = {"kind": ckpt.KIND, "format_version": ckpt.FORMAT_VERSION, "progress": progress,
+    out = {"kind": native.KIND, "format_version": native.FORMAT_VERSION, "progress": progress,
            "model": state["model"], "G": weights,
            "exported_from": {"file": source.name, "sha256": _sha256(source),
                              "precision": "float16" if half else "float32"}}
@@ -82,10 +82,10 @@ def export(source: Path, out: Path, *, half: bool = False, load_epoch="latest", 
     path, state = generator_state(source, load_epoch, ckpt_format)
     exported = export_state(state, path, half)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.save_atomic(exported, out)
-    reloaded = ckpt.load(out)
+    native.save_atomic(exported, out)
+    reloaded = read(out).state
     generator = build_generator(reloaded["model"])
-    ckpt.load_state_strict(generator, reloaded["G"], "generator", out)
+    native.load_state_strict(generator, reloaded["G"], "generator", out)
     diff = max_pixel_difference(state["model"], state["G"], reloaded["G"])
     return {"source": str(path), "out": str(out), "bytes": out.stat().st_size,
             "source_bytes": path.stat().st_size, "precision": exported["exported_from"]["precision"],
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="generator-only checkpoint to write")
     p.add_argument("--half", action="store_true", help="store the weights as fp16 (loaded back as fp32)")
     p.add_argument("--load_epoch", default="latest", help="N or latest, when SOURCE is a run folder")
-    p.add_argument("--ckpt_format", default="auto", choices=importers.FORMATS)
+    p.add_argument("--ckpt_format", default="auto", choices=FORMATS)
     args = p.parse_args(argv)
     try:
         info = export(args.source, args.out, half=args.half, load_epoch=args.load_epoch,

@@ -39,12 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
-import solvers
 from catalog.au_schema import SCHEMAS, AUSchema
+from checkpoints import BUNDLED_CHECKPOINT, native
+from checkpoints.seed_formats import FORMATS
 from data.synthetic import DRIVEN_AUS, draw_face, random_aus
 from models.registry import build_generator, conditioning
-from solvers import checkpoint as ckpt
-from solvers import importers
 from tools.export_generator import _sha256, generator_state
 
 DEFAULT_OPSET = 17
@@ -97,7 +96,7 @@ def load_generator(source: Path, load_epoch="latest", ckpt_format: str = "auto")
     try:
         path, state = generator_state(source, load_epoch, ckpt_format)
         generator = build_generator(state["model"])
-        ckpt.load_state_strict(generator, state["G"], "generator", path)
+        native.load_state_strict(generator, state["G"], "generator", path)
     except (KeyError, TypeError, AttributeError) as err:  # a native-looking dict that lacks an entry
         raise ValueError(f"{source}: not a usable generator checkpoint ({err.__class__.__name__}: {err})") from None
     return path, state, generator.float().eval()
@@ -318,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="run folder, checkpoint file or a seed's generator file (default: the bundled model)")
     p.add_argument("--out", required=True, type=Path, help="the .onnx file to write (OUT.json is written beside)")
     p.add_argument("--load_epoch", default="latest", help="N or latest, when SOURCE is a run folder")
-    p.add_argument("--ckpt_format", default="auto", choices=importers.FORMATS)
+    p.add_argument("--ckpt_format", default="auto", choices=FORMATS)
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="largest ORT vs PyTorch difference allowed, in 0..255 levels (default 1)")
@@ -327,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exporter", default="torchscript", choices=EXPORTERS,
                    help="torch's TorchScript exporter (needs onnx) or the dynamo one (needs onnxscript too)")
     args = p.parse_args(argv)
-    source = args.source if args.source is not None else solvers.BUNDLED_CHECKPOINT
+    source = args.source if args.source is not None else BUNDLED_CHECKPOINT
     if args.source is None:
         print(f"no checkpoint given: exporting the bundled model {source}")
     try:

@@ -1,4 +1,6 @@
-"""One checkpoint = one file of tensors and plain types, written atomically, loadable with weights_only=True.
+"""This toolkit's checkpoint format: one file of tensors and plain types, written atomically, loadable with
+weights_only=True. Writing (``save_atomic``), naming, finding in a run folder and checking; reading for every
+caller goes through ``checkpoints.read`` (checkpoints/reading.py).
 
 Files in a run folder:
 - ``epoch_NNNN.pth`` at the end of every ``--save_epoch_freq``-th epoch (and the last one);
@@ -17,6 +19,12 @@ FORMAT_VERSION = 1
 KIND = "megan-checkpoint"
 LATEST = "latest.pth"
 _EPOCH_RE = re.compile(r"^epoch_(\d+)\.pth$")
+
+# The generator shipped in the repository (pretrained/MODEL_CARD.md): test mode's model when none is named.
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+BUNDLED_CHECKPOINT = PRETRAINED / "ganimation128_gpu15.pth"  # 128 px, trained on one GPU (docs/bundled_model.md)
+# The 64 px CPU stand-in it replaced: kept only because tests need a tiny real model that runs in a second.
+SMALL_CHECKPOINT = PRETRAINED / "ganimation_cpu_small.pth"
 
 
 def epoch_path(run_dir: Path, epoch: int) -> Path:
@@ -50,15 +58,8 @@ def save_atomic(state: dict, path: Path) -> None:
             tmp.unlink()
 
 
-def resolve(source: str | Path, load_epoch: str | int | None = "latest", fmt: str = "native") -> Path:
-    """A checkpoint file from a file path, or a run folder + ``N`` / ``latest``.
-
-    ``fmt`` other than "native" (auto, ulme, replicate, ganimation, n2me) also finds a seed's generator file in a
-    seed's run folder (solvers/importers.py knows their file names)."""
-    if fmt != "native":
-        from solvers import importers  # imported here: importers builds on this module
-
-        return importers.resolve_checkpoint(source, load_epoch, fmt)
+def resolve_run(source: Path, load_epoch: str | int | None = "latest") -> Path:
+    """This toolkit's checkpoint file from a file path, or a run folder + ``N`` / ``latest``."""
     source = Path(source)
     if source.is_file():
         return source
@@ -74,28 +75,26 @@ def resolve(source: str | Path, load_epoch: str | int | None = "latest", fmt: st
         raise FileNotFoundError(f"{source} holds no checkpoints (epoch_NNNN.pth or {LATEST})"
                                 + (": the run stopped before its first save; start it again with the same --name "
                                    "(without --resume), which reuses the folder" if started else ""))
-    try:
-        epoch = int(load_epoch)
-    except ValueError:
-        raise ValueError(f"--load_epoch must be a number or 'latest', got '{load_epoch}'") from None
+    epoch = parse_epoch(load_epoch)
     if epoch not in epochs:
         have = ", ".join(str(e) for e in epochs) or "none"
         raise FileNotFoundError(f"{source} has no checkpoint for epoch {epoch} (epochs saved: {have})")
     return epochs[epoch]
 
 
-def load(path: str | Path, fmt: str = "native", map_location="cpu", *, need_critic: bool = False) -> dict:
-    """The one door to checkpoints: a file as this toolkit's checkpoint dict, whatever its format.
+def parse_epoch(load_epoch) -> int | None:
+    """``--load_epoch``: a number, or None for the newest ("latest", -1)."""
+    if load_epoch in (None, "latest", "-1", -1):
+        return None
+    try:
+        return int(load_epoch)
+    except ValueError:
+        raise ValueError(f"--load_epoch must be a number or 'latest', got '{load_epoch}'") from None
 
-    "native" (the default) reads only this toolkit's files, strictly. Any other ``fmt`` (auto, ulme, replicate,
-    ganimation, n2me) lets solvers/importers.py convert a seed's weights in memory (nothing is written);
-    ``need_critic`` (fine-tuning) requires the critic's weights too."""
-    if fmt != "native":
-        from solvers import importers  # imported here: importers builds on this module
 
-        return importers.to_native(Path(path), fmt, need_critic=need_critic)
-    state = _read_native(Path(path), map_location)
-    return require_critic(state, path) if need_critic else state
+def native_by_name(path: Path) -> bool:
+    """The file names this toolkit writes (epoch_NNNN.pth, latest.pth)."""
+    return path.name == LATEST or bool(_EPOCH_RE.match(path.name))
 
 
 def require_critic(state: dict, path: str | Path) -> dict:
@@ -108,7 +107,8 @@ def require_critic(state: dict, path: str | Path) -> dict:
     return state
 
 
-def _read_native(path: Path, map_location) -> dict:
+def read_native(path: Path, map_location="cpu") -> dict:
+    """Read one of this toolkit's files (the only ``torch.load`` of a native checkpoint) and check it."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
@@ -122,11 +122,11 @@ def is_native(state) -> bool:
 
 
 def check_native(state, path: Path) -> dict:
-    """The checks ``load`` applies to what it read (shared with the importers, which read files themselves)."""
+    """The checks applied to what was read, whichever reader read it."""
     if not is_native(state):
         raise ValueError(f"{path}: not a checkpoint of this toolkit (no '{KIND}' marker); seed-format weights "
                          f"(ULME-GAN, GANimation, N2ME) need an importer: --ckpt_format auto, or "
-                         f"python -m solvers.importers convert")
+                         f"python -m checkpoints convert")
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format {state['format_version']} is newer than this toolkit "
                          f"({FORMAT_VERSION}); update the toolkit")

@@ -1,5 +1,5 @@
 """The seed systems' checkpoint files (ULME-GAN, ganimation_replicate, original GANimation, N2ME): their file and
-key names, and how solvers/importers.py reads them into this toolkit's networks without running their code.
+key names, and how checkpoints/importers.py reads them into this toolkit's networks without running their code.
 
 Every foreign format is one plain ``state_dict`` per network under that project's own file and key names. An import:
 
@@ -35,7 +35,7 @@ convolutions with bias (``norm="instance"``); GANimation uses affine InstanceNor
 which subtracts the per-channel mean, so a convolution bias there has no effect: N2ME's weights load into
 ``norm="instance"`` with zero biases and compute exactly what they computed before.
 
-Reading these files into native checkpoints: solvers/importers.py (also a command: ``python -m solvers.importers``).
+Reading these files into native checkpoints: checkpoints/importers.py (also a command: ``python -m checkpoints``).
 """
 from __future__ import annotations
 

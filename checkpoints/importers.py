@@ -2,29 +2,25 @@
 GANimation, N2ME) into this toolkit's networks, in memory, without retraining and without running their code.
 
 What the seeds' files look like, how their keys map to this toolkit's modules and how the format is detected:
-models/seed_formats.py. Here: inferring the model arguments from the tensor shapes, checking the weights against
-the networks they build, finding a seed's files in a folder, and the converter behind
-``checkpoint.load(path, fmt)`` (``to_native``).
-
-Command line: ``python -m solvers.importers convert SOURCE --out native.pth`` and ``... inspect SOURCE``.
+checkpoints/seed_formats.py. Here: inferring the model arguments from the tensor shapes and checking the weights
+against the networks they build (the networks come from the model registry, ``models/registry.py``).
+``import_weights`` converts what ``checkpoints.read`` has already read; ``import_checkpoint`` finds and reads a file
+itself (the ``python -m checkpoints`` command and tests).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from catalog.au_schema import schema_for_size
-from models.networks import Discriminator, Generator, default_d_layers
-from models.seed_formats import (
+from checkpoints import locate, native
+from checkpoints.seed_formats import (
     ALIASES,
     DEFAULT_FINAL_SIZE,
-    FORMATS,
     LAYOUTS,
     LEGACY_STATS,
     KeyEvidence,
@@ -46,12 +42,13 @@ from models.seed_formats import (
     tried_as,
     undo_dropout_shift,
 )
-from solvers import checkpoint as ckpt
+from models.networks import default_d_layers
+from models.registry import spec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "ImportedCheckpoint", "check_format", "import_checkpoint", "main", "resolve_checkpoint",
-           "to_native"]
+# Every seed's generator and critic is this toolkit's GANimation pair (seed_formats.py: the key mapping).
+SEED_MODEL = "ganimation"
 
 
 # ------------------------------------------------------------------------------------------------ inference
@@ -91,7 +88,7 @@ def infer_critic(r: Renamed, layout: Layout, path: Path, fmt: str) -> tuple[dict
     return args, why
 
 
-def _expected_shapes(cls, args: dict) -> dict:
+def _expected_shapes(cls: type, args: dict) -> dict:
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         return {k: v for k, v in cls(**args).state_dict().items()}
 
@@ -132,7 +129,7 @@ class ImportedCheckpoint:
     def native_state(self) -> dict:
         """The layout solvers/trainer.py writes, without optimizer and RNG states (a foreign run has none here)."""
         state = {
-            "kind": ckpt.KIND, "format_version": ckpt.FORMAT_VERSION,
+            "kind": native.KIND, "format_version": native.FORMAT_VERSION,
             "progress": {"epoch": self.epoch, "batch": 0, "step": 0, "images": 0},
             "lr": None, "model": self.model_args, "G": self.G, "options": {},
             "imported_from": {"format": self.format, "generator": str(self.generator_file),
@@ -154,75 +151,6 @@ class ImportedCheckpoint:
         return lines
 
 
-def _parse_epoch(load_epoch) -> int | None:
-    if load_epoch in (None, "latest", "-1", -1):
-        return None
-    try:
-        return int(load_epoch)
-    except ValueError:
-        raise ValueError(f"--load_epoch must be a number or 'latest', got '{load_epoch}'") from None
-
-
-def scan_folder(folder: Path) -> dict[str, dict[int, dict[str, Path]]]:
-    """layout name -> epoch -> role -> file, for the seed file names found in ``folder``."""
-    found: dict = {}
-    for p in sorted(folder.iterdir()):
-        layout, role, epoch = layout_from_name(p)
-        if layout is not None and p.is_file():
-            found.setdefault(layout.name, {}).setdefault(int(epoch), {})[role] = p
-    return found
-
-
-def _no_checkpoint_message(folder: Path) -> str:
-    names = "; ".join(f"{lay.title}: {lay.pattern}" for lay in LAYOUTS.values())
-    hint = ""
-    nested = [p for p in sorted(folder.glob("*/*")) + sorted(folder.glob("*")) if p.is_dir() and scan_folder(p)]
-    if nested:
-        hint = f". Sub-folders that hold checkpoints: {first_few([str(p.relative_to(folder)) for p in nested], 5)}"
-    return (f"{folder} holds no checkpoints: neither this toolkit's (epoch_NNNN.pth, {ckpt.LATEST}) nor a seed's "
-            f"({names}){hint}")
-
-
-def resolve_checkpoint(source: str | Path, load_epoch="latest", ckpt_format: str = "auto") -> Path:
-    """A checkpoint file from a file, or from a run folder (native or foreign) + epoch N / latest.
-
-    For a foreign folder this is the generator file; its critic is found beside it by name.
-    """
-    fmt = normalise_format(ckpt_format)
-    source = Path(source)
-    if source.is_file():
-        return source
-    if not source.is_dir():
-        raise FileNotFoundError(f"no checkpoint or run folder at {source}")
-    has_native = bool(ckpt.epoch_files(source)) or (source / ckpt.LATEST).is_file()
-    if fmt == "native" or (fmt == "auto" and has_native):
-        return ckpt.resolve(source, load_epoch)  # the native rules, unchanged
-    found = scan_folder(source)
-    if fmt != "auto":
-        found = {k: v for k, v in found.items() if k == ALIASES.get(fmt, fmt)}
-    if not found:
-        if fmt != "auto":
-            layout = LAYOUTS[ALIASES.get(fmt, fmt)]
-            raise FileNotFoundError(f"{source}: no {layout.title} files ({layout.pattern}) for --ckpt_format {fmt}")
-        raise FileNotFoundError(_no_checkpoint_message(source))
-    if len(found) > 1:
-        kinds = ", ".join(LAYOUTS[k].title for k in found)
-        raise ValueError(f"{source} holds checkpoints of several formats ({kinds}): pass --ckpt_format")
-    name, epochs = next(iter(found.items()))
-    generators = {e: roles["G"] for e, roles in epochs.items() if "G" in roles}
-    if not generators:
-        raise FileNotFoundError(f"{source}: only critic files ({LAYOUTS[name].file_name('<E>', 'D')}); test mode "
-                                f"and fine-tuning need the generator ({LAYOUTS[name].file_name('<E>', 'G')})")
-    epoch = _parse_epoch(load_epoch)
-    if epoch is None:
-        epoch = max(generators)
-    if epoch not in generators:
-        raise FileNotFoundError(f"{source} has no {LAYOUTS[name].title} generator for epoch {epoch} "
-                                f"(epochs saved: {', '.join(map(str, sorted(generators)))})")
-    log.info("%s: %s checkpoint of epoch %d (%s)", source, LAYOUTS[name].title, epoch, generators[epoch].name)
-    return generators[epoch]
-
-
 def _generator_role_check(ev: KeyEvidence, name_role: str | None, path: Path, layout_hint: Layout | None,
                           epoch: str | None, fmt: str) -> None:
     role = ev.role or name_role
@@ -239,14 +167,21 @@ def _generator_role_check(ev: KeyEvidence, name_role: str | None, path: Path, la
 
 
 def import_checkpoint(source: str | Path, ckpt_format: str = "auto", load_epoch="latest",
-                      need_critic: bool = False, final_size: int | None = None, _raw=None) -> ImportedCheckpoint:
-    """Read a foreign generator (+ its critic when found beside it) into native weights and model arguments."""
+                      need_critic: bool = False, final_size: int | None = None) -> ImportedCheckpoint:
+    """Find a foreign generator (file or seed run folder), read it and import it (+ its critic found beside it)."""
     fmt = normalise_format(ckpt_format)
     if fmt == "native":
         raise ValueError(f"{source}: --ckpt_format native loads this toolkit's checkpoints; nothing to import")
-    g_path = resolve_checkpoint(source, load_epoch, fmt)
-    raw = read_weights(g_path, fmt) if _raw is None else _raw
-    if ckpt.is_native(raw):
+    g_path = locate.resolve(source, load_epoch, fmt)
+    return import_weights(g_path, read_weights(g_path, fmt), fmt, need_critic, final_size)
+
+
+def import_weights(g_path: Path, raw, fmt: str = "auto", need_critic: bool = False,
+                   final_size: int | None = None) -> ImportedCheckpoint:
+    """A foreign generator file's object, already read, as native weights and model arguments; its critic, when
+    the seed's naming puts one beside it, is read here (the one other file an import opens)."""
+    fmt = normalise_format(fmt)
+    if native.is_native(raw):
         raise ValueError(f"{g_path}: already a checkpoint of this toolkit; nothing to import")
     sd, prefix_notes = as_state_dict(raw, g_path, fmt)
     ev = classify_keys(sd)
@@ -263,7 +198,7 @@ def import_checkpoint(source: str | Path, ckpt_format: str = "auto", load_epoch=
         undo_dropout_shift(g)
     g_args, inferred = infer_generator(g, layout, g_path, fmt)
     schema = _schema(g_args["aus_nc"], g_path)
-    expected_g = _expected_shapes(Generator, g_args)
+    expected_g = _expected_shapes(spec(SEED_MODEL).generator, g_args)
     reconcile_conv_biases(g, expected_g)
     check_fits(g, expected_g, layout.g_rules, "generator", g_args, layout, g_path, fmt)
 
@@ -291,7 +226,7 @@ def import_checkpoint(source: str | Path, ckpt_format: str = "auto", load_epoch=
                   "n_layers": default_d_layers(size)}
         origin = "--final_size" if final_size else "no critic file: the seeds train at 128 px, assumed"
         inferred.append(f"final_size={size} ({origin}); critic arguments are defaults")
-    model_args = {"name": "ganimation", "aus_schema": schema.key, "generator": g_args, "discriminator": d_args}
+    model_args = {"name": SEED_MODEL, "aus_schema": schema.key, "generator": g_args, "discriminator": d_args}
     return ImportedCheckpoint(label, reason, g_path, d_path if d_weights is not None else None,
                               int(name_epoch) if name_epoch is not None else 0, model_args,
                               g.weights, d_weights, inferred, notes)
@@ -313,7 +248,7 @@ def _import_critic(d_path: Path, layout: Layout, fmt: str) -> tuple[Renamed, dic
         raise ValueError(f"{d_path}: the critic has normalisation statistics ({first_few(stats, 3)}); the seeds' "
                          f"critics have no normalisation layers")
     args, inferred = infer_critic(d, layout, d_path, fmt)
-    check_fits(d, _expected_shapes(Discriminator, args), layout.d_rules, "critic", args, layout, d_path, fmt)
+    check_fits(d, _expected_shapes(spec(SEED_MODEL).critic, args), layout.d_rules, "critic", args, layout, d_path, fmt)
     return d, args, inferred
 
 
@@ -323,77 +258,3 @@ def _schema(aus_nc: int, path: Path):
     except ValueError as exc:
         raise ValueError(f"{path}: the generator takes {aus_nc} AU values (first convolution: {aus_nc + 3} input "
                          f"channels = 3 RGB + AUs): {exc}") from None
-
-
-# ------------------------------------------------------------------------------------------------ loading hooks
-def _native_by_name(path: Path) -> bool:
-    return path.name == ckpt.LATEST or bool(re.match(r"^epoch_\d+\.pth$", path.name))
-
-
-def to_native(path: Path, ckpt_format: str = "auto", need_critic: bool = False) -> dict:
-    """A checkpoint file as ``checkpoint.load`` returns it (the converter behind ``checkpoint.load(path, fmt)``):
-    native files unchanged and strict, a seed's weights converted in memory. ``need_critic``: fine-tuning."""
-    path = Path(path)
-    fmt = normalise_format(ckpt_format)
-    if fmt == "native" or (fmt == "auto" and _native_by_name(path)):
-        return ckpt.load(path, need_critic=need_critic)
-    raw = read_weights(path, fmt)
-    if ckpt.is_native(raw):
-        state = ckpt.check_native(raw, path)
-        return ckpt.require_critic(state, path) if need_critic else state
-    imported = import_checkpoint(path, fmt, need_critic=need_critic, _raw=raw)
-    for line in imported.describe():
-        log.info("import %s", line)
-    return imported.native_state()
-
-
-def check_format(path: Path, ckpt_format: str = "auto") -> None:
-    """Fail early, naming the format, when an explicit --ckpt_format does not fit the file."""
-    fmt = normalise_format(ckpt_format)
-    if fmt == "native":
-        ckpt.load(path)
-    elif fmt != "auto":
-        import_checkpoint(path, fmt)
-
-
-# ------------------------------------------------------------------------------------------------ command line
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m solvers.importers",
-                                description="Import ULME-GAN / ganimation_replicate / GANimation / N2ME checkpoints")
-    sub = p.add_subparsers(dest="command", required=True)
-    for name, text in (("convert", "write the weights as a native checkpoint"),
-                       ("inspect", "print the detected format and the inferred model arguments")):
-        s = sub.add_parser(name, help=text, description=text)
-        s.add_argument("source", help="a generator file, or the run folder holding it (and its critic)")
-        s.add_argument("--ckpt_format", default="auto", choices=[f for f in FORMATS if f != "native"],
-                       help="auto: detect from key and file names")
-        s.add_argument("--epoch", default="latest", help="N or latest, when SOURCE is a folder")
-        s.add_argument("--final_size", type=int, default=None,
-                       help="image size for a generator without its critic (default 128; the critic tells it)")
-        if name == "convert":
-            s.add_argument("--out", required=True, help="native checkpoint to write (.pth)")
-            s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        imported = import_checkpoint(args.source, args.ckpt_format, args.epoch, final_size=args.final_size)
-        print("\n".join(imported.describe()))
-        if args.command == "convert":
-            out = Path(args.out)
-            if out.exists() and not args.force:
-                raise FileExistsError(f"{out} exists: pass --force to overwrite it")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            ckpt.save_atomic(imported.native_state(), out)
-            print(f"wrote {out} (native checkpoint: python main.py --mode test --ckpt {out} ...)")
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
