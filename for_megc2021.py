@@ -32,9 +32,15 @@ from tqdm import tqdm
 
 from media.images import list_images, load_rgb, natural_key
 from monitor.logs import setup_logging
-from options import build_parser, check_mode_flags, explicit_flags
+from options import apply_preset, build_parser, check_mode_flags, explicit_flags
 from solvers import pairs
-from solvers.composition import generation_checkpoint, speed_settings, trajectory_settings, write_videos
+from solvers.composition import (
+    generation_checkpoint,
+    preset_record,
+    speed_settings,
+    trajectory_settings,
+    write_videos,
+)
 from solvers.distributed import select_device
 from solvers.run_folder import remove_stale_temp
 from solvers.tester import (
@@ -72,6 +78,7 @@ def parse(argv: list[str] | None):
     argv = sys.argv[1:] if argv is None else argv
     opt = parser.parse_args(argv)
     opt.explicit = sorted(explicit_flags(parser, argv))  # as main.py: which flags were typed (e.g. --ckpt_dir)
+    apply_preset(opt)  # --mode is test here: a preset's test settings
     if bool(opt.megc_root) == bool(opt.clips):
         parser.error("give either --megc_root, or --clips with --templates")
     if opt.clips and not opt.templates:
@@ -155,7 +162,7 @@ def run_batch(opt) -> int:
     model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
                               speed_settings(opt, device))
     traj = trajectory_settings(opt)
-    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt),
+    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt), preset=preset_record(opt),
                          max_frames=opt.max_dataset_size)
     results_dir = Path(opt.results_dir)
     suffix = f"{model.model_args['name']}_{model.epoch}_{traj.folder_tag()}"

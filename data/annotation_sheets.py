@@ -5,21 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalog.datasets import DATASETS, Dataset, dataset_in_name
 from data.facs_codes import MISSING_CELLS, AUCode, cell_text, format_aus, parse_aus
 
-DATASETS = ("casme2", "samm", "smic", "casme3", "mmew")
-NATIVE_FPS = {"casme2": 200, "samm": 200, "smic": 100, "casme3": 30, "mmew": 90}
+# N2ME's me_summary.json keeps these six (the other labels: others, repression, contempt... are dropped).
 SUMMARY_EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
-EMOTION_ALIASES = {"happy": "happiness", "sad": "sadness", "angry": "anger", "surprised": "surprise",
-                   "disgusted": "disgust", "fearful": "fear", "afraid": "fear"}
-SMIC_CLASSES = ("positive", "negative", "surprise")
 HEADER_SEARCH_ROWS = 60  # the SAMM notes block is 13 rows; leave room for longer ones
-# Excel turns '006' typed without a text format into 6: put back the dataset's subject width.
-SUBJECT_WIDTH = {"casme2": 2, "samm": 3}
 CSV_COLUMNS = ("subject", "clip", "clip_id", "dataset", "onset", "apex", "offset", "aus", "aus_raw", "emotion",
                "fps", "frame_dir", "problems")
 
@@ -82,30 +76,19 @@ class MEClip:
         return sorted({c.number for c in self.action_units})
 
 
-def _casme2_paths(subject: str, clip: str, emotion: str, onset: int | None) -> tuple[str, str]:
-    sub = f"sub{int(subject):02d}" if subject.isdigit() else f"sub{subject}"
-    return f"c_{sub}_{clip}", f"{sub}/{clip}"
-
-
-def _samm_paths(subject: str, clip: str, emotion: str, onset: int | None) -> tuple[str, str]:
-    return f"s_{clip}", f"{subject}/{clip}"
-
-
-def _mmew_paths(subject: str, clip: str, emotion: str, onset: int | None) -> tuple[str, str]:
-    return f"m_{clip}", f"Micro_Expression/{emotion}/{clip}"
-
-
-def _casme3_paths(subject: str, clip: str, emotion: str, onset: int | None) -> tuple[str, str]:
-    suffix = "" if onset is None else f"_{onset}"
-    return f"c3_{subject}_{clip}{suffix}", f"{subject}/{clip}"
-
-
 @dataclass(frozen=True)
 class _Layout:
-    dataset: str
-    columns: dict[str, str]  # field -> header text as the dataset writes it
-    marker: str | None  # a column only this layout has (None: recognised by its columns alone)
-    paths: Callable[[str, str, str, int | None], tuple[str, str]]  # -> (clip_id, frame_dir)
+    """A dataset's sheet (catalog/datasets.py: columns, marker column) as the reader uses it."""
+
+    dataset: Dataset
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return self.dataset.sheet.columns
+
+    @property
+    def marker(self) -> str | None:
+        return self.dataset.sheet.marker
 
     def key(self, name: str) -> str:
         return header_key(self.columns[name])
@@ -116,20 +99,12 @@ class _Layout:
         return keys | ({header_key(self.marker)} if self.marker else set())
 
     def describe(self) -> str:
-        return f"{self.dataset} ({', '.join(self.columns.values())}{', ' + self.marker if self.marker else ''})"
+        return f"{self.dataset.key} ({', '.join(self.columns.values())}{', ' + self.marker if self.marker else ''})"
 
 
-_FRAME_COLUMNS = {"subject": "Subject", "clip": "Filename", "onset": "OnsetFrame", "apex": "ApexFrame",
-                  "offset": "OffsetFrame", "aus": "Action Units", "emotion": "Estimated Emotion"}
-LAYOUTS = {  # detection order: the layouts with a marker column first
-    "samm": _Layout("samm", _FRAME_COLUMNS, "Inducement Code", _samm_paths),
-    "mmew": _Layout("mmew", _FRAME_COLUMNS, "remarks", _mmew_paths),
-    "casme3": _Layout("casme3", {"subject": "Subject", "clip": "Filename", "onset": "Onset", "apex": "Apex",
-                                 "offset": "Offset", "aus": "AU", "emotion": "emotion"}, None, _casme3_paths),
-    "casme2": _Layout("casme2", _FRAME_COLUMNS, None, _casme2_paths),
-}
-_NAME_HINTS = (("casme3", r"cas\(?me\)?\s*\^?\s*3|casme\s*3"), ("casme2", r"casme[\s_-]*(?:2|ii)"),
-               ("samm", r"samm"), ("mmew", r"mmew"), ("smic", r"smic"))
+# Detection order: the layouts with a marker column first (a SAMM sheet also has every CASME II column).
+LAYOUTS = {d.key: _Layout(d) for d in sorted((d for d in DATASETS.values() if d.sheet is not None),
+                                             key=lambda d: d.sheet.marker is None)}
 
 
 def header_key(text) -> str:
@@ -202,8 +177,8 @@ def _choose_layout(table: _Table, path: Path, dataset: str | None) -> _Layout:
 
 def dataset_from_name(path: str | Path) -> str | None:
     """Dataset named by a file or folder name ('CASME2-coding-*.xlsx' -> 'casme2'), or None."""
-    name = Path(path).name.lower()
-    return next((dataset for dataset, pattern in _NAME_HINTS if re.search(pattern, name)), None)
+    found = dataset_in_name(Path(path).name)
+    return found.key if found is not None else None
 
 
 def read_sheet(path: str | Path, dataset: str | None, sheet: str | None, strict: bool,
@@ -221,7 +196,7 @@ def read_sheet(path: str | Path, dataset: str | None, sheet: str | None, strict:
         if not any(cell_text(v) for v in values):
             continue
         clip = _clip_from_row(layout, table, positions, row_number, values, strict,
-                              NATIVE_FPS[layout.dataset] if fps is None else fps)
+                              layout.dataset.fps if fps is None else fps)
         if clip is not None:
             clips.append(clip)
     return clips
@@ -257,8 +232,8 @@ def _clip_from_row(layout: _Layout, table: _Table, positions: dict[str, int], ro
     emotion = " ".join(cell_text(cell("emotion")).lower().split())
     if not emotion:
         problems.append(note("emotion", "blank emotion"))
-    clip_id, frame_dir = layout.paths(subject, clip, emotion, frames["onset"])
-    return MEClip(layout.dataset, subject, clip, frames["onset"], frames["apex"], frames["offset"], codes, aus_raw,
+    clip_id, frame_dir = layout.dataset.paths(subject, clip, emotion, frames["onset"])
+    return MEClip(layout.dataset.key, subject, clip, frames["onset"], frames["apex"], frames["offset"], codes, aus_raw,
                   emotion, fps, frame_dir, clip_id, unparsed, problems, where)
 
 
@@ -277,11 +252,11 @@ def _frame_cell(value, present: bool, note, problems: list[str], strict: bool) -
     return frame
 
 
-def _subject_text(value, dataset: str) -> str:
+def _subject_text(value, dataset: Dataset) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, int):
-        return str(value).zfill(SUBJECT_WIDTH.get(dataset, 0))
+    if isinstance(value, int):  # Excel turns '006' typed without a text format into 6: pad it back
+        return str(value).zfill(dataset.subject_width)
     return cell_text(value)
 
 

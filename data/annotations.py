@@ -3,21 +3,10 @@
 Every reader returns a list of :class:`MEClip`; :func:`to_rows` / :func:`write_csv` give the unified table and
 :func:`build_me_summary` the N2ME ``{emotion: [clip ids]}`` dict.
 
-Layouts (header keys compare lower-case with spaces and punctuation removed, so ``Onset Frame`` == ``OnsetFrame``):
-
-- casme2: Subject, Filename, OnsetFrame, ApexFrame, OffsetFrame, Action Units, Estimated Emotion; 200 fps;
-  frame_dir ``sub{NN}/{Filename}``, clip_id ``c_sub{NN}_{Filename}`` (N2ME).
-- samm: as casme2 plus Inducement Code, header row searched below the notes block; 200 fps;
-  ``{subject}/{Filename}``, ``s_{Filename}`` (N2ME).
-- mmew: as casme2 plus remarks; 90 fps; ``Micro_Expression/{emotion}/{Filename}``, ``m_{Filename}`` (N2ME).
-- casme3 (part A): Subject, Filename, Onset, Apex, Offset, AU, emotion; 30 fps; ``{subject}/{Filename}``,
-  ``c3_{subject}_{Filename}_{onset}``.
-- smic: no sheet, folders ``{subject}/micro/{positive,negative,surprise}/{clip}/``; 100 fps (*);
-  ``{subject}/micro/{class}/{clip}``, ``smic_{clip}``.
-
-(* SMIC HS is 100 fps, VIS/NIR 25 fps: ``read_smic(root, fps=25)``.) The CAS(ME)^3 and SMIC ids are this toolkit's
-choice (N2ME has no convention for them); CAS(ME)^3 carries the onset because one Filename (a long task video) holds
-several MEs. An Apex column is optional everywhere (CAS(ME)^3 part C has none).
+Layouts: each dataset's sheet columns, frame rate, clip id and frame folder are in the dataset table,
+catalog/datasets.py (``DATASETS``); header keys compare lower-case with spaces and punctuation removed, so
+``Onset Frame`` == ``OnsetFrame``. SMIC has no sheet: :func:`read_smic` walks its folder tree. An Apex column is
+optional everywhere (CAS(ME)^3 part C has none).
 
 AU strings are parsed by :mod:`data.facs_codes`; the sheet machinery (layouts, header search, cells) is in
 :mod:`data.annotation_sheets`.
@@ -38,12 +27,9 @@ import csv
 import warnings
 from pathlib import Path
 
+from catalog.datasets import DATASETS, EMOTION_ALIASES
 from data.annotation_sheets import (  # re-exported: the annotation API callers import from here
     CSV_COLUMNS,
-    DATASETS,
-    EMOTION_ALIASES,
-    NATIVE_FPS,
-    SMIC_CLASSES,
     SUMMARY_EMOTIONS,
     AnnotationError,
     MEClip,
@@ -54,7 +40,9 @@ from data.annotation_sheets import (  # re-exported: the annotation API callers 
 )
 from data.facs_codes import AUCode, format_aus, parse_aus
 
-__all__ = ["CSV_COLUMNS", "DATASETS", "NATIVE_FPS", "SUMMARY_EMOTIONS", "AUCode", "AnnotationError", "MEClip",
+SMIC = DATASETS["smic"]
+
+__all__ = ["CSV_COLUMNS", "SUMMARY_EMOTIONS", "AUCode", "AnnotationError", "MEClip",
            "all_problems", "build_me_summary", "dataset_from_name", "format_aus", "order_problems", "parse_aus",
            "parse_frame", "read_annotations", "read_casme2", "read_casme3", "read_mmew", "read_samm", "read_smic",
            "summary_emotion", "to_rows", "write_csv"]
@@ -78,7 +66,7 @@ def read_mmew(path: str | Path, sheet: str | None = None, strict: bool = False) 
     return read_sheet(path, "mmew", sheet, strict)
 
 
-def read_smic(root: str | Path, fps: float = 100) -> list[MEClip]:
+def read_smic(root: str | Path, fps: float = SMIC.fps) -> list[MEClip]:
     """Clips from the SMIC folder tree ``{subject}/micro/{positive,negative,surprise}/{clip}/`` (no frames, no AUs)."""
     root = Path(root)
     if not root.is_dir():
@@ -86,23 +74,21 @@ def read_smic(root: str | Path, fps: float = 100) -> list[MEClip]:
     clips = []
     for subject_dir in sorted(p for p in root.iterdir() if (p / "micro").is_dir()):
         for class_dir in sorted(p for p in (subject_dir / "micro").iterdir() if p.is_dir()):
-            if class_dir.name.lower() not in SMIC_CLASSES:
-                warnings.warn(f"SMIC: {class_dir} is not one of {SMIC_CLASSES}; skipped", stacklevel=2)
+            if class_dir.name.lower() not in SMIC.emotions:
+                warnings.warn(f"SMIC: {class_dir} is not one of {SMIC.emotions}; skipped", stacklevel=2)
                 continue
             clips += [_smic_clip(subject_dir.name, class_dir.name, d, fps)
                       for d in sorted(class_dir.iterdir()) if d.is_dir()]
     if not clips:
-        classes = ",".join(SMIC_CLASSES)
+        classes = ",".join(SMIC.emotions)
         raise ValueError(f"no SMIC clips under {root}: expected {{subject}}/micro/{{{classes}}}/{{clip}}/")
     return clips
 
 
 def _smic_clip(subject: str, class_name: str, clip_dir: Path, fps: float) -> MEClip:
-    return MEClip("smic", subject, clip_dir.name, None, None, None, [], "", class_name.lower(), fps,
-                  f"{subject}/micro/{class_name}/{clip_dir.name}", f"smic_{clip_dir.name}", source=str(clip_dir))
-
-
-_READERS = {"casme2": read_casme2, "samm": read_samm, "casme3": read_casme3, "mmew": read_mmew}
+    clip_id, frame_dir = SMIC.paths(subject, clip_dir.name, class_name, None)
+    return MEClip(SMIC.key, subject, clip_dir.name, None, None, None, [], "", class_name.lower(), fps, frame_dir,
+                  clip_id, source=str(clip_dir))
 
 
 def read_annotations(path: str | Path, dataset: str | None = None, **options) -> list[MEClip]:
@@ -113,8 +99,8 @@ def read_annotations(path: str | Path, dataset: str | None = None, **options) ->
         dataset = "smic"
     if dataset == "smic":
         return read_smic(path, **options)
-    if dataset is not None and dataset not in _READERS:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {DATASETS}")
+    if dataset is not None and dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {tuple(DATASETS)}")
     return read_sheet(path, dataset, options.pop("sheet", None), options.pop("strict", False), **options)
 
 

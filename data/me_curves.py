@@ -1,7 +1,7 @@
 """Real micro-expression AU curves for N2ME's second stage: one clip id -> per-frame AU intensities.
 
-Clip ids follow N2ME: ``c_sub01_EP02_01f`` (CASME II), ``s_006_1_2`` (SAMM), ``m_<clip>`` (MMEW), and this
-toolkit's ``c3_...`` (CAS(ME)^3) and ``smic_...`` (SMIC). In the dataset's AU folder a clip is either
+Clip ids start with their dataset's prefix (catalog/datasets.py: ``clip_prefix``, N2ME's ``c_sub01_EP02_01f`` for
+CASME II). In the dataset's AU folder a clip is either
 ``<clip>.csv`` (OpenFace FeatureExtraction output: one row per frame) or ``<clip>/`` (its frames, measured by the
 built-in front end).
 """
@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog.datasets import dataset_of_clip_id
 from media.images import list_images, load_rgb
 from openface.csv_io import read_openface_csv
 
 # Longest run of frames without a face that is filled by interpolation without comment.
 MAX_SILENT_GAP = 5
-PREFIXES = (("c3_", "casme3"), ("smic_", "smic"), ("c_", "casme_ii"), ("s_", "samm"), ("m_", "mmew"))
-DATASET_FPS = {"casme_ii": 200, "samm": 200, "mmew": 90, "casme3": 30, "smic": 100}
 
 
 @dataclass
@@ -28,13 +27,6 @@ class ClipCurve:
     fps: float
     source: Path
     notes: list[str] = field(default_factory=list)
-
-
-def split_clip_id(clip_id: str) -> tuple[str, str]:
-    for prefix, dataset in PREFIXES:
-        if clip_id.startswith(prefix):
-            return dataset, clip_id[len(prefix):]
-    raise ValueError(f"clip id '{clip_id}' has no known dataset prefix ({', '.join(p for p, _ in PREFIXES)})")
 
 
 def fill_gaps(aus: np.ndarray, valid: np.ndarray, max_silent_gap: int = MAX_SILENT_GAP):
@@ -58,12 +50,13 @@ def fill_gaps(aus: np.ndarray, valid: np.ndarray, max_silent_gap: int = MAX_SILE
 
 
 def load_clip_curve(clip_id: str, aus_dirs: dict[str, Path], front_end=None) -> ClipCurve:
-    """The clip's AU curve from its dataset folder (CSV, or frames measured by ``front_end``)."""
-    dataset, clip = split_clip_id(clip_id)
-    folder = aus_dirs.get(dataset)
+    """The clip's AU curve from its dataset folder (CSV, or frames measured by ``front_end``); ``aus_dirs`` is keyed
+    by dataset key (catalog/datasets.py)."""
+    dataset, clip = dataset_of_clip_id(clip_id)
+    folder = aus_dirs.get(dataset.key)
     if folder is None:
-        raise FileNotFoundError(f"{clip_id}: no AU folder given for {dataset} (--{dataset}_aus_dir)")
-    fps = DATASET_FPS[dataset]
+        raise FileNotFoundError(f"{clip_id}: no AU folder given for {dataset.title} (--{dataset.aus_dir_flag})")
+    fps = dataset.fps
     if (folder / f"{clip}.csv").is_file():
         rows = read_openface_csv(folder / f"{clip}.csv")
         valid = ~np.isnan(rows.intensity).any(axis=1)

@@ -20,16 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from catalog.au_schema import OPENFACE_AUS, AUSchema
+from catalog.datasets import DEFAULT_FPS, native_fps
 from data.au_table import AU_TABLE_NAMES, load_au_table, read_text
 from media.images import describe_gaps, list_images, load_rgb, numbering_gaps
 from openface.csv_io import read_openface_csv
 
 log = logging.getLogger(__name__)
 
-# Native frame rates of the ME datasets, recognised in folder names (lower case).
-NATIVE_FPS = {"casme2": 200, "casme_ii": 200, "casmeii": 200, "samm": 200, "smic": 100, "mmew": 90,
-              "casme3": 30, "cas(me)": 30}
-DEFAULT_FPS = 30
 
 
 @dataclass
@@ -50,14 +47,6 @@ class Template:
     path: Path
     aus: np.ndarray | None  # raw AUs when known (AU table, csvs2 or measured), else None
     aligned: np.ndarray | None = None  # the front end's aligned crop, used instead of the file when present
-
-
-def native_fps(name: str) -> float:
-    lowered = name.lower()
-    for key, fps in NATIVE_FPS.items():
-        if key in lowered:
-            return fps
-    return DEFAULT_FPS
 
 
 def _au_table_in(folder: Path) -> Path | None:

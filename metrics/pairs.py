@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from catalog.au_schema import OPENFACE_AUS
-from data.sequences import DEFAULT_FPS, NATIVE_FPS, native_fps
+from catalog.datasets import DATASETS, DEFAULT_FPS, EMOTION_ALIASES, dataset_in_name
 from media.images import load_rgb
 from metrics import au, frechet, identity, motion, quality, timeline
 from metrics.analysis import ClipAnalysis, Tools, analyse
@@ -27,12 +27,9 @@ from metrics.registry import METRICS
 
 log = logging.getLogger("metrics.evaluate")  # the command's one logger, whichever module reports
 
-DATASET_PATTERNS = (("casme3", r"cas\(?me\)?\^?_?3|casme3"), ("casme2", r"casme[\s_-]*(?:2|ii)"), ("samm", r"samm"),
-                    ("smic", r"smic"), ("mmew", r"mmew"))
-EMOTIONS = {"positive": "positive", "negative": "negative", "surprise": "surprise", "happiness": "happiness",
-            "happy": "happiness", "disgust": "disgust", "fear": "fear", "sadness": "sadness", "sad": "sadness",
-            "anger": "anger", "angry": "anger", "repression": "repression", "contempt": "contempt",
-            "others": "others", "other": "others"}
+# A word in a pair name -> its emotion group: every dataset's labels, and the short forms folded onto them.
+EMOTIONS = {**{label: EMOTION_ALIASES.get(label, label) for d in DATASETS.values() for label in d.emotions},
+            **EMOTION_ALIASES}
 
 
 # ---------------------------------------------------------------------------------------- names -> groups
@@ -40,7 +37,8 @@ EMOTIONS = {"positive": "positive", "negative": "negative", "surprise": "surpris
 def parse_group(*names: str) -> tuple[str, str]:
     """(dataset, emotion) read from pair / clip names like ``casme2_Positive_asianFemale``; "all" when unknown."""
     text = " ".join(n for n in names if n).lower()
-    dataset = next((d for d, pattern in DATASET_PATTERNS if re.search(pattern, text)), "all")
+    found = dataset_in_name(text)
+    dataset = found.key if found is not None else "all"
     tokens = re.split(r"[^a-z]+", text)
     emotion = next((EMOTIONS[t] for t in tokens if t in EMOTIONS), "all")
     return dataset, emotion
@@ -109,8 +107,8 @@ def clip_fps(entry: ResultEntry, fps: float | None) -> float:
     if entry.run and entry.run.get("fps"):
         return float(entry.run["fps"])
     names = " ".join(([entry.source.path.as_posix()] if entry.source is not None else []) + entry.keys).lower()
-    if any(key in names for key in NATIVE_FPS):
-        return float(native_fps(names))
+    if (named := dataset_in_name(names)) is not None:
+        return float(named.fps)
     return float(entry.generated.video_fps() or DEFAULT_FPS)
 
 

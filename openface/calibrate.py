@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from catalog.au_schema import OPENFACE_AUS
+from catalog.datasets import DATASETS, fps_summary
 from openface.au_curves import apex_frame
 from openface.au_estimator import CALIBRATION_FILE, Calibration, au_features
 from openface.au_geometry import MEASURE_NAMES
@@ -62,7 +63,8 @@ from openface.reference_limits import (
 )
 
 SIGNAL_AUTOCORRELATION = 0.5  # a secondary view: clip-AU pairs whose OpenFace curve is at least half signal
-CLIP_FPS = 200.0  # CASME II and SAMM
+CLIP_FPS = float(DATASETS["casme2"].fps)  # the MEGC package's clips: CASME II and SAMM, both at this rate
+assert DATASETS["samm"].fps == CLIP_FPS, "the MEGC package mixes CASME II and SAMM clips at one rate"
 
 
 @dataclass
@@ -351,7 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = build_parser()
     args = p.parse_args(argv)
     if args.fps <= 0 or not np.isfinite(args.fps):
-        p.error(f"--fps {args.fps:g}: give the clips' frame rate (200 for CASME II and SAMM, 100 for SMIC)")
+        p.error(f"--fps {args.fps:g}: give the clips' frame rate ({fps_summary()})")
     checked = Calibration.load(Path(args.check)) if args.check else None  # a bad file fails before any measuring
     clips, reference = load_clips(p, args)
     if checked is not None:  # --check: score, write nothing

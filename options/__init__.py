@@ -9,9 +9,11 @@ import math
 import sys
 
 from catalog.au_schema import SCHEMAS
+from catalog.datasets import DATASETS, DEFAULT_FPS, fps_summary
 from checkpoints.seed_formats import FORMATS as CHECKPOINT_FORMATS
 from metrics.eval_flags import add_eval_flags, parse_fps
 from models.registry import MODELS
+from options.presets import PRESETS
 
 MODES = ("train", "test", "eval")
 NORMS = ("instance", "instance_affine")
@@ -83,6 +85,10 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
+    g.add_argument("--preset", default=None, choices=tuple(PRESETS),
+                   help="a seed's published settings for --mode train or test (options/presets.py names the source "
+                        "of each value); flags typed override them: "
+                        + "; ".join(f"{name}: {preset.help}" for name, preset in PRESETS.items()))
     g.add_argument("--model", default="ganimation", choices=tuple(MODELS),  # the registry is the one model list
                    help="; ".join(f"{name}: {spec.help}" for name, spec in MODELS.items()))
     g.add_argument("--ngf", type=POSITIVE_INT, default=64, help="generator base width")
@@ -184,7 +190,7 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
                    help="drive the raw target AUs, ignoring the model's <model>.calibration.json (as the seeds do)")
     g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
     g.add_argument("--fps", type=FPS, default=None,
-                   help="video frame rate (default: native rate: CASME II/SAMM 200, SMIC 100, MMEW 90; else 30); "
+                   help=f"video frame rate (default: the dataset's native rate: {fps_summary()}; else {DEFAULT_FPS}); "
                         "--mode eval: the clips' frame rate (default: run.json, else dataset)")
     g.add_argument("--no_video", action="store_true", help="frames, AU table and curves only")
     g.add_argument("--save_video", action="store_true",
@@ -209,9 +215,9 @@ def add_n2me_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--me_ckpt", default=None, help="ME model (n2me_unet or ganimation): checkpoint or run folder")
     g.add_argument("--me_expr_name", default=None, help="name of the ME outputs (default: run name)")
     g.add_argument("--keep_size", action="store_true", help="paste neutral faces back into the original photos")
-    for dataset in ("samm", "mmew", "casme_ii", "smic", "casme3"):
-        g.add_argument(f"--{dataset}_aus_dir", default=None,
-                       help=f"{dataset}: per-clip OpenFace CSVs (<clip>.csv) or frame folders (<clip>/)")
+    for dataset in DATASETS.values():  # N2ME's flags (--casme_ii_aus_dir keeps N2ME's spelling)
+        g.add_argument(f"--{dataset.aus_dir_flag}", default=None,
+                       help=f"{dataset.title}: per-clip OpenFace CSVs (<clip>.csv) or frame folders (<clip>/)")
     g.add_argument("--me_summary", default=None, help="me_summary.json (default <test_dir>/me_summary.json)")
     g.add_argument("--me_annotations", nargs="*", default=[], help="annotation sheets to build a missing summary")
     g.add_argument("--me_emotions", default="all", help="all, or a comma list of anger,disgust,fear,happiness,...")
@@ -252,7 +258,30 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--results {opt.results} and --results_dir {opt.results_dir}: in test mode both name the "
                          f"output folder (--results is ULME-GAN's spelling); give one")
         opt.results_dir = opt.results
+    try:
+        apply_preset(opt)
+    except ValueError as err:
+        parser.error(str(err))
     check_mode_flags(parser, opt)
+    return opt
+
+
+def apply_preset(opt: argparse.Namespace) -> argparse.Namespace:
+    """--preset NAME: the seed's settings for this --mode (options/presets.py), under the flags typed. What was
+    overridden is kept in ``opt.preset_overrides`` (flag -> typed value), so options.json and run.json say it."""
+    opt.preset_overrides = {}
+    if not opt.preset:
+        return opt
+    preset = PRESETS[opt.preset]
+    settings = {"train": preset.train, "test": preset.test}.get(opt.mode)
+    if not settings:
+        raise ValueError(f"--preset {opt.preset} has settings for --mode train and test, not --mode {opt.mode}; "
+                         f"drop --preset")
+    for flag, setting in settings.items():
+        if flag in opt.explicit:
+            opt.preset_overrides[flag] = getattr(opt, flag)
+        else:
+            setattr(opt, flag, setting.value)
     return opt
 
 
@@ -262,6 +291,7 @@ GROUP_MODES = {"data": {"train"}, "model": {"train"}, "training": {"train"}, "lo
                "N2ME": {"test"}, "eval": {"eval"}}
 READ_ELSEWHERE = {
     "gpu_ids": set(MODES), "no_progress": set(MODES), "mode": set(MODES),
+    "preset": {"test"},  # a preset has training and test-mode settings (options/presets.py)
     "data_root": {"test"}, "batch_size": {"test"}, "max_dataset_size": {"test"}, "clip_aus": {"test"},
     "ckpt_dir": {"test"}, "load_epoch": {"test"}, "ckpt_format": {"test"}, "seed": {"test"},
     "amp": {"test"}, "fast_path": {"test"}, "compile": {"test"}, "channels_last": {"test"},

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from catalog.au_schema import SCHEMAS, schema_for_size
+from catalog.datasets import DATASETS
 from checkpoints import BUNDLED_CHECKPOINT, Checkpoint, read
 from checkpoints.native import check_resumable
 from models import registry as model_registry
@@ -252,6 +253,13 @@ def generation_checkpoint(opt: argparse.Namespace) -> Checkpoint:
     return read(source, opt.load_epoch or "latest", opt.ckpt_format)
 
 
+def preset_record(opt: argparse.Namespace) -> dict | None:
+    """--preset as run.json records it: the name and the flags typed over it."""
+    if not getattr(opt, "preset", None):
+        return None
+    return {"name": opt.preset, "overrides": dict(opt.preset_overrides)}
+
+
 def write_videos(opt: argparse.Namespace) -> bool:
     """Videos are written by default; --no_video leaves them out. --save_video (ULME-GAN's spelling) asks for them
     explicitly, so typing both is a contradiction rather than a silent choice."""
@@ -279,7 +287,7 @@ def create_tester(opt: argparse.Namespace):
         checkpoint=generation_checkpoint(opt), device=device, results_dir=Path(opt.results_dir),
         traj=trajectory_settings(opt),
         out=SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt),
-                           max_frames=opt.max_dataset_size),
+                           max_frames=opt.max_dataset_size, preset=preset_record(opt)),
         data_root=Path(opt.data_root) if opt.data_root else None,
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
         batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device), progress=not opt.no_progress,
@@ -296,8 +304,7 @@ def create_n2me_pipeline(opt: argparse.Namespace):
     test_dir = Path(opt.test_dir)
     neutral = read(Path(opt.neutral_ckpt), opt.load_epoch or "latest", opt.ckpt_format)
     me = read(Path(opt.me_ckpt), opt.load_epoch or "latest", opt.ckpt_format) if opt.me_ckpt else None
-    aus_dirs = {name: Path(getattr(opt, f"{name}_aus_dir"))
-                for name in ("samm", "mmew", "casme_ii", "smic", "casme3") if getattr(opt, f"{name}_aus_dir")}
+    aus_dirs = {d.key: Path(getattr(opt, d.aus_dir_flag)) for d in DATASETS.values() if getattr(opt, d.aus_dir_flag)}
     settings = N2MESettings(
         test_dir=test_dir, input_dir=test_dir / opt.input_dir, mode=opt.test_mode, neutral_ckpt=neutral,
         neutral_expr_name=opt.neutral_expr_name or neutral.path.parent.name, me_ckpt=me,

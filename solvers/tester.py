@@ -72,6 +72,7 @@ class OutputSettings:
     fps: float | None = None  # None: the clip's native rate
     videos: bool = True
     max_frames: int | None = None
+    preset: dict | None = None  # --preset and the flags typed over it, recorded in run.json
 
 
 class SequenceGenerator:
@@ -265,6 +266,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
                   "checkpoint": str(model.checkpoint), "epoch": model.epoch, "frames": len(targets), "apex": apex,
                   "fps": fps, "trajectory": asdict(traj), "au_mode_used": au_mode, "output_size": out.output_size,
                   "calibration": str(model.calibration.source) if drive is not targets else None,
+                  "preset": out.preset,
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(rate, 2),
                   "device": str(model.device)}
         if request is not None:

@@ -402,3 +402,29 @@ def test_csv_table_and_summary_keys(tmp_path):
     assert all(i.startswith(("m_", "smic_")) for ids in summary.values() for i in ids)
     assert "m_2_1" not in str(summary)  # 'others' dropped
     assert build_me_summary([]) == {emotion: [] for emotion in SUMMARY_EMOTIONS}
+
+
+# ---------------------------------------------------------------------------------------------------- dataset table
+def test_every_reader_takes_its_facts_from_the_dataset_table():
+    from catalog.datasets import DATASETS, dataset_in_name, dataset_of_clip_id, native_fps
+    from data.annotation_sheets import LAYOUTS
+    from data.me_curves import load_clip_curve
+    from metrics.pairs import parse_group
+
+    # One spelling per dataset; the others found in names all lead to it.
+    for name, key in (("CASME2-coding-20140508.xlsx", "casme2"), ("casme_ii_aus", "casme2"),
+                      ("CASME II", "casme2"), ("CAS(ME)^3_part_A.xlsx", "casme3"), ("casme3", "casme3"),
+                      ("SAMM_Micro_FACS_Codes_v2.xlsx", "samm"), ("SMIC-HS", "smic"), ("MMEW_Final", "mmew")):
+        assert dataset_in_name(name).key == key, name
+        assert native_fps(name) == DATASETS[key].fps
+    assert dataset_in_name("london_faces") is None and native_fps("london_faces") == 30
+    assert parse_group("casme2_Positive_asianFemale") == ("casme2", "positive")
+    assert parse_group("samm_other_x") == ("samm", "others")
+    # The clip ids the sheets write are the ids N2ME's AU folders are looked up by, for every dataset.
+    for d in DATASETS.values():
+        clip_id, _ = d.paths("7", "x_1", "happiness", 12)
+        assert clip_id.startswith(d.clip_prefix) and dataset_of_clip_id(clip_id)[0] is d
+        assert (d.sheet is None) == (d.key not in LAYOUTS)
+    assert DATASETS["casme2"].paths("1", "EP02_01f", "", None) == ("c_sub01_EP02_01f", "sub01/EP02_01f")
+    with pytest.raises(FileNotFoundError, match="--casme_ii_aus_dir"):  # N2ME's flag spelling, named in the error
+        load_clip_curve("c_sub01_EP02_01f", {})

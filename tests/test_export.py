@@ -149,3 +149,13 @@ def test_bundled_model_is_small_half_precision_and_loads():
     # shipped); the export measured it (pretrained/MODEL_CARD.md). Check the outputs are sane images instead.
     frames = model.generate(torch.zeros(3, model.image_size, model.image_size), np.zeros((2, 17)))
     assert frames.shape == (2, model.image_size, model.image_size, 3) and frames.std() < 60
+
+
+def test_test_mode_records_the_preset_in_run_json(tiny_run, tmp_path):
+    template = tmp_path / "t.png"
+    Image.new("RGB", (40, 40), "gray").save(template)
+    assert _test_mode(template, tmp_path / "r", "--ckpt_dir", str(tiny_run), "--preset", "ganimation",
+                      "--output_size", "128") == 0
+    run = json.loads(next((tmp_path / "r").glob("*/run.json")).read_text())
+    assert run["preset"] == {"name": "ganimation", "overrides": {"output_size": 128}}
+    assert run["au_mode_used"] == "absolute" and run["output_size"] == 128  # the preset's value, and the typed one

@@ -14,7 +14,8 @@
     data -> openface, media, catalog
     models -> catalog
     openface -> media, catalog                                    (openface never imports data: one direction)
-    catalog (the AU schema: declarations every layer shares), media, monitor -> nothing of this project
+    catalog (the AU schema and the dataset table: declarations every layer shares), media, monitor -> nothing of
+             this project
 """
 import ast
 

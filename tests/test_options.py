@@ -69,3 +69,58 @@ def test_standalone_evaluator_refuses_a_bad_fps_like_main(tmp_path, capsys, fps)
     if fps != "fast":  # the Python entry point has the same rule
         with pytest.raises(ValueError, match="must be between 1 and 1000|is not a finite number"):
             evaluate_module.evaluate(tmp_path / "never_read", fps=float(fps))
+
+
+# ------------------------------------------------------------------------------------------------ presets
+@pytest.mark.parametrize("name", ["ulme_gan", "n2me_neutral", "n2me_me", "ganimation"])
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_preset_resolves_to_the_values_in_the_preset_file(name, mode):
+    from options.presets import PRESETS
+
+    settings = getattr(PRESETS[name], mode)
+    opt = parse(["--preset", name, "--mode", mode, "--data_root", "d"])
+    for flag, setting in settings.items():
+        assert getattr(opt, flag) == setting.value, (name, mode, flag)
+        assert setting.source.strip(), f"{name}.{flag}: every value names where it comes from"
+    assert opt.preset == name and opt.preset_overrides == {}
+
+
+def test_ulme_gan_preset_has_the_seeds_published_training_values():
+    # Spelled out from seed-systems.md section 2 (not read back from the preset file), so a wrong value fails here.
+    opt = parse(["--preset", "ulme_gan", "--mode", "train", "--data_root", "d"])
+    assert (opt.lambda_mask, opt.lambda_tv, opt.lambda_aus, opt.lambda_rec, opt.lambda_wgan_gp) == (0, 0, 160, 10, 10)
+    assert (opt.lr, opt.beta1, opt.beta2, opt.train_gen_iter, opt.batch_size) == (1e-4, 0.5, 0.999, 5, 25)
+    assert (opt.niter, opt.niter_decay, opt.final_size, opt.norm, opt.model) == (20, 10, 128, "instance", "ganimation")
+    test = parse(["--preset", "ulme_gan", "--mode", "test"])
+    assert test.re_code and test.linear_fitting and test.pre_treatment and test.au_mode == "absolute"
+
+
+def test_typed_flags_override_a_preset_and_are_recorded():
+    opt = parse(["--preset", "ulme_gan", "--mode", "train", "--data_root", "d", "--batch_size", "4", "--lr", "2e-4"])
+    assert (opt.batch_size, opt.lr, opt.niter) == (4, 2e-4, 20)
+    assert opt.preset_overrides == {"batch_size": 4, "lr": 2e-4}
+    assert parse(["--data_root", "d"]).preset is None  # no preset: nothing changes
+
+
+def test_preset_without_settings_for_the_mode_is_an_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        parse(["--preset", "ganimation", "--mode", "eval", "--results", "r"])
+    assert info.value.code == 2 and "not --mode eval" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_training_with_a_preset_records_it_in_options_json(tmp_path):
+    import json
+
+    from helpers import make_tiny_dataset
+    from main import main
+
+    data = make_tiny_dataset(tmp_path / "data", n=4)
+    small = ["--final_size", "32", "--ngf", "8", "--ndf", "8", "--n_blocks", "1", "--d_layers", "3",
+             "--batch_size", "2"]
+    assert main(["--preset", "ulme_gan", "--data_root", str(data), "--ckpt_dir", str(tmp_path / "ck"), "--name", "p",
+                 "--gpu_ids", "-1", "--max_steps", "1", "--no_progress", *small]) == 0
+    saved = json.loads((tmp_path / "ck" / "p" / "options.json").read_text())
+    assert saved["preset"] == "ulme_gan" and saved["lambda_mask"] == 0 and saved["niter"] == 20
+    assert saved["preset_overrides"] == {"final_size": 32, "ngf": 8, "ndf": 8, "n_blocks": 1, "d_layers": 3,
+                                         "batch_size": 2}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from catalog.datasets import DATASETS
 from media.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
 
 COLUMNS = ("au_r", "flow_r", "flow_amplitude_error", "apex_error_ms", "identity_distance", "identity_same_rate",
@@ -39,7 +40,7 @@ TARGETS = {
     "identity_same_rate": ("= 1.0", lambda o, u: o >= 1.0),
     "ssim_static": (">= ULME - 0.02", lambda o, u: o >= u - 0.02),
 }
-FPS = 200.0  # CASME II and SAMM
+FPS = float(DATASETS["casme2"].fps)  # the MEGC2021 pairs: CASME II and SAMM clips, one rate
 ROOT = Path(__file__).resolve().parents[1]
 
 
