@@ -32,9 +32,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from media.images import list_images, load_rgb, natural_key
-from models import au_response
 from monitor.logs import setup_logging
-from openface.au_estimator import CALIBRATION_ENV
 from options import apply_preset, build_parser, check_mode_flags, explicit_flags
 from solvers import pairs
 from solvers.composition import (
@@ -53,6 +51,7 @@ from solvers.tester import (
     apex_still,
     check_output_folder,
     generate_sequence,
+    generation_request,
     template_pixels,
     unique_folder,
 )
@@ -145,14 +144,6 @@ def input_signature(pair: Pair, template: Path) -> str:
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
-def file_state(path: Path) -> list | None:
-    """A file as a request sees it: path, size and modification time (a checkpoint saved again is another one)."""
-    if not Path(path).is_file():
-        return None
-    st = Path(path).stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
-
-
 def reusable(results_dir: Path, base: str, request: dict) -> Path | None:
     """An earlier batch's complete result folder for this pair (``base`` or ``base_N``) with the same request."""
     for folder in sorted(results_dir.glob(f"{base}*"), key=lambda p: natural_key(p.name)):
@@ -186,11 +177,8 @@ def run_batch(opt) -> int:
     remove_stale_temp(results_dir)  # hidden half-written result folders of a killed batch
     index_path, sheet_path = batch_output_paths(results_dir)
     rows, sheet = [], []
-    settings = {"checkpoint": file_state(model.checkpoint), "epoch": model.epoch,
-                "response_curves": file_state(au_response.path_for(model.checkpoint)),
-                "au_estimator": os.environ.get(CALIBRATION_ENV), "trajectory": vars(traj).copy(),
-                "output": vars(out).copy(), "pre_treatment": opt.pre_treatment, "au_backend": opt.au_backend,
-                "template": opt.template, "clip_aus": opt.clip_aus}
+    settings = generation_request(model, traj, out, pre_treatment=opt.pre_treatment, au_backend=opt.au_backend,
+                                  template=opt.template, clip_aus=opt.clip_aus)
     for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
         try:

@@ -37,6 +37,7 @@ from media import frames as media
 from media.images import load_rgb
 from models import au_response as au_calibration
 from models.registry import conditioning
+from openface.au_estimator import CALIBRATION_ENV
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
 from solvers.pairs import load_pair, measurement_backend
 from solvers.run_folder import remove_stale_temp, temp_path
@@ -277,6 +278,23 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SequenceResult(out_dir, len(targets), apex, fps, seconds, rate, files + ["run.json"])
+
+
+def file_state(path: Path) -> list | None:
+    """A file as a request sees it: path, size and modification time (a checkpoint saved again is another one)."""
+    if not Path(path).is_file():
+        return None
+    st = Path(path).stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def generation_request(model: SequenceGenerator, traj: TrajectorySettings, out: OutputSettings, **settings) -> dict:
+    """What decides a result besides its input files: the checkpoint file, its AU-response curves, the AU
+    estimator's calibration ($MEGAN_AU_CALIBRATION), the trajectory and output settings, and ``settings``."""
+    return {"checkpoint": file_state(model.checkpoint), "epoch": model.epoch,
+            "response_curves": file_state(au_calibration.path_for(model.checkpoint)),
+            "au_estimator": os.environ.get(CALIBRATION_ENV), "trajectory": asdict(traj), "output": asdict(out),
+            **settings}
 
 
 def publish(tmp: Path, out_dir: Path) -> Path:
