@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import platform
 import shlex
 import sys
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from media.folder_lock import FolderLock
 from metrics import frechet, motion
 from metrics.analysis import IDENTITY_EVERY, ClipAnalysis, shared_tools
 from metrics.clip_cache import ClipStore
@@ -128,7 +130,14 @@ def write_csv(records: list[dict], path: Path) -> None:
         values = [r.get("metrics", {}).get(name) for name in METRICS]
         writer.writerow(["" if v is None else v for v in info + values] +
                         ["; ".join(r.get("notes", [])), r.get("error") or ""])
-    path.write_text(buf.getvalue())
+    write_whole(path, buf.getvalue())
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Written under a temporary name and renamed: a reader (or a second writer) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def default_out(results: Path) -> Path:
@@ -221,12 +230,14 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
     doc["seconds"] = round(time.perf_counter() - started, 2)
     out = Path(out) if out else default_out(results)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(doc, indent=1) + "\n")
-    write_csv(records, out / "metrics.csv")
-    if report:
-        from metrics.report import write_report
+    # two evaluations into one --out: one writes its files at a time (the other waits), each file whole
+    with FolderLock(out, "an evaluation", wait_s=120):
+        write_whole(out / "metrics.json", json.dumps(doc, indent=1) + "\n")
+        write_csv(records, out / "metrics.csv")
+        if report:
+            from metrics.report import write_report
 
-        write_report(doc, [o.figures for o in outcomes], out / "report.html")
+            write_report(doc, [o.figures for o in outcomes], out / "report.html")
     doc["out"] = str(out)
     return doc
 

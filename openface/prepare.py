@@ -35,7 +35,6 @@ import math
 import multiprocessing as mp
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from catalog.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
+from media.folder_lock import FolderLock
 from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
 from media.video import GIF_EXTENSIONS, VIDEO_EXTENSIONS, BadVideoError, iter_frames, video_fps
 from openface.au_estimator import PRESENCE_THRESHOLD, AUEstimator, au_features, calibration_in_use
@@ -342,7 +342,7 @@ def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "open
         raise FileNotFoundError(f"{input_path} holds no images or videos")
     _check_unique(items)
     (out / "imgs").mkdir(parents=True, exist_ok=True)
-    with OutLock(out):
+    with FolderLock(out, "openface.prepare"):  # a second run into the same OUT is refused, naming the first
         records_path = out / "faces.jsonl"
         done = load_done(records_path)
         drop_stale(out, done, items)
@@ -363,50 +363,6 @@ def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "open
             sheet.save(tmp, format="PNG")
             os.replace(tmp, out / "contact_sheet.png")
     return {"inputs": len(items), "faces": n_ok, "rejected": len(records) - n_ok}
-
-
-class OutInUseError(ValueError):
-    pass
-
-
-class OutLock:
-    """``OUT/.lock`` (pid and host) while a run writes OUT: a second run into the same OUT is refused, naming the
-    first; a lock left by a killed run on this host is taken over."""
-
-    def __init__(self, out: Path):
-        self.path = out / ".lock"
-
-    def __enter__(self):
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                self._take_over_stale()
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n")
-            return self
-        raise OutInUseError(f"{self.path.parent} is being written by another openface.prepare run ({self.path}); wait "
-                      f"for it, or choose another OUT")
-
-    def _take_over_stale(self) -> None:
-        try:
-            holder = json.loads(self.path.read_text())
-            pid, host = int(holder["pid"]), holder["host"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return  # being written right now, or not ours to judge: the caller refuses
-        if host != socket.gethostname():
-            raise OutInUseError(f"{self.path.parent} is being written by pid {pid} on host {host}; wait for it, or, if "
-                          f"that run is gone, delete {self.path}")
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            self.path.unlink(missing_ok=True)  # its process is gone
-        except PermissionError:
-            pass
-
-    def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
 
 
 def frame_rate(text: str) -> float:

@@ -275,7 +275,7 @@ def test_prepare_out_that_is_a_file_or_in_use_is_one_line(tmp_path, capsys):
     busy.mkdir()
     (busy / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
     assert prepare_main([str(tmp_path / "in"), str(busy), "--no_progress"]) == 2
-    assert "being written by another openface.prepare run" in capsys.readouterr().err
+    assert f"{busy} is being written by another run (pid {os.getpid()} on host" in capsys.readouterr().err
 
 
 def test_prepare_on_a_full_disk_leaves_no_partial_crop(tmp_path, monkeypatch):

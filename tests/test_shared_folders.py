@@ -149,3 +149,30 @@ def test_batch_input_errors_name_the_folder(tmp_path, capsys):
         capsys.readouterr().err
     assert megc_main(["--megc_root", str(tmp_path / "empty"), "--dry_run", "--gpu_ids", "-1"]) == 2
     assert "no pair folders (a folder with imgs/ and imgs2/)" in capsys.readouterr().err
+
+
+def test_one_writer_at_a_time_in_an_output_folder(tmp_path):
+    """openface.prepare's OUT and eval's --out: a live holder is named (refused, or waited for), a dead one's lock on
+    this host is taken over, another host's is never judged from here."""
+    import json
+    import threading
+
+    from media.folder_lock import FolderInUseError, FolderLock
+
+    lock = tmp_path / ".lock"
+    with FolderLock(tmp_path, "first"):
+        with pytest.raises(FolderInUseError, match=rf"being written by first \(pid {os.getpid()} on host"):
+            with FolderLock(tmp_path, "second"):
+                pass
+        released = threading.Timer(0.5, lambda: lock.unlink())
+        released.start()
+        with FolderLock(tmp_path, "waiting", wait_s=10):  # waits for the first writer, then writes
+            assert json.loads(lock.read_text())["command"] == "waiting"
+    assert not lock.exists()
+    lock.write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    with FolderLock(tmp_path, "after a crash"):
+        assert json.loads(lock.read_text())["command"] == "after a crash"
+    lock.write_text(json.dumps({"pid": dead_pid(), "host": "another-host.example.org"}))
+    with pytest.raises(FolderInUseError, match="on host another-host.example.org"):
+        with FolderLock(tmp_path, "here"):
+            pass
