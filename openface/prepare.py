@@ -141,7 +141,7 @@ def _measure(name: str, rgb: np.ndarray, source: str, clip: str | None = None,
               "sources": source_values(m.face.landmarks, m.face.blendshapes).tolist(),
               "presence": m.presence.tolist(), "mouth_opening": round(m.mouth_opening, 3),
               "faces_found": m.faces_found, "yaw_pitch_roll": [round(v, 2) for v in m.yaw_pitch_roll],
-              "sharpness": round(m.sharpness, 1), "crop": m.crop.to_dict()}
+              "sharpness": round(m.sharpness, 1), "crop": m.crop.to_dict(), "size": list(rgb.shape[:2])}
     return record, m.crop.image
 
 
@@ -236,9 +236,23 @@ def drop_stale(out: Path, done: dict[str, dict], items: list[Item]) -> list[str]
 
 
 def usable(records: list[dict]) -> list[dict]:
-    """The records the tables list: a video rejected as a whole takes its frames with it."""
+    """The records the tables list: a video rejected as a whole takes its frames with it, and a frame of another
+    size than its clip's first is rejected (the sequence mode measures movement from the first frame: a frame from
+    another recording or crop would read as a large movement and become the apex)."""
     broken = {r["name"] for r in records if r.get("video") and r["status"] != "ok"}
-    return [r for r in records if r.get("clip") not in broken]
+    kept = [r for r in records if r.get("clip") not in broken]
+    first: dict[str, dict] = {}
+    for r in sorted((r for r in kept if r["status"] == "ok" and r.get("clip") and r.get("size")),
+                    key=lambda r: natural_key(r["name"])):
+        first.setdefault(r["clip"], r)
+    return [_other_size(r, first[r["clip"]]) if r.get("clip") in first and r.get("size") and r["status"] == "ok"
+            and r["size"] != first[r["clip"]]["size"] else r for r in kept]
+
+
+def _other_size(record: dict, first: dict) -> dict:
+    (h, w), (fh, fw) = record["size"], first["size"]
+    return {**record, "status": "rejected",
+            "reason": f"{w}x{h} px, but the clip's first frame {first['name']} is {fw}x{fh}: resize or remove it"}
 
 
 def clip_intensities(ok: list[dict], fps: float | None, estimator: AUEstimator | None = None) -> dict[str, list]:

@@ -300,3 +300,21 @@ def test_prepare_on_a_full_disk_leaves_no_partial_crop(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         prepare._keep({"name": "face", "status": "ok"}, np.zeros((4, 4, 3), np.uint8), item)
     assert list((tmp_path / "imgs").iterdir()) == [] and not (tmp_path / "faces.jsonl").exists()
+
+
+def test_prepare_rejects_a_frame_of_another_size_in_a_clip():
+    """Issue 23 item 4 in openface.prepare --clips: the odd frame is rejected with both sizes named, not measured
+    as a large movement; a photo (no clip) and frames of a cut video follow their own rules."""
+    from openface.prepare import usable
+
+    def frame(name, size, clip="c", status="ok"):
+        return {"name": name, "status": status, "clip": clip, "size": size, "reason": ""}
+
+    records = [frame("c__img10", [64, 48]), frame("c__img2", [80, 60]), frame("c__img1", [64, 48]),
+               frame("photo", [10, 10], clip=None), {"name": "v", "status": "rejected", "video": True},
+               frame("v__f00001", [64, 48], clip="v")]
+    out = {r["name"]: r for r in usable(records)}
+    assert out["c__img2"]["status"] == "rejected"
+    assert out["c__img2"]["reason"] == "60x80 px, but the clip's first frame c__img1 is 48x64: resize or remove it"
+    assert out["c__img10"]["status"] == out["c__img1"]["status"] == out["photo"]["status"] == "ok"
+    assert "v__f00001" not in out and usable(list(out.values())) == list(out.values())
