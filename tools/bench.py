@@ -15,7 +15,8 @@ Training steps are the trainer's own code (``solvers/train_step.py``): a critic 
 update on every ``train_gen_iter``-th step, with the path's settings (``solvers/fast_path.py``): "plain" is fp32
 eager; "fast" is what ``--fast_path on`` gives on this device (``--compile_mode reduce-overhead`` adds CUDA
 graphs). No data is read, so the numbers are model compute only (``--loader`` measures the data path alone).
-On CUDA each record also counts the host synchronisations of one D/G cycle. One JSON object goes to stdout (and
+On CUDA each record also counts the host synchronisations of one D/G cycle. ``--int8`` adds the bundled generator in
+static INT8 through ONNX Runtime against fp32 (``tools/bench_int8.py``). One JSON object goes to stdout (and
 to ``--json``); a table goes to stderr.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+import solvers
 from catalog.au_schema import SCHEMAS
 from models.networks import NORMS, count_parameters, init_weights
 from models.registry import MODELS, build_networks, conditioning
@@ -105,6 +107,9 @@ def parse_args(argv: list[str] | None) -> Namespace:
                         "data root, in images/s")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    p.add_argument("--int8", action="store_true",
+                   help="also time the bundled generator in static INT8 through ONNX Runtime against fp32 (CPU; "
+                        "tools/bench_int8.py, which takes a checkpoint and calibration faces on its own)")
     args = p.parse_args(argv)
     _resolve_defaults(args, p)
     return args
@@ -388,6 +393,10 @@ def loader_runs(args: Namespace) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     result = run(args)
+    if args.int8:
+        from tools import bench_int8
+
+        result["int8"] = bench_int8.measure(solvers.BUNDLED_CHECKPOINT, threads=args.threads)
     result["command"] = shlex.join(["python", "-m", "tools.bench", *(sys.argv[1:] if argv is None else argv)])
     text = json.dumps(result, indent=2)
     print(text)
