@@ -117,7 +117,8 @@ def measure_ahead(entries: list[ResultEntry], rates: list[float], flow: str, too
     folder = str(tools.clips.folder) if tools.clips.folder is not None else None
     done = 0
     try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+        # never more processes than results: each one loads its own models
+        with ProcessPoolExecutor(min(workers, len(entries)), mp_context=context, initializer=_start_worker,
                                  initargs=(folder, tools.identity_every)) as pool:
             _keep_all(tools, source_jobs(entries, rates, flow), pool)
             jobs = [result_job(e, r, flow) for e, r in zip(entries, rates)]
