@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import solvers
+from checkpoints import native as ckpt
 from helpers import TINY_MODEL
 from models.registry import build_generator
 from options import build_parser
-from solvers import checkpoint as ckpt
+from solvers.composition import model_args_from_options
 from tools import bench_int8
 
 pytestmark = pytest.mark.onnx  # exports with torch.onnx and quantises with onnxruntime
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.onnx  # exports with torch.onnx and quantises with onnx
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    args = solvers.model_args_from_options(build_parser().parse_args([*TINY_MODEL, "--model", "ganimation"]))
+    args = model_args_from_options(build_parser().parse_args([*TINY_MODEL, "--model", "ganimation"]))
     torch.manual_seed(0)
     g = build_generator(args)
     run = tmp_path_factory.mktemp("int8") / "run"

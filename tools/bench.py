@@ -35,8 +35,8 @@ from pathlib import Path
 
 import torch
 
-import solvers
 from catalog.au_schema import SCHEMAS
+from checkpoints import BUNDLED_CHECKPOINT
 from models.networks import NORMS, count_parameters, init_weights
 from models.registry import MODELS, build_networks, conditioning
 from options import build_parser
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.int8:
         from tools import bench_int8
 
-        result["int8"] = bench_int8.measure(solvers.BUNDLED_CHECKPOINT, threads=args.threads)
+        result["int8"] = bench_int8.measure(BUNDLED_CHECKPOINT, threads=args.threads)
     result["command"] = shlex.join(["python", "-m", "tools.bench", *(sys.argv[1:] if argv is None else argv)])
     text = json.dumps(result, indent=2)
     print(text)

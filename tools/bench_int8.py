@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import solvers
 from catalog.au_schema import SCHEMAS
+from checkpoints import BUNDLED_CHECKPOINT
 from media.images import list_images, load_rgb
 from tools.export_onnx import FrameGenerator, _require_onnx, export_graph, io_names, load_generator, probe_inputs
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=None, help="torch and ORT intra-op threads")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
-    source = args.source if args.source is not None else solvers.BUNDLED_CHECKPOINT
+    source = args.source if args.source is not None else BUNDLED_CHECKPOINT
     result = measure(source, args.calib_faces, args.batch, args.runs, args.reps, args.threads)
     result["command"] = " ".join(["python -m tools.bench_int8", *(sys.argv[1:] if argv is None else argv)])
     text = json.dumps(result, indent=2)
