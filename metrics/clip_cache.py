@@ -12,7 +12,7 @@ A measurement is found by a key made of
   Editing any of them, or setting another ``MEGAN_AU_CALIBRATION`` file, gives new keys, so a stale entry is never
   read.
 
-On disk (``ClipStore(folder)``) one measured clip is one ``<key>.npz`` (about 12 MB for 100 frames; NumPy arrays
+On disk (``ClipStore(folder)``) one measured clip is one ``<key>.npz`` (about 11 MB for 100 frames; NumPy arrays
 only, no pickles), written to a temporary name and renamed, so a crash or a second process never leaves a half
 file under a key. An entry that cannot be read is measured again (and rewritten). Only clips measured with
 ``persist=True`` go to disk (sources and templates: the same ones come back run after run); result clips stay in
