@@ -34,7 +34,7 @@ from tqdm import tqdm
 from media.images import list_images, load_rgb, natural_key
 from monitor.logs import setup_logging
 from options import apply_preset, build_parser, check_mode_flags, explicit_flags
-from solvers import pairs
+from solvers import pair_input
 from solvers.composition import (
     generation_checkpoint,
     preset_record,
@@ -45,8 +45,8 @@ from solvers.composition import (
 from solvers.distributed import select_device
 from solvers.run_folder import remove_stale_temp
 from solvers.tester import (
-    OutputSettings,
     SequenceGenerator,
+    SequenceOutput,
     SequenceResult,
     apex_still,
     check_output_folder,
@@ -129,9 +129,9 @@ def find_pairs(opt) -> list[Pair]:
     return [Pair(f"{c.name}_{t.stem}", c, t) for c in clips for t in templates]
 
 
-def load_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
+def load_batch_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
     """The pair's clip and template (test mode's loader); with --pre_treatment, AUs measured by the chosen backend."""
-    return pairs.load_pair(pair.clip_dir, model.schema, re_code=re_code,
+    return pair_input.load_pair(pair.clip_dir, model.schema, re_code=re_code,
                            au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
                            template=opt.template, template_image=pair.template, name=pair.name, clip_aus=opt.clip_aus)
 
@@ -164,7 +164,7 @@ def run_batch(opt) -> int:
     model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
                               speed_settings(opt, device))
     traj = trajectory_settings(opt)
-    out = OutputSettings(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt), preset=preset_record(opt),
+    out = SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt), preset=preset_record(opt),
                          max_frames=opt.max_dataset_size)
     results_dir = Path(opt.results_dir)
     suffix = f"{model.model_args['name']}_{model.epoch}_{traj.folder_tag()}"
@@ -182,7 +182,7 @@ def run_batch(opt) -> int:
     for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
         try:
-            clip, template = load_pair(pair, model, traj.re_code, opt)
+            clip, template = load_batch_pair(pair, model, traj.re_code, opt)
             request = json.loads(json.dumps({**settings, "inputs": input_signature(pair, template.path)}))
             base = f"{pair.name}_{suffix}"
             res = reuse(results_dir / base, reusable(results_dir, base, request))
@@ -200,7 +200,7 @@ def run_batch(opt) -> int:
         rows.append(row)
         write_index(rows, index_path)  # after every pair: Ctrl-C or a crash keeps the record of what is done
     if sheet:
-        contact_sheet(sheet).save(sheet_path)
+        batch_contact_sheet(sheet).save(sheet_path)
     failed = [r["pair"] for r in rows if r["status"] != "ok"]
     log.info("%d of %d pairs done -> %s%s", len(rows) - len(failed), len(rows), results_dir,
              f"; failed: {', '.join(failed)}" if failed else "")
@@ -250,7 +250,7 @@ def write_index(rows: list[dict], path: Path) -> None:
     os.replace(tmp, path)  # whole or not at all
 
 
-def contact_sheet(entries: list, cell: int = 128, label_h: int = 16) -> Image.Image:
+def batch_contact_sheet(entries: list, cell: int = 128, label_h: int = 16) -> Image.Image:
     """One row per pair: template | source apex | generated apex, with the pair name above."""
     sheet = Image.new("RGB", (3 * cell, len(entries) * (cell + label_h)), "white")
     draw = ImageDraw.Draw(sheet)

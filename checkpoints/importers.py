@@ -3,7 +3,7 @@ GANimation, N2ME) into this toolkit's networks, in memory, without retraining an
 
 What the seeds' files look like, how their keys map to this toolkit's modules and how the format is detected:
 checkpoints/seed_formats.py. Here: inferring the model arguments from the tensor shapes and checking the weights
-against the networks they build (the networks come from the model registry, ``models/registry.py``).
+against the networks they build (the networks come from the model registry, ``models/model_registry.py``).
 ``import_weights`` converts what ``checkpoints.read`` has already read; ``import_checkpoint`` finds and reads a file
 itself (the ``python -m checkpoints`` command and tests).
 """
@@ -42,8 +42,8 @@ from checkpoints.seed_formats import (
     tried_as,
     undo_dropout_shift,
 )
+from models.model_registry import spec
 from models.networks import default_d_layers
-from models.registry import spec
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def import_checkpoint(source: str | Path, ckpt_format: str = "auto", load_epoch=
     fmt = normalise_format(ckpt_format)
     if fmt == "native":
         raise ValueError(f"{source}: --ckpt_format native loads this toolkit's checkpoints; nothing to import")
-    g_path = locate.resolve(source, load_epoch, fmt)
+    g_path = locate.find_checkpoint(source, load_epoch, fmt)
     return import_weights(g_path, read_weights(g_path, fmt), fmt, need_critic, final_size)
 
 

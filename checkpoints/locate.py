@@ -12,7 +12,7 @@ from checkpoints.seed_formats import ALIASES, LAYOUTS, first_few, layout_from_na
 log = logging.getLogger(__name__)
 
 
-def resolve(source: str | Path, load_epoch="latest", fmt: str = "native") -> Path:
+def find_checkpoint(source: str | Path, load_epoch="latest", fmt: str = "native") -> Path:
     """A checkpoint file from a file, or from a run folder (native or a seed's) + epoch N / latest.
 
     ``fmt`` (``--ckpt_format``) "native" finds only this toolkit's files; "auto" prefers them and otherwise looks

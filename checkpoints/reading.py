@@ -2,7 +2,7 @@
 reads the file once and returns a ``Checkpoint`` (path + native state dict). Test mode, fine-tuning, resume, export
 and the tools take what it read; none of them opens the file again.
 
-    read -> locate.resolve (names only) -> one torch.load: native.read_native (this toolkit's files)
+    read -> locate.find_checkpoint (names only) -> one torch.load: native.read_native (this toolkit's files)
                                                          or seed_formats.read_weights -> importers.import_weights
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from checkpoints import importers, locate, native
 from checkpoints.seed_formats import normalise_format, read_weights
-from models.registry import build_generator
+from models.model_registry import build_generator
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def read(source: str | Path, load_epoch="latest", fmt: str = "native", *, need_c
     formats detected and converted in memory, nothing written), or a seed's format named by ``--ckpt_format``.
     ``need_critic`` (fine-tuning) requires the critic's weights too."""
     fmt = normalise_format(fmt)
-    path = locate.resolve(source, load_epoch, fmt)
+    path = locate.find_checkpoint(source, load_epoch, fmt)
     state = _state(path, fmt, need_critic)
     return Checkpoint(path, native.require_critic(state, path) if need_critic else state)
 

@@ -1,7 +1,7 @@
 """Micro-expression annotation sheets (CASME II, SAMM, SMIC, CAS(ME)^3, MMEW) read into one table.
 
-Every reader returns a list of :class:`MEClip`; :func:`to_rows` / :func:`write_csv` give the unified table and
-:func:`build_me_summary` the N2ME ``{emotion: [clip ids]}`` dict.
+Every reader returns a list of :class:`MEClip`; :func:`to_rows` / :func:`write_annotation_csv` give the unified
+table and :func:`build_me_summary` the N2ME ``{emotion: [clip ids]}`` dict.
 
 Layouts: each dataset's sheet columns, frame rate, clip id and frame folder are in the dataset table,
 catalog/datasets.py (``DATASETS``); header keys compare lower-case with spaces and punctuation removed, so
@@ -45,7 +45,7 @@ SMIC = DATASETS["smic"]
 __all__ = ["CSV_COLUMNS", "SUMMARY_EMOTIONS", "AUCode", "AnnotationError", "MEClip",
            "all_problems", "build_me_summary", "dataset_from_name", "format_aus", "order_problems", "parse_aus",
            "parse_frame", "read_annotations", "read_casme2", "read_casme3", "read_mmew", "read_samm", "read_smic",
-           "summary_emotion", "to_rows", "write_csv"]
+           "summary_emotion", "to_rows", "write_annotation_csv"]
 
 
 # ---------------------------------------------------------------------------------------------------- readers
@@ -113,7 +113,7 @@ def to_rows(clips: list[MEClip]) -> list[dict]:
              "fps": c.fps, "frame_dir": c.frame_dir, "problems": "; ".join(c.problems)} for c in clips]
 
 
-def write_csv(clips: list[MEClip], path: str | Path) -> Path:
+def write_annotation_csv(clips: list[MEClip], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     for sheet in args.sheets:
         path = Path(sheet)
         clips += read_smic(path) if path.is_dir() else read_annotations(path)
-    write_csv(clips, args.out)
+    write_annotation_csv(clips, args.out)
     for problem in all_problems(clips):
         print(f"note: {problem}", file=sys.stderr)
     if args.summary:

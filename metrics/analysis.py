@@ -7,7 +7,7 @@ the per-image mode.
 All image metrics run on canonical 128 px crops (``openface.align``): one similarity transform, fitted on the
 first frame with a face, warps the whole clip, so results of any size or framing (256 px outputs, full video
 frames of other systems) become comparable. One transform per clip, not per frame: per-frame landmark jitter would
-otherwise show up as flicker; head motion is removed from the flow instead (``motion.remove_head_motion``).
+otherwise show up as flicker; head motion is removed from the flow instead (``motion.remove_flow_head_motion``).
 """
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from catalog.au_schema import OPENFACE_AUS
 from openface.au_curves import NON_ME_AUS, apex_frame, expression_change  # noqa: F401 (part of this module's API)
+from openface.reference_limits import fisher_mean
 
 MIN_SOURCE_RANGE = 0.1  # an AU whose source curve spans less than this (0..5 scale) does not move: r is meaningless
-FISHER_CLIP = 1.0 - 1e-7  # r = +-1 would give an infinite z
 FACS_RISE = 0.25  # a coded AU "moves" when it rises this much above the first frame (about the estimator's noise)
 
 
@@ -27,14 +27,6 @@ def pearson_r(x: np.ndarray, y: np.ndarray) -> float | None:
     if denom <= 1e-12:
         return None
     return float(np.clip((x * y).sum() / denom, -1.0, 1.0))
-
-
-def fisher_mean(rs) -> float | None:
-    """Mean of correlations through Fisher's z (arctanh), as N2ME averages its per-AU correlations."""
-    values = [r for r in rs if r is not None and np.isfinite(r)]
-    if not values:
-        return None
-    return float(np.tanh(np.mean(np.arctanh(np.clip(values, -FISHER_CLIP, FISHER_CLIP)))))
 
 
 def moving_aus(source: np.ndarray, min_range: float = MIN_SOURCE_RANGE) -> list[int]:
@@ -63,7 +55,7 @@ def per_au_correlation(source: np.ndarray, generated: np.ndarray, names=OPENFACE
 def au_correlation(source: np.ndarray, generated: np.ndarray, names=OPENFACE_AUS,
                    min_range: float = MIN_SOURCE_RANGE) -> float | None:
     """Fisher-z mean of the per-AU Pearson r (``per_au_correlation``); None when no AU moves in the source."""
-    return fisher_mean(per_au_correlation(source, generated, names, min_range).values())
+    return fisher_mean(per_au_correlation(source, generated, names, min_range).values(), empty=None)
 
 
 def au_mae(driven: np.ndarray, generated: np.ndarray) -> float | None:

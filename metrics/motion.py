@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.au import fisher_mean, pearson_r
+from metrics.au import pearson_r
+from openface.reference_limits import fisher_mean
 
 # MediaPipe Face Mesh (478 points) outlines of each region; both sides in one region (MEs are often one-sided, the
 # region mean still rises). Indices from the mesh's published eyebrow, eye, lip contours and nose landmarks.
@@ -81,7 +82,7 @@ def optical_flow(first: np.ndarray, second: np.ndarray, method: str = "farneback
     raise ValueError(f"unknown flow method {method!r}; known: {', '.join(FLOW_METHODS)}")
 
 
-def remove_head_motion(flow: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
+def remove_flow_head_motion(flow: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
     """Subtract the similarity motion (shift, rotation, scale) fitted by least squares to the flow on ``reference``
     (``head_mask``). Real clips drift and nod by a pixel or two over a second, more than a micro-expression moves;
     a generator driven by AUs renders no head motion, so comparing raw flows would score the drift."""
@@ -118,7 +119,7 @@ def region_means(field: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, f
 def region_profiles(grey: np.ndarray, valid: np.ndarray, masks: dict[str, np.ndarray],
                     method: str = "farneback", reference: np.ndarray | None = None) -> dict:
     """Flow/strain profiles of a grey crop sequence (T, H, W) from its first valid frame, head motion removed
-    (``remove_head_motion`` on ``reference``).
+    (``remove_flow_head_motion`` on ``reference``).
 
     Returns {"flow": {region: (T,)}, "strain": {region: (T,)}, "onset": index, "magnitude": (T, H, W) float32};
     frames without a face are NaN."""
@@ -133,7 +134,7 @@ def region_profiles(grey: np.ndarray, valid: np.ndarray, masks: dict[str, np.nda
         if t == onset:
             flow = np.zeros(grey.shape[1:] + (2,), np.float32)
         else:
-            flow = remove_head_motion(optical_flow(grey[onset], grey[t], method), reference)
+            flow = remove_flow_head_motion(optical_flow(grey[onset], grey[t], method), reference)
         magnitude[t] = flow_magnitude(flow)
         for region, value in region_means(magnitude[t], masks).items():
             flow_p[region][t] = value
@@ -163,7 +164,7 @@ def per_region_correlation(source: dict[str, np.ndarray], generated: dict[str, n
 
 
 def profile_correlation(source: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> float | None:
-    return fisher_mean(per_region_correlation(source, generated).values())
+    return fisher_mean(per_region_correlation(source, generated).values(), empty=None)
 
 
 def per_region_log_ratio(source: dict[str, np.ndarray], generated: dict[str, np.ndarray],

@@ -1,12 +1,13 @@
 """AU-response calibration: drive the generator so that the face shows the AU asked for.
 
 A generator trained briefly under-responds: asked for AU12 = 3 it may paint a smile the AU estimator reads as 1.
-Once per model, ``python -m tools.calibrate`` sweeps every AU over 0..5 on held-out faces, re-measures each
+Once per model, ``python -m tools.calibrate_response`` sweeps every AU over 0..5 on held-out faces, re-measures each
 generated face with the built-in estimator (``tools.au_grid --measure``) and stores the mean response curve of
 each AU beside the checkpoint (``<model>.calibration.json``). Test mode then inverts the curves: the driven level
 of each AU is the one whose measured response moves by as much as the target asks.
 
-    python -m tools.calibrate --ckpt pretrained/ganimation128_gpu15.pth --faces pretrained/calibration_faces.txt
+    python -m tools.calibrate_response --ckpt pretrained/ganimation128_gpu15.pth --faces FACES
+    (the bundled model's FACES: pretrained/calibration_faces.txt)
 
 Inversion is anchored on the template: the template driven with its own AUs shows ``m(anchor)`` (m = the
 response curve); a target ``t`` asks for ``m(anchor) + (t - anchor)``, so frame 0 of a relative trajectory (t =
@@ -53,7 +54,7 @@ class AUCurve:
         return np.interp(shown, self.response, self.levels)
 
 
-class Calibration:
+class ResponseCurves:
     """Per-AU response curves of one generator, by column of its AU schema."""
 
     def __init__(self, curves: dict[int, AUCurve], source: Path | None = None):
@@ -87,7 +88,7 @@ def curves_from_grid(record: dict, names: tuple[str, ...]) -> tuple[dict[int, AU
     return curves, skipped
 
 
-def load(checkpoint: Path, names: tuple[str, ...]) -> Calibration | None:
+def load_response(checkpoint: Path, names: tuple[str, ...]) -> ResponseCurves | None:
     """The curves stored beside ``checkpoint``; None when it has none (a seed's model, a fresh run)."""
     path = path_for(checkpoint)
     if not path.is_file():
@@ -95,10 +96,10 @@ def load(checkpoint: Path, names: tuple[str, ...]) -> Calibration | None:
     record = json.loads(path.read_text())
     curves = {names.index(au): AUCurve.fitted(c["levels"], c["response"]) for au, c in record["curves"].items()
               if au in names}
-    return Calibration(curves, path)
+    return ResponseCurves(curves, path)
 
 
-def save(record: dict, names: tuple[str, ...], checkpoint: Path, command: str) -> Path:
+def save_response(record: dict, names: tuple[str, ...], checkpoint: Path, command: str) -> Path:
     curves, skipped = curves_from_grid(record, names)
     doc = {"checkpoint": Path(checkpoint).name, "command": command, "faces": record["faces"],
            "estimator": "built-in (MediaPipe landmarks -> openface/ AU estimator), faces enlarged to 256 px",

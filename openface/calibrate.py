@@ -137,7 +137,7 @@ def fit_sequence(clips: list[ClipData], fps: float) -> SequenceCalibration:
     return SequenceCalibration(scales, gains)
 
 
-def fit(clips: list[ClipData], fps: float) -> Calibration:
+def fit_calibration(clips: list[ClipData], fps: float) -> Calibration:
     gain, offset = fit_image(clips)
     return Calibration(gain, offset, f"python -m openface.calibrate on {len(clips)} clips", fit_sequence(clips, fps))
 
@@ -162,7 +162,7 @@ def leave_one_clip_out(clips: list[ClipData], fps: float) -> dict[str, dict[str,
     calibration fitted without it."""
     out = {}
     for held in clips:
-        calibration = fit([c for c in clips if c is not held], fps)
+        calibration = fit_calibration([c for c in clips if c is not held], fps)
         image, sequence = predict(held, calibration, fps)
         out[held.name] = {"image": (image, held.openface), "sequence": (sequence, held.openface)}
     return out
@@ -255,7 +255,7 @@ def reference_views(clips: list[ClipData], fps: float) -> dict[str, dict]:
             "OpenFace with horizontal gaze": gaze_following(curves, [c.gaze for c in clips], window)}
 
 
-def markdown_table(sequence: dict, image: dict, views: dict[str, dict]) -> str:
+def agreement_table(sequence: dict, image: dict, views: dict[str, dict]) -> str:
     lines = ["| AU | clips where OpenFace moves | within-clip r, sequence mode | per-image mode | "
              + " | ".join(views) + " |", "| --- " * (4 + len(views)) + "|"]
     for au in OPENFACE_AUS:
@@ -339,7 +339,7 @@ def report(predictions: dict, clips: list[ClipData], fps: float, codes: str | No
     sequence, image = agreement(predictions, "sequence"), agreement(predictions, "image")
     views = reference_views(clips, fps)
     print(heading)
-    print(markdown_table(sequence, image, views))
+    print(agreement_table(sequence, image, views))
     out = {"sequence": sequence, "image": image,
            "reference": {name: v["fisher_over_aus"] for name, v in views.items()}}
     if codes:
@@ -363,7 +363,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "image_fisher_over_aus": shown["image"]["fisher_over_aus"], **shown}
     shown = report(leave_one_clip_out(clips, args.fps), clips, args.fps, args.codes,
                    f"{len(clips)} clips, each predicted by a calibration fitted on the others (leave-one-clip-out):")
-    out = calibration_json(fit(clips, args.fps), shown["sequence"], shown["image"], clips, args.fps, reference)
+    fitted = fit_calibration(clips, args.fps)
+    out = calibration_json(fitted, shown["sequence"], shown["image"], clips, args.fps, reference)
     out["leave_one_clip_out_within_clip_r"]["reference"] = shown["reference"]
     if "facs_coded" in shown:
         out["leave_one_clip_out_within_clip_r"]["facs_coded"] = shown["facs_coded"]

@@ -22,7 +22,7 @@ from catalog.au_schema import OPENFACE_AUS
 from media.images import load_rgb
 from openface.au_estimator import AUEstimator
 from openface.landmarks import Face, Landmarker
-from openface.megc_clips import clip_folders, frame_paths
+from openface.megc_clips import frame_paths, megc_clip_folders
 
 
 def london_faces(root: Path, landmarker: Landmarker) -> dict[str, tuple[Face, Face]]:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{len(photos)} London photos (512 px): {report['fps_london'][0]:.1f} frames/s with MediaPipe, "
               f"{report['fps_london'][1]:.0f} frames/s estimator alone")
         if args.megc_root:
-            frames = [load_rgb(path) for folder in clip_folders(Path(args.megc_root)).values()
+            frames = [load_rgb(path) for folder in megc_clip_folders(Path(args.megc_root)).values()
                       for path in frame_paths(folder / "imgs")]
             report["fps_megc"] = frames_per_second(frames, landmarker, estimator)
             print(f"{len(frames)} MEGC clip frames (128 px): {report['fps_megc'][0]:.1f} frames/s with MediaPipe, "

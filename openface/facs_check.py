@@ -20,7 +20,7 @@ TOKEN = re.compile(r"^[A-Z]?(\d+)[A-E]?$")
 
 
 @dataclass(frozen=True)
-class CodedClip:
+class ClipCodes:
     aus: tuple[str, ...]  # coded AUs the estimator measures, OpenFace names
     apex: int  # frame index within the clip (0 = onset)
     label: str  # the sheet's clip id
@@ -43,7 +43,7 @@ def _frame_number(name: str) -> tuple[str, int]:
     return "", int(re.findall(r"\d+", name)[-1])
 
 
-def match_clip(clip_name: str, frames: list[str], rows: list[dict]) -> CodedClip | None:
+def match_clip(clip_name: str, frames: list[str], rows: list[dict]) -> ClipCodes | None:
     dataset = clip_name.split("_")[0].lower()
     subject, first = _frame_number(frames[0])
     _, last = _frame_number(frames[-1])
@@ -52,7 +52,7 @@ def match_clip(clip_name: str, frames: list[str], rows: list[dict]) -> CodedClip
             continue
         if subject and row["subject"].lstrip("0") != subject.lstrip("0"):
             continue
-        return CodedClip(coded_aus(row["aus"]), int(row["apex"]) - first, row["clip_id"])
+        return ClipCodes(coded_aus(row["aus"]), int(row["apex"]) - first, row["clip_id"])
     return None
 
 

@@ -40,7 +40,7 @@ def frame_paths(folder: Path) -> list[Path]:
     return list(list_images(folder).values())
 
 
-def clip_folders(megc_root: Path) -> dict[str, Path]:
+def megc_clip_folders(megc_root: Path) -> dict[str, Path]:
     """Clip key -> the first folder holding it (the other template's folder repeats the frames)."""
     out: dict[str, Path] = {}
     for folder in sorted(p for p in Path(megc_root).iterdir() if (p / "imgs").is_dir()):
@@ -89,7 +89,7 @@ def measure_package(megc_root: Path) -> list[MeasuredClip]:
     from openface.landmarks import Landmarker
 
     with Landmarker() as landmarker:
-        return [measure_clip(name, folder, landmarker) for name, folder in clip_folders(megc_root).items()]
+        return [measure_clip(name, folder, landmarker) for name, folder in megc_clip_folders(megc_root).items()]
 
 
 INPUTS_KEY = "__inputs__"  # the cache's record of the files it was measured from

@@ -315,7 +315,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     path.write_text(buf.getvalue())
 
 
-def contact_sheet(folder: Path, names: list[str], cols: int = 8, cell: int = 96) -> Image.Image | None:
+def prepared_contact_sheet(folder: Path, names: list[str], cols: int = 8, cell: int = 96) -> Image.Image | None:
     names = names[:cols * cols]
     if not names:
         return None
@@ -371,7 +371,7 @@ def prepare(input_path: Path, out: Path, *, size: int = 128, schema: str = "open
             bar.close()
         records = usable(list(load_done(records_path).values()))
         n_ok = write_tables(out, records, schema, fps)
-        sheet = contact_sheet(out / "imgs", [r["name"] for r in records if r["status"] == "ok"])
+        sheet = prepared_contact_sheet(out / "imgs", [r["name"] for r in records if r["status"] == "ok"])
         if sheet is not None:
             tmp = out / f".contact_sheet.png.tmp{os.getpid()}"
             sheet.save(tmp, format="PNG")

@@ -22,7 +22,7 @@ import numpy as np
 from catalog.au_schema import OPENFACE_AUS
 
 MIN_RANGE = 0.1  # the same "moves" as metrics.au.MIN_SOURCE_RANGE
-FISHER_CLIP = 1.0 - 1e-7
+FISHER_CLIP = 1.0 - 1e-7  # r = +-1 would give an infinite z
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -32,9 +32,13 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def fisher_mean(rs) -> float:
-    rs = [r for r in rs if np.isfinite(r)]
-    return float(np.tanh(np.mean(np.arctanh(np.clip(rs, -FISHER_CLIP, FISHER_CLIP))))) if rs else float("nan")
+def fisher_mean(rs, empty: float | None = float("nan")) -> float | None:
+    """Mean of correlations through Fisher's z (arctanh), as N2ME averages its per-AU correlations; ``empty`` when
+    no finite r is given (the metrics report None, the calibration tables NaN)."""
+    values = [r for r in rs if r is not None and np.isfinite(r)]
+    if not values:
+        return empty
+    return float(np.tanh(np.mean(np.arctanh(np.clip(values, -FISHER_CLIP, FISHER_CLIP)))))
 
 
 def horizontal_gaze(blendshapes: dict[str, float]) -> float:

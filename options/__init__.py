@@ -12,7 +12,7 @@ from catalog.au_schema import SCHEMAS
 from catalog.datasets import DATASETS, DEFAULT_FPS, fps_summary
 from checkpoints.seed_formats import FORMATS as CHECKPOINT_FORMATS
 from metrics.eval_flags import add_eval_flags, parse_fps
-from models.registry import MODELS
+from models.model_registry import MODELS
 from options.presets import PRESETS
 
 MODES = ("train", "test", "eval")

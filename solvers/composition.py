@@ -15,7 +15,7 @@ from catalog.au_schema import SCHEMAS, schema_for_size
 from catalog.datasets import DATASETS
 from checkpoints import BUNDLED_CHECKPOINT, Checkpoint, read
 from checkpoints.native import check_resumable
-from models import registry as model_registry
+from models import model_registry
 from models.ganimation import LossWeights
 from models.networks import default_d_layers
 from monitor.logs import setup_logging
@@ -278,8 +278,7 @@ def speed_settings(opt: argparse.Namespace, device) -> fast_path.FastPath:
 
 
 def create_tester(opt: argparse.Namespace):
-    from solvers.tester import OutputSettings as SequenceOutput
-    from solvers.tester import Tester
+    from solvers.tester import SequenceOutput, Tester
 
     setup_logging(None, True)
     device = select_device(opt.gpu_ids, 0)

@@ -36,10 +36,10 @@ from data.sequences import (
 from media import frames as media
 from media.images import load_rgb
 from models import au_response as au_calibration
-from models.registry import conditioning
+from models.model_registry import conditioning
 from openface.au_estimator import CALIBRATION_ENV
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
-from solvers.pairs import load_pair, measurement_backend
+from solvers.pair_input import load_pair, measurement_backend
 from solvers.run_folder import remove_stale_temp, temp_path
 from solvers.sequence_writer import SequenceWriter
 from solvers.trajectory import build_trajectory, presence_majority_mask
@@ -68,7 +68,7 @@ class TrajectorySettings:
 
 
 @dataclass
-class OutputSettings:
+class SequenceOutput:
     output_size: int = 256
     fps: float | None = None  # None: the clip's native rate
     videos: bool = True
@@ -97,7 +97,7 @@ class SequenceGenerator:
         self.run_generator = maybe_compile(self.generator, self.speed, device, inference=True)
         self.device, self.batch_size, self.amp = device, max(1, batch_size), self.speed.amp
         self.checkpoint = checkpoint.path
-        self.calibration = au_calibration.load(checkpoint.path, self.schema.names)
+        self.calibration = au_calibration.load_response(checkpoint.path, self.schema.names)
         if self.speed.compile:
             self._compile_now()
 
@@ -219,7 +219,7 @@ class SequenceResult:
 
 
 def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Template, out_dir: Path,
-                      traj: TrajectorySettings, out: OutputSettings, progress: bool = False,
+                      traj: TrajectorySettings, out: SequenceOutput, progress: bool = False,
                       request: dict | None = None) -> SequenceResult:
     """Trajectory -> generator -> frames, videos, GIF, AU curves, records; all in ``out_dir`` or nothing. When
     another process took ``out_dir`` meanwhile, the result goes to the next free ``out_dir_N`` (the returned
@@ -288,7 +288,7 @@ def file_state(path: Path) -> list | None:
     return [str(path), st.st_size, st.st_mtime_ns]
 
 
-def generation_request(model: SequenceGenerator, traj: TrajectorySettings, out: OutputSettings, **settings) -> dict:
+def generation_request(model: SequenceGenerator, traj: TrajectorySettings, out: SequenceOutput, **settings) -> dict:
     """What decides a result besides its input files: the checkpoint file, its AU-response curves, the AU
     estimator's calibration ($MEGAN_AU_CALIBRATION), the trajectory and output settings, and ``settings``."""
     return {"checkpoint": file_state(model.checkpoint), "epoch": model.epoch,
@@ -336,7 +336,7 @@ def calibrated_drive(model: SequenceGenerator, targets: np.ndarray, template: Te
 
 
 def _stream_outputs(folder: Path, model: SequenceGenerator, template: Template, frames_src: list[Path] | None,
-                    drive: np.ndarray, fps: float, out: OutputSettings, progress: bool) -> tuple[float, list[str]]:
+                    drive: np.ndarray, fps: float, out: SequenceOutput, progress: bool) -> tuple[float, list[str]]:
     """Generate from the generator's input AUs ``drive`` and write batch by batch (memory flat in the sequence
     length); returns the seconds spent in the generator alone, and the files written."""
     still = template_pixels(template, out.output_size) if frames_src is None and out.videos else None
@@ -377,7 +377,7 @@ class Tester:
     device: torch.device
     results_dir: Path
     traj: TrajectorySettings
-    out: OutputSettings
+    out: SequenceOutput
     data_root: Path | None = None
     aus_matrix: Path | None = None
     template: str | None = None  # a name in imgs2/ or, with an AU matrix, an image path

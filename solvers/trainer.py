@@ -27,8 +27,8 @@ from data.device_batches import BatchSettings, DeviceBatches, to_layout, use_dev
 from data.sampler import EpochBatchSampler
 from media.images import BadImageError
 from models.ganimation import LossWeights, sample_visuals
+from models.model_registry import build_networks, conditioning
 from models.networks import init_weights
-from models.registry import build_networks, conditioning
 from monitor.dashboards import Dashboard, MultiDashboard, TensorBoardDashboard, VisdomDashboard
 from monitor.logs import StatsWriter
 from monitor.visuals import sample_grid, save_png

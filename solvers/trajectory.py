@@ -9,7 +9,7 @@ array. They implement the ULME-GAN test-time options (seed-systems.md, section 3
 - ``--apex_frame``     -> :func:`apex_triangle`
 - ``--factor``         -> :func:`magnify`
 - ``--au_mode relative`` -> :func:`relative_to_onset`
-- optional denoising   -> :func:`smooth` (not in the seed)
+- optional denoising   -> :func:`smooth_curves` (not in the seed)
 
 :func:`build_trajectory` chains them in one documented order.
 """
@@ -225,7 +225,7 @@ def relative_to_onset(aus, template_aus, onset: int = 0) -> np.ndarray:
     return np.maximum(base[None, :] + (clip - clip[onset][None, :]), 0.0)
 
 
-def smooth(aus, window: int) -> np.ndarray:
+def smooth_curves(aus, window: int) -> np.ndarray:
     """(T, n) centred moving average over ``window`` frames (odd); ``window <= 1`` returns an unchanged copy.
 
     Edges: the window is truncated to the frames that exist (frame 0 averages frames 0..window//2), so T frames
@@ -263,7 +263,7 @@ def build_trajectory(clip_aus, *, template_aus=None, mode: str = "1v1", re_code_
 
     1. ``re_code_mask`` (n,) bool, if given: :func:`re_encode` the clip. It comes first, as in ULME, so that
        AUs judged absent neither drive frames nor count towards the apex. The template's AUs are never masked.
-    2. ``smooth_window`` > 1: :func:`smooth` the re-encoded curves (zeroed AUs stay zero), before the apex is
+    2. ``smooth_window`` > 1: :func:`smooth_curves` the re-encoded curves (zeroed AUs stay zero), before the apex is
        looked for so that a one-frame OpenFace spike cannot become the apex.
     3. Apex: ``apex`` if given, else :func:`find_apex` on the clip from step 2 (ULME: largest sum of re-encoded
        intensities). It is a property of the driving clip, so it is found before relative conditioning, whose
@@ -292,7 +292,7 @@ def build_trajectory(clip_aus, *, template_aus=None, mode: str = "1v1", re_code_
 
     if re_code_mask is not None:
         clip = re_encode(clip, re_code_mask)
-    clip = smooth(clip, smooth_window)
+    clip = smooth_curves(clip, smooth_window)
     apex = find_apex(clip) if apex is None else _check_frame_index(apex, n_frames, "apex")
     if au_mode == "relative":
         clip = relative_to_onset(clip, template, onset=0)

@@ -25,7 +25,7 @@ from data.annotations import (  # noqa: E402  (after the importorskip above)
     read_samm,
     read_smic,
     to_rows,
-    write_csv,
+    write_annotation_csv,
 )
 
 ANNOTATIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "me_annotations"
@@ -389,7 +389,7 @@ def test_csv_table_and_summary_keys(tmp_path):
         ["S02", "2_1", 5, 9, 12, "14", "others", None],
     ])
     clips = read_mmew(sheet) + read_smic(make_smic_tree(tmp_path / "smic"))
-    path = write_csv(clips, tmp_path / "out" / "annotations.csv")
+    path = write_annotation_csv(clips, tmp_path / "out" / "annotations.csv")
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["subject", "clip", "clip_id", "dataset", "onset", "apex", "offset", "aus", "aus_raw",

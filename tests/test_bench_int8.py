@@ -7,7 +7,7 @@ import torch
 
 from checkpoints import native as ckpt
 from helpers import TINY_MODEL
-from models.registry import build_generator
+from models.model_registry import build_generator
 from options import build_parser
 from solvers.composition import model_args_from_options
 from tools import bench_int8

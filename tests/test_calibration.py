@@ -20,7 +20,7 @@ def _sweep(responses: dict[str, list[float]], r: float = 0.9) -> dict:
 def test_an_under_responding_au_is_driven_harder_and_the_anchor_is_kept():
     curves, skipped = calibration.curves_from_grid(_sweep({"AU12": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]}), OPENFACE_AUS)
     assert not skipped
-    cal = calibration.Calibration(curves)
+    cal = calibration.ResponseCurves(curves)
     j = OPENFACE_AUS.index("AU12")
     anchor = np.zeros(17)
     targets = np.zeros((3, 17))
@@ -53,11 +53,11 @@ def test_a_non_monotone_response_is_made_invertible():
 def test_saved_curves_are_found_beside_the_checkpoint(tmp_path):
     ckpt = tmp_path / "model.pth"
     ckpt.write_bytes(b"")
-    assert calibration.load(ckpt, OPENFACE_AUS) is None  # no file: no calibration
-    out = calibration.save(_sweep({"AU12": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]}), OPENFACE_AUS, ckpt, "cmd")
+    assert calibration.load_response(ckpt, OPENFACE_AUS) is None  # no file: no calibration
+    out = calibration.save_response(_sweep({"AU12": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]}), OPENFACE_AUS, ckpt, "cmd")
     assert out == tmp_path / "model.calibration.json"
     assert list(json.loads(out.read_text())["curves"]) == ["AU12"]
-    loaded = calibration.load(ckpt, OPENFACE_AUS)
+    loaded = calibration.load_response(ckpt, OPENFACE_AUS)
     assert list(loaded.curves) == [OPENFACE_AUS.index("AU12")]
 
 
@@ -70,13 +70,13 @@ def test_test_mode_drives_through_the_calibration_unless_switched_off(tmp_path):
         pytest.skip(f"small weights not present at {SMALL_CHECKPOINT}")
     ckpt = tmp_path / "small.pth"
     ckpt.write_bytes(SMALL_CHECKPOINT.read_bytes())
-    calibration.save(_sweep({"AU12": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]}), OPENFACE_AUS, ckpt, "cmd")
+    calibration.save_response(_sweep({"AU12": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]}), OPENFACE_AUS, ckpt, "cmd")
     model = tester.SequenceGenerator(ckpt, torch.device("cpu"))
     matrix = tmp_path / "m.csv"
     matrix.write_text("AU12\n0\n1\n2\n")
     clip = read_au_matrix(matrix, model.schema)
     template = Template(tmp_path / "t.png", np.zeros(17), np.full((64, 64, 3), 128, np.uint8))
-    out = tester.OutputSettings(output_size=128, videos=False)
+    out = tester.SequenceOutput(output_size=128, videos=False)
     on = tester.generate_sequence(model, clip, template, tmp_path / "on", tester.TrajectorySettings(), out)
     driven = np.loadtxt(on.out_dir / "aus_generator_input.csv", delimiter=",", skiprows=1, usecols=range(1, 18))
     assert driven[:, OPENFACE_AUS.index("AU12")] == pytest.approx([0.0, 2.0, 4.0], abs=1e-3)
@@ -99,7 +99,7 @@ def test_auto_au_mode_is_relative_only_when_the_template_aus_are_known(tmp_path)
     matrix.write_text("AU04\n1\n2\n")
     clip = read_au_matrix(matrix, model.schema)
     pixels = np.full((64, 64, 3), 128, np.uint8)
-    out = tester.OutputSettings(output_size=128, videos=False)
+    out = tester.SequenceOutput(output_size=128, videos=False)
     traj = tester.TrajectorySettings(calibrate=False)  # au_mode "auto", the default
     known = tester.generate_sequence(model, clip, Template(tmp_path / "a.png", np.full(17, 0.5), pixels),
                                      tmp_path / "known", traj, out)

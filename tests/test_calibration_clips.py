@@ -133,9 +133,9 @@ def test_megan_au_calibration_replaces_the_shipped_calibration(tmp_path, monkeyp
 def megc_as_a_tree(tmp_path):
     """The 6 MEGC2021 clips as a researcher's tree: frame folders + one FeatureExtraction-style CSV per clip,
     whose rows are in OpenFace's text order of the frame names (the package's per-frame CSVs give the values)."""
-    from openface.megc_clips import clip_folders, frame_paths, most_confident
+    from openface.megc_clips import frame_paths, megc_clip_folders, most_confident
 
-    for name, folder in clip_folders(MEGC).items():
+    for name, folder in megc_clip_folders(MEGC).items():
         target = tmp_path / "clips" / name
         target.mkdir(parents=True)
         paths = frame_paths(folder / "imgs")

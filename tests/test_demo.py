@@ -79,7 +79,7 @@ def test_au_grid_on_a_data_root(tmp_path):
 def test_au_grid_targets_set_one_au_on_the_base():
     from catalog.au_schema import OPENFACE_17
 
-    face = au_grid.Face("f", np.zeros((8, 8, 3), np.uint8), np.full(17, 1.0))
+    face = au_grid.GridFace("f", np.zeros((8, 8, 3), np.uint8), np.full(17, 1.0))
     t = au_grid.targets_for(face, OPENFACE_17, ["AU12"], [0.0, 5.0], "measured")
     j = OPENFACE_17.index("AU12")
     assert t.shape == (3, 17) and t[1, j] == 0 and t[2, j] == 5

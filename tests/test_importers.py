@@ -316,7 +316,7 @@ def test_native_checkpoints_pass_through_unchanged(tmp_path):
     assert convert_main(["convert", str(g_file.parent), "--out", str(native)]) == 0
     loaded = read(native, fmt="auto").state  # read once, then the native checks
     assert loaded["progress"] == read(native).state["progress"] and loaded["G"].keys() == G.state_dict().keys()
-    assert locate.resolve(native, fmt="auto") == native
+    assert locate.find_checkpoint(native, fmt="auto") == native
     with pytest.raises(ValueError, match="already a checkpoint of this toolkit"):
         importers.import_checkpoint(native)
     with pytest.raises(ValueError, match="not a checkpoint of this toolkit"):

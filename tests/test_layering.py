@@ -114,7 +114,7 @@ def test_checker_catches_a_violation():
 
 
 def test_model_choices_come_from_the_registry():
-    from models.registry import MODELS
+    from models.model_registry import MODELS
     from options import build_parser
 
     action = next(a for a in build_parser()._actions if a.dest == "model")
@@ -191,3 +191,48 @@ def test_no_import_cycles_between_modules():
     # A package's __init__ importing its own submodules is not a cycle unless one of them imports the package back.
     assert find_cycle(import_graph()) == []
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the check can fail
+
+
+# ------------------------------------------------------------------------------------------------ names
+# Every command module has its own main (and most their own build_parser / parse): the entry-point convention, the
+# same thing for another command, so these may repeat.
+ENTRY_POINT_NAMES = {"main", "build_parser", "parse"}
+
+
+def library_files():
+    return [p for p in source_files() if p.name not in ("__init__.py", "__main__.py")]
+
+
+def test_no_two_modules_share_a_file_name():
+    seen: dict[str, list[str]] = {}
+    for path in library_files():
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
+def public_definitions(path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            and not node.name.startswith("_")]
+
+
+def test_no_public_name_is_defined_twice():
+    # Two `Calibration` classes or two `smooth` functions send a reader to the wrong file; one name, one thing.
+    where: dict[str, list[str]] = {}
+    for path in library_files():
+        for name in public_definitions(path):
+            where.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    twice = {name: paths for name, paths in where.items() if len(paths) > 1 and name not in ENTRY_POINT_NAMES}
+    assert twice == {}
+
+
+def test_every_tool_is_listed_in_the_package_docstring_and_the_reference():
+    import re
+
+    commands = {p.stem for p in (ROOT / "tools").glob("*.py") if "main" in public_definitions(p)}
+    doc = (ROOT / "tools" / "__init__.py").read_text()
+    listed = set(re.findall(r"^- ``(\w+)``:", doc, re.M))
+    assert listed == commands, f"tools/__init__.py lists {sorted(listed)}, the package has {sorted(commands)}"
+    reference = (ROOT / "docs" / "reference.md").read_text()
+    layout = reference[reference.index("tools/            standalone commands"):reference.index("\nmedia/")]
+    assert all(re.search(rf"\b{name}\b", layout) for name in commands), "docs/reference.md, Layout: tools/ line"

@@ -37,7 +37,7 @@ def test_pearson_and_fisher_mean():
     assert au.fisher_mean([1.0, 1.0]) == pytest.approx(1.0, abs=1e-6)
     # Fisher z weighs strong correlations more than a plain mean: mean(0.9, 0.1) = 0.5 < the z-mean
     assert au.fisher_mean([0.9, 0.1]) > 0.5
-    assert au.fisher_mean([]) is None
+    assert au.fisher_mean([], empty=None) is None and np.isnan(au.fisher_mean([]))
 
 
 def test_au_correlation_ideal_flat_and_nan_frames():
@@ -176,7 +176,7 @@ def test_head_motion_is_removed_and_local_motion_kept():
     local[40:50, 20:40, 1] = 1.0  # "the mouth" moves down
     reference = np.ones((64, 64), bool)
     reference[36:54, 16:44] = False
-    residual = motion.remove_head_motion((head + local).astype(np.float32), reference)
+    residual = motion.remove_flow_head_motion((head + local).astype(np.float32), reference)
     assert np.abs(residual[reference]).max() < 1e-3
     assert residual[40:50, 20:40, 1].mean() == pytest.approx(1.0, abs=1e-3)
 

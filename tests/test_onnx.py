@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime", reason="optional ONNX export: onnxrunti
 
 from checkpoints import native as ckpt  # noqa: E402
 from helpers import ROOT, TINY_MODEL  # noqa: E402
-from models.registry import build_generator  # noqa: E402
+from models.model_registry import build_generator  # noqa: E402
 from options import build_parser  # noqa: E402
 from solvers import composition  # noqa: E402
 from solvers.tester import SequenceGenerator  # noqa: E402

@@ -30,7 +30,7 @@ def test_table_shows_the_difference_and_which_targets_are_met():
     ulme = {c: 0.5 for c in cols} | {"pairs": 12, "flow_amplitude_error": 1.0, "identity_same_rate": 1.0}
     ours = {c: 0.6 for c in cols} | {"pairs": 12, "flow_amplitude_error": 1.2, "identity_same_rate": 1.0,
                                      "ssim_static": 0.47, "fd_dlib128": None}
-    table = side_by_side.markdown_table({"ULME": ulme, "ours": ours})
+    table = side_by_side.comparison_table({"ULME": ulme, "ours": ours})
     lines = table.strip().splitlines()
     assert len(lines) == 6 and lines[2].startswith("| ULME | 12 |")
     assert "| ours - ULME | | 0.100 |" in lines[4]
@@ -49,7 +49,7 @@ def test_contact_sheet_has_a_row_per_pair_and_six_columns(tmp_path):
             _img(ours / f"{pair}_ganimation_15_re_code_linear_fitting" / "frames" / f"{i:03d}.png", 40 * i + 9)
         _img(root / pair / "imgs2" / "t.jpg", 200)
         (ours / f"{pair}_ganimation_15_re_code_linear_fitting" / "run.json").write_text(json.dumps({"apex": 2}))
-    sheet = side_by_side.contact_sheet(root, ulme, ours, cell=16)
+    sheet = side_by_side.comparison_sheet(root, ulme, ours, cell=16)
     assert sheet.size == (6 * 16, 14 + 2 * (16 + 14))
     row = np.asarray(sheet)[14 + 14 + 8]  # middle of the first row's cells
     assert [int(row[c * 16 + 8, 0]) for c in range(6)] == [200, 80, 5, 85, 9, 89]  # apex frame 2, onset frame 0

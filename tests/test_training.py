@@ -77,8 +77,8 @@ def test_resume_gives_identical_weights(tiny_data, tmp_path, stop_at, model):
     assert train(tiny_data, tmp_path / "ck", "--name", "straight", "--model", model) == 0
     assert train(tiny_data, tmp_path / "ck", "--name", "split", "--max_steps", str(stop_at), "--model", model) == 0
     split = tmp_path / "ck" / "split"
-    stopped = read(locate.resolve(split)).state
-    assert locate.resolve(split).name == "latest.pth" and stopped["progress"]["step"] == stop_at
+    stopped = read(locate.find_checkpoint(split)).state
+    assert locate.find_checkpoint(split).name == "latest.pth" and stopped["progress"]["step"] == stop_at
     assert main(["--resume", str(split), "--no_progress"]) == 0
     a, b = _final_state(tmp_path / "ck" / "straight"), _final_state(split)
     for key in ("G", "D", "optim_G", "optim_D", "rng"):

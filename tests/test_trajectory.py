@@ -20,7 +20,7 @@ from solvers.trajectory import (
     presence_majority_mask,
     re_encode,
     relative_to_onset,
-    smooth,
+    smooth_curves,
 )
 
 # Three frames, two AUs; the sums 1, 4, 2 put the apex at frame 1.
@@ -256,26 +256,26 @@ def test_relative_to_onset_rejects_bad_input():
 
 def test_smooth_centred_moving_average_with_truncated_edges():
     clip = frozen([[0.0, 1.0], [3.0, 1.0], [6.0, 1.0], [0.0, 1.0]])
-    np.testing.assert_allclose(smooth(clip, 3), [[1.5, 1.0], [3.0, 1.0], [3.0, 1.0], [3.0, 1.0]],
+    np.testing.assert_allclose(smooth_curves(clip, 3), [[1.5, 1.0], [3.0, 1.0], [3.0, 1.0], [3.0, 1.0]],
                                rtol=0, atol=1e-12)
-    np.testing.assert_allclose(smooth(clip, 5), [[3.0, 1.0], [2.25, 1.0], [2.25, 1.0], [3.0, 1.0]],
+    np.testing.assert_allclose(smooth_curves(clip, 5), [[3.0, 1.0], [2.25, 1.0], [2.25, 1.0], [3.0, 1.0]],
                                rtol=0, atol=1e-12)
-    np.testing.assert_allclose(smooth(clip, 99), np.full((4, 2), [2.25, 1.0]), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(smooth_curves(clip, 99), np.full((4, 2), [2.25, 1.0]), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("window", [-3, 0, 1])
 def test_smooth_small_window_is_a_copy(window):
     clip = frozen(CLIP)
-    out = smooth(clip, window)
+    out = smooth_curves(clip, window)
     np.testing.assert_array_equal(out, CLIP)
     assert not np.shares_memory(out, clip)
 
 
 def test_smooth_single_frame_and_bad_windows():
-    np.testing.assert_array_equal(smooth([[1.0, 2.0]], 3), [[1.0, 2.0]])
+    np.testing.assert_array_equal(smooth_curves([[1.0, 2.0]], 3), [[1.0, 2.0]])
     for window in (2, 4, 3.0, True):
         with pytest.raises(ValueError, match="window"):
-            smooth(CLIP, window)
+            smooth_curves(CLIP, window)
 
 
 # --- build_trajectory ---------------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_build_smooths_before_the_apex_and_clips_the_output():
     assert build_trajectory(clip)[1] == 1
     targets, apex = build_trajectory(clip, smooth_window=3, factor=10.0)
     assert apex == 4
-    np.testing.assert_allclose(targets[:, 0], np.minimum(10.0 * smooth(clip, 3)[:, 0], 5.0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(targets[:, 0], np.minimum(10.0 * smooth_curves(clip, 3)[:, 0], 5.0), rtol=0, atol=1e-12)
     assert targets.max() == 5.0
 
 

@@ -8,6 +8,15 @@ and dataset_tool.py at the top in the same spirit):
 - ``export_onnx``: the generator as an ONNX graph, checked against PyTorch with ONNX Runtime
 - ``pretrain_data``: merge prepared face sets into one pre-training root with a held-out split
 - ``evaluate_heldout``: the model card's held-out numbers
+- ``calibrate_response``: a generator's AU-response curves (``<model>.calibration.json``, inverted by test mode)
+- ``side_by_side``: the bundled model against ULME-GAN's MEGC2021 videos (table and contact sheet)
+- ``loss_table``: the losses of two training runs side by side over the same steps
+- ``measure_test_memory``: test mode's peak memory against the length of the AU matrix
+- ``bench_int8``: the generator in ONNX Runtime static INT8 against fp32 on CPU, speed and pixel difference
+
+Helpers, not commands: ``bench_flops`` and ``bench_report`` (the bench's FLOP counting and its report); and
+``gpu_check.sh``, the script that runs the GPU checks. tests/test_layering.py checks this list against the
+package.
 
 Tools import the library packages (solvers, models, data, metrics, openface); nothing in the library imports tools.
 """

@@ -49,7 +49,7 @@ EXPECTED = {"AU01": "brows", "AU02": "brows", "AU04": "brows", "AU05": "eyes", "
 
 
 @dataclass
-class Face:
+class GridFace:
     name: str
     pixels: np.ndarray  # aligned crop, uint8 (H, W, 3)
     aus: np.ndarray  # raw 0..5, in the model's schema
@@ -62,7 +62,7 @@ def _spread(items: list, n: int) -> list:
     return [items[i] for i in idx]
 
 
-def faces_from_root(root: Path, schema, names: list[str] | None, rows: int) -> list[Face]:
+def faces_from_root(root: Path, schema, names: list[str] | None, rows: int) -> list[GridFace]:
     from data.au_table import AU_TABLE_NAMES, load_au_table
     from data.id_lists import find_id_list, read_id_list
     from media.images import list_images, load_rgb
@@ -78,22 +78,22 @@ def faces_from_root(root: Path, schema, names: list[str] | None, rows: int) -> l
     missing = [n for n in chosen if n not in images or n not in table]
     if missing:
         raise FileNotFoundError(f"{root}: no image or AUs for {', '.join(missing[:10])}")
-    return [Face(n, load_rgb(images[n]), table[n]) for n in chosen]
+    return [GridFace(n, load_rgb(images[n]), table[n]) for n in chosen]
 
 
-def faces_from_photos(paths: list[Path], schema) -> list[Face]:
+def faces_from_photos(paths: list[Path], schema) -> list[GridFace]:
     from data.sequences import template_from_image
-    from solvers.pairs import measurement_backend
+    from solvers.pair_input import measurement_backend
 
     out = []
     with measurement_backend("builtin", None, None) as backend:
         for p in paths:
             t = template_from_image(p, schema, backend.front_end)
-            out.append(Face(p.stem, t.aligned, t.aus))
+            out.append(GridFace(p.stem, t.aligned, t.aus))
     return out
 
 
-def load_faces(spec: str, schema, names: list[str] | None = None, rows: int = 4) -> list[Face]:
+def load_faces(spec: str, schema, names: list[str] | None = None, rows: int = 4) -> list[GridFace]:
     from media.images import IMAGE_EXTENSIONS, list_images
 
     path = Path(spec)
@@ -110,7 +110,7 @@ def load_faces(spec: str, schema, names: list[str] | None = None, rows: int = 4)
     return faces_from_photos([Path(p) for p in spec.split(",")], schema)
 
 
-def targets_for(face: Face, schema, aus: list[str], levels: list[float], base: str) -> np.ndarray:
+def targets_for(face: GridFace, schema, aus: list[str], levels: list[float], base: str) -> np.ndarray:
     """(len(aus) * len(levels) + 1, n): the base vector first, then one row per (AU, level)."""
     start = face.aus.copy() if base == "measured" else np.zeros(schema.n)
     rows = [start]
@@ -136,7 +136,7 @@ def _text(draw: ImageDraw.ImageDraw, xy, text: str) -> None:
     draw.text(xy, text, fill=(0, 0, 0))
 
 
-def draw_grid(faces: list[Face], generated: list[np.ndarray], aus: list[str], levels: list[float], cell: int,
+def draw_grid(faces: list[GridFace], generated: list[np.ndarray], aus: list[str], levels: list[float], cell: int,
               base: str) -> Image.Image:
     """generated[i]: (1 + len(aus) * len(levels), H, W, 3) for face i (the base image first, not drawn)."""
     from media.frames import resize_frames
@@ -165,13 +165,13 @@ def draw_grid(faces: list[Face], generated: list[np.ndarray], aus: list[str], le
     return sheet
 
 
-def measure_frames(frames: np.ndarray, schema) -> np.ndarray:
+def measure_generated(frames: np.ndarray, schema) -> np.ndarray:
     """AUs of generated faces re-measured by the built-in front end; NaN rows where no face is found.
 
     Faces smaller than 256 px are enlarged to 256 px (bicubic) first: the landmarker is unreliable on tiny crops."""
     from media.frames import resize_frames
     from openface.frontend import NoFaceError, au_vector
-    from solvers.pairs import measurement_backend
+    from solvers.pair_input import measurement_backend
 
     if frames.shape[1] < 256:
         frames = resize_frames(frames, 256)
@@ -221,7 +221,7 @@ def au_grid(ckpt: Path, faces_spec: str, out: Path, *, aus=DEFAULT_AUS, levels=D
         for a, au in enumerate(aus):
             j = model.schema.index(au)
             cells = np.stack([g[1 + a * n_lv:1 + (a + 1) * n_lv] for g in generated])  # (faces, levels, H, W, 3)
-            measured = measure_frames(cells.reshape(-1, *cells.shape[2:]), model.schema)[:, j].reshape(len(faces),
+            measured = measure_generated(cells.reshape(-1, *cells.shape[2:]), model.schema)[:, j].reshape(len(faces),
                                                                                                      n_lv)
             level_grid = np.broadcast_to(np.asarray(levels, dtype=float), measured.shape)
             ok = ~np.isnan(measured)

@@ -37,8 +37,8 @@ import torch
 
 from catalog.au_schema import SCHEMAS
 from checkpoints import BUNDLED_CHECKPOINT
+from models.model_registry import MODELS, build_networks, conditioning
 from models.networks import NORMS, count_parameters, init_weights
-from models.registry import MODELS, build_networks, conditioning
 from options import build_parser
 from solvers import fast_path
 from solvers.composition import loss_weights, model_args_from_options
@@ -47,6 +47,7 @@ from solvers.train_settings import OptimSettings
 from solvers.train_step import TrainStep
 from tools.bench_flops import ddp_communication, mfu, model_flops, peak_tflops
 from tools.bench_report import (
+    bench_table,
     environment,
     memory_kind,
     note,
@@ -55,7 +56,6 @@ from tools.bench_report import (
     reset_peak_memory,
     settings,
     speedups,
-    table,
 )
 
 # Per-device defaults for flags left unset: CPU numbers keep the full 128 px model within a few minutes on two
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
-    note("\n" + table(result))
+    note("\n" + bench_table(result))
     return result
 
 

@@ -91,7 +91,7 @@ def note(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def table(result: dict) -> str:
+def bench_table(result: dict) -> str:
     rows = ["path  size  batch  settings                                          train img/s  infer fr/s  "
             "GFLOP/img  MFU train  MFU infer  peak MiB"]
     for r in result["runs"]:

@@ -90,7 +90,7 @@ def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = Non
     from checkpoints import BUNDLED_CHECKPOINT
     from data.sequences import read_au_matrix, template_from_image
     from media.frames import resize_frames
-    from solvers import pairs, tester
+    from solvers import pair_input, tester
     from solvers.distributed import select_device
 
     start = time.perf_counter()
@@ -100,14 +100,14 @@ def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = Non
     template = Path(template) if template else sample_face()
     model = tester.SequenceGenerator(ckpt, select_device(gpu_ids, 0), batch_size=32)
     loaded = time.perf_counter()
-    with pairs.measurement_backend("builtin", None, None) as backend:
+    with pair_input.measurement_backend("builtin", None, None) as backend:
         face = template_from_image(template, model.schema, backend.front_end)
     measured = time.perf_counter()
 
     out.mkdir(parents=True, exist_ok=True)
     _clear_earlier_demo(out)
     traj = tester.TrajectorySettings(mode="1v1", au_mode="relative")
-    settings = tester.OutputSettings(output_size=output_size, fps=fps, videos=videos)
+    settings = tester.SequenceOutput(output_size=output_size, fps=fps, videos=videos)
     results, apexes = {}, {}
     for name in DRIVERS:
         clip = read_au_matrix(AU_MATRICES / f"{name}.csv", model.schema)

@@ -31,9 +31,9 @@ from checkpoints import read
 from data.au_table import load_au_table
 from data.id_lists import read_id_list
 from media.images import load_rgb
-from models.registry import build_networks
+from models.model_registry import build_networks
 from solvers.tester import SequenceGenerator
-from tools.au_grid import measure_frames
+from tools.au_grid import measure_generated
 
 REPORTED = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU12", "AU15", "AU20", "AU26")
 
@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     inputs = ((imgs + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     recon = run(model, own)
     driven = run(model, targets)
-    measured = measure_frames(driven, schema)
-    measured_inputs = measure_frames(inputs, schema)  # the estimator on the 64/128 px inputs themselves
-    measured_recon = measure_frames(recon, schema)  # "do nothing" through the same generator (same blur)
+    measured = measure_generated(driven, schema)
+    measured_inputs = measure_generated(inputs, schema)  # the estimator on the 64/128 px inputs themselves
+    measured_recon = measure_generated(recon, schema)  # "do nothing" through the same generator (same blur)
     idx = [schema.index(a) for a in REPORTED]
     record = {
         "checkpoint": str(args.ckpt), "data": str(args.data), "held_out_faces": len(names),

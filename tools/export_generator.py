@@ -21,7 +21,7 @@ import torch
 
 from checkpoints import native, read
 from checkpoints.seed_formats import FORMATS
-from models.registry import build_generator
+from models.model_registry import build_generator
 
 EXPORT_KEYS = ("kind", "format_version", "progress", "model", "G")
 
@@ -77,7 +77,8 @@ def max_pixel_difference(model_args: dict, weights_a: dict, weights_b: dict,
     return float((outs[0] - outs[1]).abs().max() * 127.5)
 
 
-def export(source: Path, out: Path, *, half: bool = False, load_epoch="latest", ckpt_format: str = "auto") -> dict:
+def export_generator(source: Path, out: Path, *, half: bool = False, load_epoch="latest",
+                     ckpt_format: str = "auto") -> dict:
     """Export and check: the written file loads strictly; returns sizes and the fp16 difference."""
     path, state = generator_state(source, load_epoch, ckpt_format)
     exported = export_state(state, path, half)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckpt_format", default="auto", choices=FORMATS)
     args = p.parse_args(argv)
     try:
-        info = export(args.source, args.out, half=args.half, load_epoch=args.load_epoch,
+        info = export_generator(args.source, args.out, half=args.half, load_epoch=args.load_epoch,
                       ckpt_format=args.ckpt_format)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -43,7 +43,7 @@ from catalog.au_schema import SCHEMAS, AUSchema
 from checkpoints import BUNDLED_CHECKPOINT, native
 from checkpoints.seed_formats import FORMATS
 from data.synthetic import DRIVEN_AUS, draw_face, random_aus
-from models.registry import build_generator, conditioning
+from models.model_registry import build_generator, conditioning
 from tools.export_generator import _sha256, generator_state
 
 DEFAULT_OPSET = 17
@@ -219,9 +219,9 @@ def benchmark(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def export(source: Path, out: Path, *, load_epoch="latest", ckpt_format: str = "auto", opset: int = DEFAULT_OPSET,
-           tolerance: float = DEFAULT_TOLERANCE, bench_runs: int = 3, bench_batch: int = 64,
-           exporter: str = "torchscript") -> dict:
+def export_onnx(source: Path, out: Path, *, load_epoch="latest", ckpt_format: str = "auto",
+                opset: int = DEFAULT_OPSET, tolerance: float = DEFAULT_TOLERANCE, bench_runs: int = 3,
+                bench_batch: int = 64, exporter: str = "torchscript") -> dict:
     """Export, check against PyTorch and (``bench_runs`` > 0) time both; returns the record written to OUT.json.
 
     Raises ``ExportError`` for a failed export and ``ValueError``/``FileNotFoundError`` for an unusable source; a
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.source is None:
         print(f"no checkpoint given: exporting the bundled model {source}")
     try:
-        info = export(source, args.out, load_epoch=args.load_epoch, ckpt_format=args.ckpt_format,
+        info = export_onnx(source, args.out, load_epoch=args.load_epoch, ckpt_format=args.ckpt_format,
                       opset=args.opset, tolerance=args.tolerance, bench_runs=args.bench_runs,
                       bench_batch=args.bench_batch, exporter=args.exporter)
     except (ExportError, FileNotFoundError, ValueError) as err:

@@ -33,7 +33,7 @@ def falls(values: list[float]) -> str:
     return f"{first:.4g} -> {last:.4g}"
 
 
-def table(a: dict[int, dict], b: dict[int, dict], keys: list[str], names: list[str], markdown: bool) -> str:
+def loss_table(a: dict[int, dict], b: dict[int, dict], keys: list[str], names: list[str], markdown: bool) -> str:
     steps = [s for s in sorted(a) if s in b and all(k in a[s] and k in b[s] for k in keys)]
     if not steps:
         raise SystemExit("the two runs share no logged step with all of: " + ", ".join(keys))
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", action="store_true")
     args = p.parse_args(argv)
     names = args.names.split(",")
-    print(table(by_step(args.a), by_step(args.b), args.keys.split(","), names, args.markdown))
+    print(loss_table(by_step(args.a), by_step(args.b), args.keys.split(","), names, args.markdown))
     return 0
 
 

@@ -79,7 +79,7 @@ def _fmt(value) -> str:
     return f"{value:.0f}" if abs(value) >= 10 else f"{value:.3f}"
 
 
-def markdown_table(rows: dict[str, dict]) -> str:
+def comparison_table(rows: dict[str, dict]) -> str:
     """Systems as rows, COLUMNS as columns, then ours - ULME and whether each issue-13 target is met."""
     (ulme_name, ulme), (ours_name, ours) = rows.items()
     head = "| | pairs | " + " | ".join(COLUMNS) + " |\n| --- | --- |" + " --- |" * len(COLUMNS)
@@ -110,7 +110,7 @@ def _frames(folder: Path) -> list[Path]:
     return sorted(list_images(folder).values(), key=lambda p: natural_key(p.name))
 
 
-def contact_sheet(megc_root: Path, ulme: Path, ours: Path, cell: int = 96) -> Image.Image:
+def comparison_sheet(megc_root: Path, ulme: Path, ours: Path, cell: int = 96) -> Image.Image:
     """template | source apex | ULME-GAN onset | ULME-GAN apex | ours onset | ours apex, one row per pair."""
     heads = ("template", "source apex", "ULME onset", "ULME apex", "ours onset", "ours apex")
     pairs = sorted((p for p in megc_root.iterdir() if (p / "imgs").is_dir()), key=lambda p: natural_key(p.name))
@@ -151,7 +151,7 @@ def scored(results: Path, megc_root: Path, out: Path, command: str, reuse: bool)
     return evaluate(results, megc_root, megc_root, out, FPS, report=False, progress=True, command=command)
 
 
-def run(megc_root: Path, ulme: Path, out: Path, ours: Path | None, extra: list[str], command: str,
+def run_comparison(megc_root: Path, ulme: Path, out: Path, ours: Path | None, extra: list[str], command: str,
         reuse: bool = False, only_ulme: bool = False) -> dict | None:
     out.mkdir(parents=True, exist_ok=True)
     ulme_view = frames_only_view(ulme, out / "ulme_frames")
@@ -161,13 +161,13 @@ def run(megc_root: Path, ulme: Path, out: Path, ours: Path | None, extra: list[s
     ours = ours or generate_ours(megc_root, out / "ours", extra)
     docs["ours (bundled model)"] = scored(ours, megc_root, out / "eval_ours", command, reuse)
     rows = {name: mean_row(doc) for name, doc in docs.items()}
-    table = markdown_table(rows)
+    table = comparison_table(rows)
     (out / "table.md").write_text(f"`{command}`\n\n{table}")
     per_pair = {name: {r["pair"]: {c: r["metrics"].get(c) for c in COLUMNS} for r in doc["pairs"]}
                 for name, doc in docs.items()}
     record = {"command": command, "ours": str(ours), "generation_flags": extra, "means": rows, "per_pair": per_pair}
     (out / "table.json").write_text(json.dumps(record, indent=1) + "\n")
-    contact_sheet(megc_root, ulme_view, ours).save(out / "contact_sheet.png", optimize=True)
+    comparison_sheet(megc_root, ulme_view, ours).save(out / "contact_sheet.png", optimize=True)
     print(table)
     return record
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(None, True)  # the evaluator's per-pair progress lines
     command = shlex.join(["python", "-m", "tools.side_by_side", *argv])
-    run(args.megc_root, args.ulme, args.out, args.ours, extra, command, args.reuse_eval, args.only_ulme)
+    run_comparison(args.megc_root, args.ulme, args.out, args.ours, extra, command, args.reuse_eval, args.only_ulme)
     return 0
 
 

@@ -1,7 +1,8 @@
 """Calibrate a generator's AU response once (models/au_response.py explains what and why).
 
-    python -m tools.calibrate --ckpt pretrained/ganimation128_gpu15.pth --faces pretrained/calibration_faces.txt
-    python -m tools.calibrate --ckpt MODEL --from_grid SWEEP.json      # reuse a `tools.au_grid --measure` sweep
+    python -m tools.calibrate_response --ckpt pretrained/ganimation128_gpu15.pth --faces FACES
+    (the bundled model's FACES: pretrained/calibration_faces.txt)
+    python -m tools.calibrate_response --ckpt MODEL --from_grid SWEEP.json  # reuse a `tools.au_grid --measure` sweep
 
 Writes ``<model>.calibration.json`` beside the checkpoint (test mode finds it there) and ``<model>.calibration.png``
 (the response curves).
@@ -15,12 +16,12 @@ from pathlib import Path
 
 from catalog.au_schema import OPENFACE_AUS
 from checkpoints import BUNDLED_CHECKPOINT
-from models.au_response import plot_curves, save
+from models.au_response import plot_curves, save_response
 from tools import au_grid
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.calibrate", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.calibrate_response", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", type=Path, default=BUNDLED_CHECKPOINT)
     p.add_argument("--faces", default=None, help="held-out faces: as tools.au_grid --faces")
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         grid = args.grid or Path("/tmp") / f"{args.ckpt.stem}_sweep.png"
         record = au_grid.au_grid(args.ckpt, args.faces, grid, aus=OPENFACE_AUS,
                                  levels=au_grid._floats(args.levels), rows=args.rows, cell=64, measure=True)
-    out = save(record, OPENFACE_AUS, args.ckpt, "python -m tools.calibrate " + " ".join(argv or sys.argv[1:]))
+    command = "python -m tools.calibrate_response " + " ".join(argv or sys.argv[1:])
+    out = save_response(record, OPENFACE_AUS, args.ckpt, command)
     plot_curves(out, out.with_suffix(".png"))
     calibrated = len(json.loads(out.read_text())["curves"])
     print(f"{out}: {calibrated} AUs calibrated; curves plotted in {out.with_suffix('.png')}")
