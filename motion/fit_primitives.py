@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from catalog.au_schema import OPENFACE_AUS
+from catalog.datasets import DATASETS
 from motion.canonical import STABLE_POINTS, canonical_frame, remove_head_motion
 
 HOLDOUT_EVERY = 4  # every 4th London person (sorted ids, positions 3, 7, ...) is held out of the fit
-CLIP_FPS = 200.0  # CASME II and SAMM
+CLIP_FPS = float(DATASETS["casme2"].fps)  # the MEGC2021 clips: CASME II and SAMM, one rate
 
 
 @dataclass

@@ -45,6 +45,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from catalog.au_schema import MOUTH_OPEN, OPENFACE_AUS, SCHEMAS
+from catalog.datasets import fps_summary
 from media.folder_lock import FolderLock
 from media.images import IMAGE_EXTENSIONS, BadImageError, deterministic_split, load_rgb, natural_key
 from media.video import GIF_EXTENSIONS, VIDEO_EXTENSIONS, BadVideoError, iter_frames, video_fps
@@ -386,7 +387,7 @@ def frame_rate(text: str) -> float:
     except ValueError:
         value = math.nan
     if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r}: give the clips' frame rate, 1..1000 (200 for CASME II and SAMM)")
+        raise argparse.ArgumentTypeError(f"{text!r}: give the clips' frame rate, 1..1000 ({fps_summary()})")
     return value
 
 

@@ -60,7 +60,8 @@ def write_template(path: Path) -> Path:
 SMALL_MODEL = ROOT / "pretrained" / "ganimation_cpu_small.pth"
 
 
-def measure(rows: int, output_size: int, ckpt: str, template: Path, workdir: Path, root: Path = ROOT) -> dict:
+def measure_peak_memory(rows: int, output_size: int, ckpt: str, template: Path, workdir: Path,
+                        root: Path = ROOT) -> dict:
     matrix = workdir / f"aus_{rows}.csv"
     write_matrix(matrix, rows)
     argv = ["--mode", "test", "--aus_matrix", str(matrix), "--template", str(template), "--results_dir",
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="megan_memory_") as tmp:
         template = Path(args.template) if args.template else write_template(Path(tmp) / "template.png")
         for rows in args.rows:
-            m = measure(rows, args.output_size, args.ckpt, template, Path(tmp), args.root.resolve())
+            m = measure_peak_memory(rows, args.output_size, args.ckpt, template, Path(tmp), args.root.resolve())
             print(f"{m['rows']:>7} {m['frames']:>7} {m['peak_mib']:>9} {m['seconds']:>8}", flush=True)
     return 0
 
