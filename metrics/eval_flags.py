@@ -76,6 +76,8 @@ def add_eval_flags(g, standalone: bool) -> None:
                    help="FACS AU codes: ME annotation sheets (CASME II, SAMM, ...) or a CSV with name,aus columns")
     g.add_argument("--flow", choices=FLOW_METHODS, default="farneback", help="optical flow algorithm")
     g.add_argument("--no_report", action="store_true", help="write metrics.json and metrics.csv only")
+    g.add_argument("--no_control", action="store_true",
+                   help="skip the wrong-clip control (each motion metric also scored against another clip's source)")
     g.add_argument("--inception", default=(os.environ.get(INCEPTION_ENV) or None) if standalone else None,
                    metavar="PATH",
                    help="real Inception FID (fid_inception): a local copy of NVIDIA's TorchScript FID feature "

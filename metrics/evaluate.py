@@ -38,11 +38,12 @@ from media.folder_lock import FolderLock
 from metrics import frechet, motion
 from metrics.analysis import IDENTITY_EVERY, ClipAnalysis, shared_tools
 from metrics.clip_cache import ClipStore
+from metrics.control import attach_controls
 from metrics.eval_flags import INCEPTION_ENV, add_eval_flags, cache_folder, fps_problem
 from metrics.inputs import attach_inputs, find_results
 from metrics.pairs import PairOutcome, clip_fps, evaluate_entry, json_safe, load_codes, parse_group
 from metrics.parallel import default_workers, measure_ahead
-from metrics.registry import METRICS, NUMERIC
+from metrics.registry import CONTROLLED, METRICS, NUMERIC, control_name, is_better
 from openface.au_estimator import calibration_in_use
 
 log = logging.getLogger("metrics.evaluate")
@@ -72,6 +73,34 @@ def summarise(records: list[dict]) -> list[dict]:
             row[f"{name}_n"] = len(values)
         rows.append(row)
     return rows
+
+
+def control_summary(records: list[dict]) -> dict:
+    """Per controlled metric, over the pairs that have both values: the mean on the right clip, the mean and spread
+    (standard deviation) on the wrong clip, and on how many pairs the right clip scored better than the wrong one.
+    A metric that tells right motion from wrong wins on (nearly) every pair, by more than the control's spread."""
+    out = {}
+    for name in CONTROLLED:
+        both = [(r["metrics"][name], r["metrics"][control_name(name)]) for r in records if r["status"] == "ok"
+                and r["metrics"].get(name) is not None and r["metrics"].get(control_name(name)) is not None]
+        if not both:
+            out[name] = {"pairs": 0, "right": None, "wrong": None, "wrong_sd": None, "right_better": 0}
+            continue
+        right, wrong = np.array(both, dtype=np.float64).T
+        out[name] = {"pairs": len(both), "right": float(right.mean()), "wrong": float(wrong.mean()),
+                     "wrong_sd": float(wrong.std()), "right_better": int(sum(is_better(name, a, b) for a, b in both))}
+    return out
+
+
+def used_sources(entries, cache: dict, flow: str) -> list[ClipAnalysis]:
+    """The analysed source clips some result was paired with, each once (wrong-clip controls that are no result's
+    source stay out of the pooled Fréchet distances)."""
+    found = {}
+    for entry in entries:
+        if entry.source is not None and (str(entry.source.path), flow) in cache:
+            clip = cache[(str(entry.source.path), flow)]
+            found[id(clip)] = clip
+    return list(found.values())
 
 
 def pooled_features(sources: list[ClipAnalysis], outcomes: list[PairOutcome],
@@ -155,7 +184,7 @@ def _rate_or_none(entry, fps) -> float | None:
 def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annotations=None, flow="farneback",
              report=True, command: str | None = None, progress: bool = False, inception=None,
              inception_device: str = "cpu", workers: int = 1, cache_dir=None,
-             identity_every: int = IDENTITY_EVERY) -> dict:
+             identity_every: int = IDENTITY_EVERY, control: bool = True) -> dict:
     """Score every result under ``results``; write metrics.json, metrics.csv and report.html to ``out``.
 
     ``workers``: processes that measure the clips (metrics/parallel.py; the numbers do not depend on it).
@@ -166,6 +195,7 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
     ``inception``: the path of NVIDIA's TorchScript ``inception-2015-12-05.pt`` (or a loaded
     ``frechet.InceptionFeatures``) to compute real Inception FID on ``inception_device``; None leaves
     ``fid_inception`` null. A bad file raises ``FileNotFoundError`` / ``ValueError`` before any clip is read.
+    ``control``: also score each result against another clip's source (``<metric>_control``, metrics/control.py).
 
     Returns the metrics.json document: {"pairs": [...], "summary": [...], "batch": {...}, "skipped": [...],
     "metrics": definitions, "command", "versions", ...}."""
@@ -182,6 +212,8 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
                                 f"folders of 2+ images, or videos)")
     extractor = load_inception(inception, inception_device)
     count_notes = attach_inputs(entries, sources, templates)
+    if control:
+        count_notes += attach_controls(entries, Path(sources) if sources else None)
     for note in count_notes:
         log.warning("%s", note)
     coded = load_codes(annotations)
@@ -204,7 +236,8 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
                                    "metrics": {name: None for name in METRICS}})
         outcomes.append(outcome)
     records = [o.record for o in outcomes]
-    fid = pooled_features(list(cache.values()), outcomes, "inception") if extractor is not None else None
+    real = used_sources(entries, cache, flow)
+    fid = pooled_features(real, outcomes, "inception") if extractor is not None else None
     doc = {
         "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "inputs": {"results": str(results), "sources": str(sources) if sources else None,
@@ -213,15 +246,16 @@ def evaluate(results, sources=None, templates=None, out=None, fps=None, *, annot
                    "inception": str(extractor.path) if extractor else None,
                    "inception_sha256": sha256(extractor.path) if extractor else None,
                    "inception_device": str(extractor.device) if extractor else None,
-                   "au_calibration": calibration_in_use(), "identity_every": identity_every},
+                   "au_calibration": calibration_in_use(), "identity_every": identity_every, "control": control},
         "versions": versions(),
         "seconds": None,
         "pairs": records,
         "summary": summarise(records),
         "batch": {"pairs": len(records), "failed": sum(r["status"] != "ok" for r in records),
-                  "fd_dlib128": json_safe(pooled_fd(list(cache.values()), outcomes)),
+                  "fd_dlib128": json_safe(pooled_fd(real, outcomes)),
                   "fid_inception": json_safe(frechet.frechet_distance(*fid) if fid is not None else None),
                   "fid_inception_frames": {"real": len(fid[0]), "generated": len(fid[1])} if fid is not None else None,
+                  "control": json_safe(control_summary(records)) if control else None,
                   "notes": count_notes + ([] if extractor is not None else [frechet.INCEPTION_ABSENT])},
         "skipped": skipped,
         "metrics": {m.name: {"group": m.group, "direction": m.direction, "range": m.value_range, "ideal": m.ideal,
@@ -265,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
                        command=shlex.join(["python", "-m", "metrics.evaluate", *argv]),
                        inception=opt.inception, inception_device=opt.inception_device,
                        workers=opt.workers or default_workers(),
-                       cache_dir=cache_folder(opt.cache_dir, opt.no_cache), identity_every=opt.identity_every)
+                       cache_dir=cache_folder(opt.cache_dir, opt.no_cache), identity_every=opt.identity_every,
+                       control=not opt.no_control)
     except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written (read-only, full)
         given = any(a == "--inception" or a.startswith("--inception=") for a in argv)
         from_env = opt.inception and not given and "--inception" in str(err)
@@ -277,10 +312,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_summary(doc: dict) -> None:
-    shown = ("au_r", "au_mae", "apex_error_ms", "identity_distance", "flow_r", "ssim_static", "flicker", "fd_dlib128")
+    shown = ("au_r", "au_r_control", "au_mae", "apex_error_ms", "identity_distance", "flow_r", "flow_r_control",
+             "texture_r", "texture_r_control", "ssim_static", "flicker", "fd_dlib128")
     print(f"{len(doc['pairs'])} pairs ({doc['batch']['failed']} not ok: failed, incomplete or no face) in "
           f"{doc['seconds']} s -> {doc['out']}")
-    print("dataset  emotion     n  " + "  ".join(f"{s:>17}" for s in shown))
+    heads = [s.replace("_control", " ctl") for s in shown]  # "ctl": the wrong-clip control of the column before
+    print("dataset  emotion     n  " + "  ".join(f"{h:>17}" for h in heads))
     for row in doc["summary"]:
         cells = "  ".join(f"{'-' if row[s] is None else f'{row[s]:.3f}':>17}" for s in shown)
         print(f"{row['dataset']:<8} {row['emotion']:<10} {row['pairs']:>2}  {cells}")
@@ -291,7 +328,19 @@ def print_summary(doc: dict) -> None:
               f"{frames.get('generated', 0)} result frames)")
     else:
         print(frechet.INCEPTION_ABSENT)
+    print_control(doc["batch"].get("control"))
 
+
+def print_control(summary: dict | None) -> None:
+    """The wrong-clip control table: which metrics tell the right clip's motion from another clip's."""
+    if not summary or not any(v["pairs"] for v in summary.values()):
+        return
+    print("wrong-clip control (same result against another clip's source):")
+    print(f"{'metric':<22} {'right clip':>10} {'wrong clip':>10} {'wrong sd':>9}  right better")
+    for name, v in summary.items():
+        if v["pairs"]:
+            print(f"{name:<22} {v['right']:>10.3f} {v['wrong']:>10.3f} {v['wrong_sd']:>9.3f}  "
+                  f"{v['right_better']}/{v['pairs']}")
 
 if __name__ == "__main__":
     sys.exit(main())

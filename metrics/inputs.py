@@ -85,6 +85,7 @@ class ResultEntry:
     source: Sequence | None = None
     template: Path | None = None
     notes: list[str] = field(default_factory=list)
+    control: Sequence | None = None  # another clip's source: the wrong-clip control (metrics/control.py)
 
     @property
     def keys(self) -> list[str]:

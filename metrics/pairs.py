@@ -19,11 +19,11 @@ import numpy as np
 from catalog.au_schema import OPENFACE_AUS
 from catalog.datasets import DATASETS, DEFAULT_FPS, EMOTION_ALIASES, dataset_in_name
 from media.images import load_rgb
-from metrics import au, frechet, identity, motion, quality, timeline
+from metrics import au, frechet, identity, motion, quality, texture, timeline
 from metrics.analysis import ClipAnalysis, Tools, analyse
-from metrics.inputs import ResultEntry, match, read_driven
+from metrics.inputs import ResultEntry, Sequence, match, read_driven
 from metrics.integrity import check_pair
-from metrics.registry import METRICS
+from metrics.registry import CONTROLLED, METRICS, control_name
 
 log = logging.getLogger("metrics.evaluate")  # the command's one logger, whichever module reports
 
@@ -157,16 +157,16 @@ def score_pair(entry: ResultEntry, gen: ClipAnalysis, src: ClipAnalysis | None, 
     n = gen.length
     m: dict = {name: None for name in METRICS}
     details: dict = {}
-    src_aus = timeline.resample(src.aus, n) if src is not None else None
     if src is not None:
-        details["au_r_per_au"] = au.per_au_correlation(src_aus, gen.aus)
-        m["au_r"] = _compute("au_r", src_aus, gen.aus)
+        values, details = source_scores(gen, src, fps)
+        m.update(values)
+    elif entry.run and entry.run.get("apex") is not None:
+        _run_apex(entry, gen, fps, m, details)
     driven = _driven_columns(entry, n)
     if driven is not None:
         values, cols = driven
         m["au_mae"] = _compute("au_mae", values, gen.aus[:, cols])
         details["au_mae_per_au"] = {OPENFACE_AUS[c]: au.au_mae(values[:, i], gen.aus[:, c]) for i, c in enumerate(cols)}
-    _apex(entry, gen, src, fps, m, details)
     if coded is not None:
         m["facs_recall"] = _compute("facs_recall", coded.numbers, gen.aus)
         details["facs"] = {"annotation": coded.label, "coded": [au.au_name(x) for x in coded.numbers],
@@ -188,8 +188,6 @@ def score_pair(entry: ResultEntry, gen: ClipAnalysis, src: ClipAnalysis | None, 
         expression = gen.expression | tpl.expression
         m["onset_fidelity"] = _compute("onset_fidelity", gen.grey, tpl.grey[0], expression, gen.valid)
         m["artifact_rate"] = _compute("artifact_rate", gen.grey, tpl.grey[0], expression, gen.valid)
-    if src is not None and src.profiles is not None and gen.profiles is not None:
-        _motion(src, gen, m, details)
     if gen.change is not None:
         src_change = timeline.resample(src.change, n) if src is not None and src.change is not None else None
         m["flicker"] = _compute("flicker", gen.change, src_change)
@@ -211,18 +209,27 @@ def _nanmean(x: np.ndarray) -> float | None:
     return float(np.nanmean(x)) if np.isfinite(x).any() else None
 
 
-def _apex(entry: ResultEntry, gen: ClipAnalysis, src: ClipAnalysis | None, fps: float, m: dict, details: dict):
-    """Reference apex: the source's (measured like the result), else the apex recorded by the run (AU matrix)."""
-    gen_apex = au.apex_frame(gen.aus)
-    if src is not None:
-        ref_apex, ref_len, ref = au.apex_frame(src.aus), src.length, "source clip (re-measured AUs)"
-    elif entry.run and entry.run.get("apex") is not None:
-        ref_apex, ref_len, ref = int(entry.run["apex"]), gen.length, "run.json apex (driving trajectory)"
-    else:
-        return
-    m["apex_error_frames"] = _compute("apex_error_frames", ref_apex, gen_apex, ref_len, gen.length)
-    m["apex_error_ms"] = _compute("apex_error_ms", ref_apex, gen_apex, ref_len, gen.length, fps)
-    details["apex"] = {"reference": ref, "reference_frame": ref_apex, "result_frame": gen_apex, "fps": fps}
+def source_scores(gen: ClipAnalysis, src: ClipAnalysis, fps: float) -> tuple[dict, dict]:
+    """The metrics that compare the result's movement with a source clip's (``CONTROLLED`` in the registry), and
+    their details. The source's curves are put on the result's frames by normalised time (``timeline``)."""
+    n = gen.length
+    m: dict = {}
+    src_aus = timeline.resample(src.aus, n)
+    details: dict = {"au_r_per_au": au.per_au_correlation(src_aus, gen.aus)}
+    m["au_r"] = _compute("au_r", src_aus, gen.aus)
+    gen_apex, src_apex = au.apex_frame(gen.aus), au.apex_frame(src.aus)
+    m["apex_error_frames"] = _compute("apex_error_frames", src_apex, gen_apex, src.length, n)
+    m["apex_error_ms"] = _compute("apex_error_ms", src_apex, gen_apex, src.length, n, fps)
+    details["apex"] = {"reference": "source clip (re-measured AUs)", "reference_frame": src_apex,
+                       "result_frame": gen_apex, "fps": fps}
+    if src.profiles is not None and gen.profiles is not None:
+        _motion(src, gen, m, details)
+    if src.texture is not None and gen.texture is not None:
+        src_texture = timeline.resample_profiles(src.texture, n)
+        m["texture_r"] = _compute("texture_r", src_texture, gen.texture)
+        details["texture_r_per_region"] = texture.per_region_texture_r(src_texture, gen.texture)
+        details["texture_peak_change"] = {"source": _peaks(src.texture), "result": _peaks(gen.texture)}
+    return m, details
 
 
 def _motion(src: ClipAnalysis, gen: ClipAnalysis, m: dict, details: dict) -> None:
@@ -239,6 +246,42 @@ def _motion(src: ClipAnalysis, gen: ClipAnalysis, m: dict, details: dict) -> Non
                                "result": {r: float(np.nanmax(v)) for r, v in gen.profiles["flow"].items()}}
 
 
+def _peaks(profiles: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """Region -> the largest absolute change (for the report; the sign is in the profile)."""
+    return {r: float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else None for r, v in profiles.items()}
+
+
+def _run_apex(entry: ResultEntry, gen: ClipAnalysis, fps: float, m: dict, details: dict) -> None:
+    """Without a source: the apex recorded by the run (an AU matrix's trajectory) is the reference."""
+    gen_apex, ref_apex = au.apex_frame(gen.aus), int(entry.run["apex"])
+    m["apex_error_frames"] = _compute("apex_error_frames", ref_apex, gen_apex, gen.length, gen.length)
+    m["apex_error_ms"] = _compute("apex_error_ms", ref_apex, gen_apex, gen.length, gen.length, fps)
+    details["apex"] = {"reference": "run.json apex (driving trajectory)", "reference_frame": ref_apex,
+                       "result_frame": gen_apex, "fps": fps}
+
+
+def control_scores(gen: ClipAnalysis, control: ClipAnalysis, fps: float) -> dict:
+    """The wrong-clip control: the source-comparing metrics of the same result against another clip, under their
+    ``<name>_control`` columns. A control clip of another length is resampled onto the result's frames by
+    normalised time, exactly as the right source is."""
+    values, _ = source_scores(gen, control, fps)
+    return {control_name(name): values.get(name) for name in CONTROLLED}
+
+
+def source_analysis(clip: Sequence, tools: Tools, flow: str, rate: float, cache: dict,
+                    inception: frechet.InceptionFeatures | None) -> ClipAnalysis:
+    """A source clip's measurements, once per batch: a batch drives several templates with one clip, and the same
+    clips serve as other pairs' wrong-clip controls."""
+    key = (str(clip.path), flow)
+    if key not in cache:
+        frames = clip.load()
+        analysis = analyse(frames, tools, flow, fps=rate, persist=True)  # kept across runs (clip_cache.py)
+        if inception is not None:
+            analysis.inception = inception.features(frames)
+        cache[key] = analysis  # only once complete: a failure here leaves nothing half-measured for the next pair
+    return cache[key]
+
+
 def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: str, coded_clips: list[CodedClip],
                    cache: dict, figures: bool, inception: frechet.InceptionFeatures | None = None) -> PairOutcome:
     if entry.error:
@@ -251,22 +294,19 @@ def evaluate_entry(entry: ResultEntry, tools: Tools, fps: float | None, flow: st
     if inception is not None:  # FID: the full frames as decoded, not the canonical face crops
         gen.inception = inception.features(frames)
     del frames
-    src = None
-    if entry.source is not None:
-        key = (str(entry.source.path), flow)
-        if key not in cache:  # a batch drives several templates with one clip: measure it once
-            frames = entry.source.load()
-            clip = analyse(frames, tools, flow, fps=rate, persist=True)  # kept across runs (clip_cache.py)
-            if inception is not None:
-                clip.inception = inception.features(frames)
-            cache[key] = clip  # only once complete: a failure here leaves nothing half-measured for the next pair
-            del frames
-        src = cache[key]
+    src = source_analysis(entry.source, tools, flow, rate, cache, inception) if entry.source is not None else None
+    control = None
+    if entry.control is not None:
+        control = source_analysis(entry.control, tools, flow, rate, cache, inception)
     tpl = analyse(load_rgb(entry.template)[None], tools, None, persist=True) if entry.template is not None else None
     coded, problem = codes_for(entry, coded_clips)
     if problem:
         notes.append(problem)
     metrics, details = score_pair(entry, gen, src, tpl, rate, coded)
+    if control is not None:
+        metrics.update(control_scores(gen, control, rate))
+        details["control"] = {"source": str(entry.control.path), "frames": control.length,
+                              "aligned": timeline.alignment_note(control.length, gen.length)}
     aligned = timeline.alignment_note(src.length, gen.length) if src is not None else None
     for note in (aligned, _no_face_note("result", gen), src and _no_face_note("source", src),
                  tpl is not None and not tpl.valid[0] and "template: no face found (template metrics absent)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from metrics import au, fidelity, frechet, identity, motion, quality
+from metrics import au, fidelity, frechet, identity, motion, quality, texture
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Metric:
     needs: str  # which inputs must be present, else the value is null
     doc: str  # one line, README-ready
     fn: Callable | None = None  # the pure function computing it (None: carried from run.json)
+    controlled: bool = False  # also scored against another clip's source: the wrong-clip control ``<name>_control``
 
     def markdown_row(self) -> str:
         """One README table row (the docs avoid '|', which would split the cell)."""
@@ -32,16 +33,17 @@ class Metric:
 _ENTRIES = (
     Metric("au_r", "AU fidelity", "higher", "-1..1", 1.0, "source",
            "Pearson r between the source's and the result's re-measured AU curves, per AU that moves in the source, "
-           "averaged through Fisher z", au.au_correlation),
+           "averaged through Fisher z", au.au_correlation, controlled=True),
     Metric("au_mae", "AU fidelity", "lower", "0..5", 0.0, "aus_driven.csv",
            "mean absolute difference between the AUs re-measured on the result and the driving AUs (every AU, frame)",
            au.au_mae),
     Metric("apex_error_frames", "AU fidelity", "lower", "0..clip length", 0.0, "source or run.json apex",
            "distance between the result's apex and the source's, in source frames (apex: the largest AU change "
            "from the first frame)",
-           au.apex_error_frames),
+           au.apex_error_frames, controlled=True),
     Metric("apex_error_ms", "AU fidelity", "lower", "0..clip duration", 0.0, "source or run.json apex",
-           "the apex error in milliseconds at the clip's frame rate", au.apex_error_ms),
+           "the apex error in milliseconds at the clip's frame rate", au.apex_error_ms,
+           controlled=True),
     Metric("facs_recall", "AU fidelity", "higher", "0..1", 1.0, "--annotations",
            "share of the dataset's FACS-coded AUs (those the estimator measures) that rise by >= 0.25 in the result",
            au.facs_recall),
@@ -59,12 +61,16 @@ _ENTRIES = (
            "first frame already carries the driving person's wrinkles (identity leak)", fidelity.onset_fidelity),
     Metric("flow_r", "motion", "higher", "-1..1", 1.0, "source",
            "Pearson r of the per-region (brows, eyes, nose, mouth) optical-flow magnitude profiles onset -> each "
-           "frame, source vs result, averaged through Fisher z", motion.profile_correlation),
+           "frame, source vs result, averaged through Fisher z", motion.profile_correlation, controlled=True),
     Metric("strain_r", "motion", "higher", "-1..1", 1.0, "source",
-           "the same for the optical-strain magnitude profiles", motion.profile_correlation),
+           "the same for the optical-strain magnitude profiles", motion.profile_correlation, controlled=True),
     Metric("flow_amplitude_error", "motion", "lower", "0..inf", 0.0, "source",
            "mean over regions of abs(ln(result peak flow / source peak flow)): 0 = the same amount of motion, "
-           "0.69 = twice or half", motion.amplitude_log_ratio),
+           "0.69 = twice or half", motion.amplitude_log_ratio, controlled=True),
+    Metric("texture_r", "motion", "higher", "-1..1", 1.0, "source",
+           "Pearson r of the per-region (forehead, eyes, nasolabial, mouth) change of fine-detail energy "
+           "(difference of Gaussians) from onset to each frame, source vs result, averaged through Fisher z: "
+           "furrows and creases, which a pure warp does not make", texture.texture_correlation, controlled=True),
     Metric("ssim_static", "image quality", "higher", "-1..1", 1.0, "template",
            "mean SSIM (grey, Gaussian 11x11, sigma 1.5) of each result frame against the template outside the "
            "expression regions", quality.mean_masked_ssim),
@@ -91,8 +97,29 @@ _ENTRIES = (
     Metric("device", "efficiency", "info", "text", None, "run.json", "where the run generated (cpu, cuda:0 ...)"),
 )
 
-METRICS: dict[str, Metric] = {m.name: m for m in _ENTRIES}
-NUMERIC = tuple(m.name for m in _ENTRIES if m.direction != "info")
+CONTROL_SUFFIX = "_control"
+CONTROL_GROUP = "wrong-clip control"
+
+
+def control_name(name: str) -> str:
+    """The column of ``name``'s wrong-clip control."""
+    return name + CONTROL_SUFFIX
+
+
+def _control_entry(m: Metric) -> Metric:
+    """The same metric with another clip as the source: a metric that tells right motion from wrong scores
+    clearly worse here than on the right clip."""
+    return Metric(control_name(m.name), CONTROL_GROUP, m.direction, m.value_range, None,
+                  "a second distinct source clip",
+                  f"{m.name} of the same result scored against another clip's source (the next distinct clip in "
+                  "sorted order): how the metric scores wrong motion", m.fn)
+
+
+# each control column right after its metric, so tables and CSV rows show them side by side
+_WITH_CONTROLS = tuple(e for m in _ENTRIES for e in ((m, _control_entry(m)) if m.controlled else (m,)))
+METRICS: dict[str, Metric] = {m.name: m for m in _WITH_CONTROLS}
+NUMERIC = tuple(m.name for m in _WITH_CONTROLS if m.direction != "info")
+CONTROLLED = tuple(m.name for m in _ENTRIES if m.controlled)
 
 
 def markdown_table() -> str:

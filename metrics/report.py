@@ -17,17 +17,19 @@ from catalog.au_schema import OPENFACE_AUS
 from metrics import timeline
 from metrics.analysis import ClipAnalysis
 from metrics.frechet import INCEPTION_ABSENT
-from metrics.registry import METRICS
+from metrics.registry import CONTROL_GROUP, CONTROLLED, METRICS, control_name
 
-SUMMARY_COLUMNS = ("au_r", "au_mae", "apex_error_ms", "facs_recall", "identity_distance", "identity_same_rate",
-                   "onset_fidelity", "flow_r", "strain_r", "flow_amplitude_error", "ssim_static", "psnr_static",
-                   "artifact_rate", "flicker", "fd_dlib128", "frames_per_s")
+SUMMARY_COLUMNS = ("au_r", "au_r_control", "au_mae", "apex_error_ms", "apex_error_ms_control", "facs_recall",
+                   "identity_distance", "identity_same_rate", "onset_fidelity", "flow_r", "flow_r_control", "strain_r",
+                   "strain_r_control", "flow_amplitude_error", "flow_amplitude_error_control", "texture_r",
+                   "texture_r_control", "ssim_static", "psnr_static", "artifact_rate", "flicker", "fd_dlib128",
+                   "frames_per_s")
 MAX_AU_PANELS = 8
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:22px} h2{font-size:17px;margin-top:32px;border-top:1px solid #ccc;padding-top:12px}
 table{border-collapse:collapse;font-size:12px;margin:8px 0} th{font-weight:600;font-size:11px}
-td,th{border:1px solid #ccc;padding:3px 6px}
+td,th{border:1px solid #ccc;padding:3px 6px} .ctl{color:#666;background:#fafafa}
 th{background:#f2f2f2} td.num{text-align:right;font-variant-numeric:tabular-nums} .absent{color:#999}
 code,pre{font-size:12px;background:#f6f6f6} pre{padding:8px;white-space:pre-wrap;word-break:break-all}
 .notes{font-size:12px;color:#8a4b00} img{max-width:100%;display:block;margin:6px 0}
@@ -179,15 +181,39 @@ def _arrow(name: str) -> str:
     return {"higher": "&uarr;", "lower": "&darr;"}.get(METRICS[name].direction, "")
 
 
+def _is_control(name: str) -> bool:
+    return METRICS[name].group == CONTROL_GROUP
+
+
+def _head(name: str) -> str:
+    """A column heading; "_<wbr>" lets long metric names wrap so the table fits a normal window. A control column
+    is headed "wrong clip" under the metric it sits beside."""
+    if _is_control(name):
+        return f"<th class=ctl>{name.removesuffix('_control').replace('_', '_<wbr>')} wrong clip</th>"
+    return f"<th>{name.replace('_', '_<wbr>')} {_arrow(name)}</th>"
+
+
 def summary_table(rows: list[dict], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
-    # "_<wbr>" lets long metric names wrap so the table fits a normal window
-    head = "".join(f"<th>{c.replace('_', '_<wbr>')} {_arrow(c)}</th>" for c in columns)
+    head = "".join(_head(c) for c in columns)
     body = []
     for row in rows:
-        cells = "".join(f'<td class="num">{_fmt(row.get(c))}</td>' for c in columns)
+        cells = "".join(f'<td class="num{" ctl" if _is_control(c) else ""}">{_fmt(row.get(c))}</td>' for c in columns)
         body.append(f"<tr><td>{html.escape(row['dataset'])}</td><td>{html.escape(row['emotion'])}</td>"
                     f'<td class="num">{row["pairs"]}</td>{cells}</tr>')
     return f"<table><tr><th>dataset</th><th>emotion</th><th>pairs</th>{head}</tr>{''.join(body)}</table>"
+
+
+def control_table(summary: dict | None) -> str:
+    """The wrong-clip control over the batch: per metric, right clip against wrong clip, the wrong clip's spread and
+    on how many pairs the right clip scored better."""
+    if not summary or not any(v["pairs"] for v in summary.values()):
+        return "<p>No wrong-clip control: fewer than two distinct source clips (or <code>--no_control</code>).</p>"
+    rows = "".join(f"<tr><td><code>{name}</code> {_arrow(name)}</td><td class=num>{_fmt(v['right'])}</td>"
+                   f"<td class='num ctl'>{_fmt(v['wrong'])}</td><td class='num ctl'>{_fmt(v['wrong_sd'])}</td>"
+                   f"<td class=num>{v['right_better']} / {v['pairs']}</td></tr>"
+                   for name, v in summary.items() if v["pairs"])
+    return ("<table><tr><th>metric</th><th>right clip (mean)</th><th class=ctl>wrong clip (mean)</th>"
+            "<th class=ctl>wrong clip (sd)</th><th>pairs where right beats wrong</th></tr>" + rows + "</table>")
 
 
 def definitions_table() -> str:
@@ -201,7 +227,14 @@ def definitions_table() -> str:
 def pair_section(record: dict, figures: dict) -> str:
     metrics = record.get("metrics", {})
     cells = "".join(f"<tr><td><code>{name}</code> {_arrow(name)}</td><td class='num'>{_fmt(metrics.get(name))}</td>"
-                    f"<td class='num'>{_fmt(METRICS[name].ideal)}</td></tr>" for name in METRICS)
+                    f"<td class='num ctl'>{_fmt(metrics.get(control_name(name))) if name in CONTROLLED else ''}</td>"
+                    f"<td class='num'>{_fmt(METRICS[name].ideal)}</td></tr>" for name in METRICS
+                    if not _is_control(name))
+    control = record.get("details", {}).get("control")
+    if control:
+        notes_control = f"<p class=ctl>wrong clip: <code>{html.escape(control['source'])}</code></p>"
+    else:
+        notes_control = ""
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in record.get("notes", []))
     if record.get("error"):
         notes += f"<li>evaluation failed: {html.escape(record['error'])}</li>"
@@ -213,7 +246,8 @@ def pair_section(record: dict, figures: dict) -> str:
     return (f"<section><h2>{html.escape(record['pair'])}</h2><p>dataset <b>{html.escape(record['dataset'])}</b>, "
             f"emotion <b>{html.escape(record['emotion'])}</b>; {frames}</p>"
             f"<table>{paths}</table>{f'<ul class=notes>{notes}</ul>' if notes else ''}{images}"
-            f"<table><tr><th>metric</th><th>value</th><th>ideal</th></tr>{cells}</table></section>")
+            f"{notes_control}<table><tr><th>metric</th><th>value</th><th class=ctl>wrong clip</th><th>ideal</th></tr>"
+            f"{cells}</table></section>")
 
 
 def render(doc: dict, figures: list[dict]) -> str:
@@ -238,6 +272,11 @@ Batch FD-dlib128 (all source frames vs all result frames): {_fmt(batch.get('fd_d
 Absent values (&mdash;) could not be computed (missing source, template, face or driving AUs): they are not zeros.</p>
 <h2>Summary per dataset and emotion (means over pairs; &uarr; higher / &darr; lower is better)</h2>
 {summary_table(doc['summary'], columns)}
+<h2>Wrong-clip control: which metrics tell the right motion from another clip's</h2>
+<p>Each result is also scored against another clip's source (the next distinct clip; grey "wrong clip" columns). A
+metric that follows the specific clip scores the right clip better on nearly every pair, by more than the wrong
+clip's spread; one that scores both alike only measures that something moved.</p>
+{control_table(batch.get('control'))}
 {f'<p>Not evaluated:</p><ul class=notes>{skipped}</ul>' if skipped else ''}
 <h2>Command and versions</h2><pre>{html.escape(doc['command'])}</pre><p>{html.escape(versions)}</p>
 {sections}

@@ -64,7 +64,7 @@ def create_evaluation(opt: argparse.Namespace):
         annotations=opt.annotations, flow=opt.flow, report=not opt.no_report, inception=opt.inception,
         inception_device=opt.inception_device, workers=opt.workers or default_workers(),
         cache_dir=cache_folder(opt.cache_dir, opt.no_cache), identity_every=opt.identity_every,
-        command=eval_command(opt)))
+        control=not opt.no_control, command=eval_command(opt)))
 
 
 def resolve_schema(opt: argparse.Namespace):

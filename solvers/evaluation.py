@@ -31,6 +31,7 @@ class EvalSettings:
     workers: int = 1  # processes measuring clips (metrics/parallel.py)
     cache_dir: Path | None = None  # measurements kept between runs (metrics/clip_cache.py); None: this run only
     identity_every: int = IDENTITY_EVERY  # dlib descriptors on every so many face frames (metrics/analysis.py)
+    control: bool = True  # the wrong-clip control (--no_control switches it off)
     command: str | None = None  # what the report shows as the command that made it
 
 
@@ -48,7 +49,8 @@ class Evaluation:
                                            annotations=s.annotations, flow=s.flow, report=s.report, progress=True,
                                            command=s.command, inception=inception,
                                            inception_device=s.inception_device, workers=s.workers,
-                                           cache_dir=s.cache_dir, identity_every=s.identity_every)
+                                           cache_dir=s.cache_dir, identity_every=s.identity_every,
+                                           control=s.control)
         except (OSError, ValueError) as err:  # bad input, or an --out that cannot be written
             if inception and not s.inception and "--inception" in str(err):  # say where the path came from
                 raise type(err)(f"{err} (--inception came from ${evaluate_module.INCEPTION_ENV}={inception})") from err

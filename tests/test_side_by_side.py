@@ -26,18 +26,48 @@ def test_frames_only_view_leaves_the_videos_out(tmp_path):
 
 
 def test_table_shows_the_difference_and_which_targets_are_met():
-    cols = side_by_side.COLUMNS
+    cols = side_by_side.table_columns()
     ulme = {c: 0.5 for c in cols} | {"pairs": 12, "flow_amplitude_error": 1.0, "identity_same_rate": 1.0}
     ours = {c: 0.6 for c in cols} | {"pairs": 12, "flow_amplitude_error": 1.2, "identity_same_rate": 1.0,
-                                     "ssim_static": 0.47, "fd_dlib128": None}
+                                     "ssim_static": 0.47, "fd_dlib128": None, "flow_r_control": 0.25}
     table = side_by_side.comparison_table({"ULME": ulme, "ours": ours})
     lines = table.strip().splitlines()
     assert len(lines) == 6 and lines[2].startswith("| ULME | 12 |")
-    assert "| ours - ULME | | 0.100 |" in lines[4]
+    assert "| ours - ULME | | 0.100 |  | 0.100 |" in lines[4]  # au_r's difference; its control column has none
     target = lines[5]
+    assert target.startswith("| ours: target |")
     assert ">= ULME: met" in target and "<= ULME: missed" in target  # au_r up, amplitude error up
     assert ">= ULME - 0.02: missed" in target and "= 1.0: met" in target
     assert "| - |" in lines[3]  # a null value shows as -, not 0
+
+
+def test_each_motion_metric_has_its_control_beside_it_and_rows_are_generic():
+    head = side_by_side.comparison_table({"a": {"pairs": 1}, "b": {"pairs": 1}, "c": {"pairs": 2}}).splitlines()
+    cells = [c.strip() for c in head[0].split("|")]
+    for metric in ("au_r", "flow_r", "flow_amplitude_error", "apex_error_ms", "texture_r"):
+        assert cells[cells.index(metric) + 1] == f"{metric} ctl", metric
+    assert "identity_distance ctl" not in cells  # not a motion metric: no control
+    # three systems: a row each, and a difference and target row for each system after the reference
+    assert [line.split("|")[1].strip() for line in head[2:]] == ["a", "b", "c", "b - a", "b: target", "c - a",
+                                                                    "c: target"]
+    ours = {c: 0.6 for c in side_by_side.table_columns()} | {"pairs": 12, "flow_r_control": 0.25}
+    row = side_by_side.comparison_table({"ULME": ours, "ours": ours}).splitlines()[2]
+    values = [c.strip() for c in row.split("|")]
+    assert values[cells.index("flow_r ctl")] == "0.250"
+
+
+def test_system_flag_takes_a_label_and_a_folder():
+    assert side_by_side.parse_system("warp only=/tmp/w") == ("warp only", side_by_side.Path("/tmp/w"))
+    with side_by_side_raises():
+        side_by_side.parse_system("/tmp/w")
+
+
+def side_by_side_raises():
+    import argparse
+
+    import pytest
+
+    return pytest.raises(argparse.ArgumentTypeError, match="LABEL=DIR")
 
 
 def test_contact_sheet_has_a_row_per_pair_and_six_columns(tmp_path):

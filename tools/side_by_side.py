@@ -1,17 +1,22 @@
 """The bundled model against ULME-GAN's submitted MEGC2021 videos: one command, one table, one contact sheet.
 
     python -m tools.side_by_side --megc_root ../shared/data/megc2021 \
-        --ulme ../shared/data/ulme_megc2021_results --out results/side_by_side [--ours DIR] [-- GENERATION FLAGS]
+        --ulme ../shared/data/ulme_megc2021_results --out results/side_by_side [--ours DIR] \
+        [--system "LABEL=DIR" ...] [-- GENERATION FLAGS]
 
 1. Ours: ``for_megc2021.py --megc_root ROOT --re_code --linear_fitting --no_video`` with the bundled model (ULME's
    own trajectory flags), plus any flags after ``--`` (e.g. ``-- --no_calibration`` or ``-- --au_mode
    absolute``); or an existing batch folder with ``--ours``.
 2. ULME-GAN: its result folders hold ``source.mp4`` and ``target.mp4`` besides the frames, which the evaluator
    would score as two more results per pair; a frames-only view (links to the images) is scored instead.
-3. Both through ``metrics.evaluate`` with the same ``--sources ROOT --templates ROOT --fps 200``, in one process
-   (the source clips are measured once).
-4. OUT/table.md (means over pairs, the difference, the issue-13 targets) and table.json; OUT/contact_sheet.png:
-   one row per pair, template | source apex | ULME-GAN onset | ULME-GAN apex | ours onset | ours apex.
+3. Further rows: ``--system LABEL=DIR`` (repeatable), any results folder the evaluator reads.
+4. Every system through ``metrics.evaluate`` with the same ``--sources ROOT --templates ROOT --fps 200``, in one
+   process (the source clips are measured once).
+5. OUT/table.md and table.json: one row per system (a list of (label, results folder); the first, ULME-GAN, is the
+   reference), the means over pairs, each motion metric followed by its wrong-clip control ("ctl": the same result
+   scored against another clip's source; see docs/evaluation.md); then per other system its difference from the
+   reference and the issue-13 targets. OUT/contact_sheet.png: one row per pair, template | source apex | ULME-GAN
+   onset | ULME-GAN apex | ours onset | ours apex.
 """
 from __future__ import annotations
 
@@ -28,9 +33,10 @@ from PIL import Image, ImageDraw
 
 from catalog.datasets import DATASETS
 from media.images import IMAGE_EXTENSIONS, list_images, load_rgb, natural_key
+from metrics.registry import CONTROLLED, control_name
 
-COLUMNS = ("au_r", "flow_r", "flow_amplitude_error", "apex_error_ms", "identity_distance", "identity_same_rate",
-           "ssim_static", "flicker", "fd_dlib128", "onset_fidelity", "artifact_rate")
+COLUMNS = ("au_r", "flow_r", "flow_amplitude_error", "apex_error_ms", "texture_r", "identity_distance",
+           "identity_same_rate", "ssim_static", "flicker", "fd_dlib128", "onset_fidelity", "artifact_rate")
 # Issue 13's "done" line, relative to ULME-GAN's value u: (label, test(ours, u)).
 TARGETS = {
     "au_r": (">= ULME", lambda o, u: o >= u),
@@ -68,9 +74,18 @@ def generate_ours(megc_root: Path, out: Path, extra: list[str]) -> Path:
     return out
 
 
+def table_columns() -> tuple[str, ...]:
+    """COLUMNS with each motion metric's wrong-clip control right after it."""
+    return tuple(name for c in COLUMNS for name in ((c, control_name(c)) if c in CONTROLLED else (c,)))
+
+
+def heading(column: str) -> str:
+    return column.removesuffix("_control") + " ctl" if column.endswith("_control") else column
+
+
 def mean_row(doc: dict) -> dict:
     (row,) = [r for r in doc["summary"] if r["dataset"] == "all" and r["emotion"] == "all"]
-    return {name: row.get(name) for name in COLUMNS} | {"pairs": row["pairs"]}
+    return {name: row.get(name) for name in table_columns()} | {"pairs": row["pairs"]}
 
 
 def _fmt(value) -> str:
@@ -80,22 +95,27 @@ def _fmt(value) -> str:
 
 
 def comparison_table(rows: dict[str, dict]) -> str:
-    """Systems as rows, COLUMNS as columns, then ours - ULME and whether each issue-13 target is met."""
-    (ulme_name, ulme), (ours_name, ours) = rows.items()
-    head = "| | pairs | " + " | ".join(COLUMNS) + " |\n| --- | --- |" + " --- |" * len(COLUMNS)
-    lines = [head] + [f"| {name} | {r['pairs']} | " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |"
+    """Systems as rows (the first is the reference), metrics as columns with their wrong-clip controls ("ctl")
+    beside them; then for every other system its difference from the reference and whether each issue-13 target
+    is met."""
+    columns = table_columns()
+    (ref_name, ref), *others = rows.items()
+    head = "| | pairs | " + " | ".join(map(heading, columns)) + " |\n| --- | --- |" + " --- |" * len(columns)
+    lines = [head] + [f"| {name} | {r['pairs']} | " + " | ".join(_fmt(r.get(c)) for c in columns) + " |"
                       for name, r in rows.items()]
-    diff = [_fmt(ours[c] - ulme[c]) if ours[c] is not None and ulme[c] is not None else "-" for c in COLUMNS]
-    lines.append("| ours - ULME | | " + " | ".join(diff) + " |")
-    verdict = []
-    for c in COLUMNS:
-        if c not in TARGETS or ours[c] is None or ulme[c] is None:
-            verdict.append("")
-            continue
-        label, ok = TARGETS[c]
-        verdict.append(f"{label}: {'met' if ok(ours[c], ulme[c]) else 'missed'}")
-    lines.append("| target | | " + " | ".join(verdict) + " |")
+    for name, row in others:
+        diff = ["" if c not in COLUMNS else
+                _fmt(row[c] - ref[c]) if row.get(c) is not None and ref.get(c) is not None else "-" for c in columns]
+        lines.append(f"| {name} - {ref_name} | | " + " | ".join(diff) + " |")
+        lines.append(f"| {name}: target | | " + " | ".join(_verdict(c, row, ref) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _verdict(column: str, row: dict, ref: dict) -> str:
+    if column not in TARGETS or row.get(column) is None or ref.get(column) is None:
+        return ""
+    label, ok = TARGETS[column]
+    return f"{label}: {'met' if ok(row[column], ref[column]) else 'missed'}"
 
 
 def _cell(img: Image.Image | np.ndarray | None, size: int) -> Image.Image:
@@ -152,24 +172,44 @@ def scored(results: Path, megc_root: Path, out: Path, command: str, reuse: bool)
 
 
 def run_comparison(megc_root: Path, ulme: Path, out: Path, ours: Path | None, extra: list[str], command: str,
-        reuse: bool = False, only_ulme: bool = False) -> dict | None:
+                   reuse: bool = False, only_ulme: bool = False, more: list[tuple[str, Path]] = ()) -> dict | None:
+    """Score every system (ULME-GAN, ours, then ``more``: (label, results folder)) and write the table."""
     out.mkdir(parents=True, exist_ok=True)
     ulme_view = frames_only_view(ulme, out / "ulme_frames")
-    docs = {"ULME-GAN submitted": scored(ulme_view, megc_root, out / "eval_ulme", command, reuse)}
+    systems = [("ULME-GAN submitted", ulme_view)]
+    if not only_ulme:
+        ours = ours or generate_ours(megc_root, out / "ours", extra)
+        systems += [("ours (bundled model)", ours), *more]
+    folders = ["eval_ulme", "eval_ours"] + [f"eval_{_slug(label)}" for label, _ in more]  # --reuse_eval finds them
+    docs = {label: scored(folder, megc_root, out / name, command, reuse)
+            for (label, folder), name in zip(systems, folders)}
     if only_ulme:
         return None
-    ours = ours or generate_ours(megc_root, out / "ours", extra)
-    docs["ours (bundled model)"] = scored(ours, megc_root, out / "eval_ours", command, reuse)
     rows = {name: mean_row(doc) for name, doc in docs.items()}
     table = comparison_table(rows)
     (out / "table.md").write_text(f"`{command}`\n\n{table}")
-    per_pair = {name: {r["pair"]: {c: r["metrics"].get(c) for c in COLUMNS} for r in doc["pairs"]}
+    per_pair = {name: {r["pair"]: {c: r["metrics"].get(c) for c in table_columns()} for r in doc["pairs"]}
                 for name, doc in docs.items()}
-    record = {"command": command, "ours": str(ours), "generation_flags": extra, "means": rows, "per_pair": per_pair}
+    record = {"command": command, "systems": {label: str(folder) for label, folder in systems},
+              "generation_flags": extra, "means": rows, "per_pair": per_pair,
+              "control": {name: doc["batch"].get("control") for name, doc in docs.items()}}
     (out / "table.json").write_text(json.dumps(record, indent=1) + "\n")
     comparison_sheet(megc_root, ulme_view, ours).save(out / "contact_sheet.png", optimize=True)
     print(table)
     return record
+
+
+def _slug(label: str) -> str:
+    """A folder name from a row label: letters, digits and '-' only."""
+    return "".join(ch if ch.isalnum() else "-" for ch in label.lower()).strip("-")
+
+
+def parse_system(text: str) -> tuple[str, Path]:
+    """``LABEL=DIR`` -> (label, folder)."""
+    label, sep, folder = text.partition("=")
+    if not sep or not label.strip() or not folder:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LABEL=DIR (a row label and a results folder)")
+    return label.strip(), Path(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,8 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse_eval", action="store_true",
                    help="keep OUT/eval_*/metrics.json of an earlier run when it scored the same folders")
     p.add_argument("--only_ulme", action="store_true", help="score ULME-GAN's results only (to reuse later)")
+    p.add_argument("--system", type=parse_system, action="append", default=[], metavar="LABEL=DIR",
+                   help="one more row: a label and a results folder (repeat for more)")
     args = p.parse_args(own)
-    for path in (args.megc_root, args.ulme):
+    if args.only_ulme and args.system:
+        print("error: --system adds rows to the table, which --only_ulme does not write", file=sys.stderr)
+        return 2
+    for path in (args.megc_root, args.ulme, *(folder for _, folder in args.system)):
         if not path.is_dir():
             print(f"error: {path} is not a folder", file=sys.stderr)
             return 2
@@ -194,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(None, True)  # the evaluator's per-pair progress lines
     command = shlex.join(["python", "-m", "tools.side_by_side", *argv])
-    run_comparison(args.megc_root, args.ulme, args.out, args.ours, extra, command, args.reuse_eval, args.only_ulme)
+    run_comparison(args.megc_root, args.ulme, args.out, args.ours, extra, command, args.reuse_eval, args.only_ulme,
+                   args.system)
     return 0
 
 
