@@ -1,18 +1,18 @@
 """The wrong-clip control (metrics/control.py, pairs.control_scores, evaluate.control_summary): which clip is picked,
 that its values are reported under ``<metric>_control``, and that clips of other lengths are put on the result's
-frames. Synthetic clips and curves; the real-data run is in test_eval_report.py."""
+frames. Synthetic clips and curves; the real-data run is in test_eval_control.py."""
 import shutil
 
 import numpy as np
 from PIL import Image
 
+from catalog.au_schema import OPENFACE_AUS
 from metrics.analysis import ClipAnalysis
 from metrics.control import attach_controls, clip_id
 from metrics.evaluate import control_summary
 from metrics.inputs import ResultEntry, Sequence
 from metrics.pairs import control_scores, source_scores
 from metrics.registry import CONTROLLED, METRICS, NUMERIC, control_name
-from catalog.au_schema import OPENFACE_AUS
 
 
 def frame_folder(path, values):
