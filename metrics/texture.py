@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.au import fisher_mean, pearson_r
+from metrics.au import pearson_r
 from metrics.motion import REGION_LANDMARKS
+from openface.reference_limits import fisher_mean
 
 # MediaPipe Face Mesh indices (checked by drawing them on the MEGC2021 templates' canonical crops).
 TEXTURE_LANDMARKS: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -103,4 +104,4 @@ def per_region_texture_r(source: dict[str, np.ndarray], generated: dict[str, np.
 
 def texture_correlation(source: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> float | None:
     """``texture_r``: the per-region correlations averaged through Fisher z."""
-    return fisher_mean(per_region_texture_r(source, generated).values())
+    return fisher_mean(per_region_texture_r(source, generated).values(), empty=None)
