@@ -19,7 +19,6 @@ generated into a new folder (``_2``), never over an earlier result.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -32,6 +31,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from media.images import list_images, load_rgb, natural_key
+from media.signature import files_signature
 from monitor.logs import setup_logging
 from options import apply_preset, build_parser, check_mode_flags, explicit_flags
 from solvers import pair_input
@@ -136,14 +136,6 @@ def load_batch_pair(pair: Pair, model: SequenceGenerator, re_code: bool, opt):
                            template=opt.template, template_image=pair.template, name=pair.name, clip_aus=opt.clip_aus)
 
 
-def input_signature(pair: Pair, template: Path) -> str:
-    """What tells a changed input apart: every file of the pair's folder and the template, by relative name,
-    size and modification time (hashed: the record stays one line)."""
-    files = sorted(p for p in pair.clip_dir.rglob("*") if p.is_file()) + [template]
-    listing = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
-
-
 def reusable(results_dir: Path, base: str, request: dict) -> Path | None:
     """An earlier batch's complete result folder for this pair (``base`` or ``base_N``) with the same request."""
     for folder in sorted(results_dir.glob(f"{base}*"), key=lambda p: natural_key(p.name)):
@@ -183,7 +175,7 @@ def run_batch(opt) -> int:
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
         try:
             clip, template = load_batch_pair(pair, model, traj.re_code, opt)
-            request = json.loads(json.dumps({**settings, "inputs": input_signature(pair, template.path)}))
+            request = json.loads(json.dumps({**settings, "inputs": files_signature([pair.clip_dir, template.path])}))
             base = f"{pair.name}_{suffix}"
             res = reuse(results_dir / base, reusable(results_dir, base, request))
             if res is None:

@@ -10,9 +10,6 @@ image of the toolkit.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from media.images import list_images, load_rgb
+from media.signature import files_signature
 from openface.csv_io import read_openface_csv
 
 
@@ -95,17 +93,6 @@ def measure_package(megc_root: Path) -> list[MeasuredClip]:
 INPUTS_KEY = "__inputs__"  # the cache's record of the files it was measured from
 
 
-def inputs_signature(roots: list[Path]) -> str:
-    """Every file under ``roots`` by path, size and modification time, hashed."""
-    listing = []
-    for root in roots:
-        for here, _, files in os.walk(root, followlinks=True):
-            for name in files:
-                st = (Path(here) / name).stat()
-                listing.append((str(Path(here, name).relative_to(root)), st.st_size, st.st_mtime_ns))
-    return hashlib.sha256(json.dumps([str(Path(r).resolve()) for r in roots] + sorted(listing)).encode()).hexdigest()
-
-
 def save(clips: list[MeasuredClip], path: Path, signature: str = "") -> None:
     arrays = {INPUTS_KEY: np.array(signature)}
     for c in clips:
@@ -136,7 +123,7 @@ def measured_clips(megc_root: Path, cache: Path | None = None, measure=None,
     """The package's clips, from ``cache`` when it was measured from the same files (``inputs``, default the root:
     names, sizes, modification times); else measured now and written there. ``measure``: a function of the root
     measuring another layout (``openface.clip_tree.measure_tree``)."""
-    signature = inputs_signature(inputs or [Path(megc_root)])
+    signature = files_signature(inputs or [Path(megc_root)])
     if cache is not None and Path(cache).is_file():
         if cached_signature(Path(cache)) == signature:
             return load(Path(cache))

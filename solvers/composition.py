@@ -15,6 +15,7 @@ from catalog.au_schema import SCHEMAS, schema_for_size
 from catalog.datasets import DATASETS
 from checkpoints import BUNDLED_CHECKPOINT, Checkpoint, read
 from checkpoints.native import check_resumable
+from media.signature import files_signature
 from models import model_registry
 from models.ganimation import LossWeights
 from models.networks import default_d_layers
@@ -123,6 +124,22 @@ def _merge_resumed_options(opt: argparse.Namespace, saved: dict) -> argparse.Nam
     return argparse.Namespace(**merged)
 
 
+def check_data_files(opt: argparse.Namespace, resumed: bool) -> str | None:
+    """The training data's files (names, sizes, modification times under --data_root, and --aus_file), hashed and
+    kept in the checkpoint's options; a resume compares them with the run's and says when they changed (a replaced
+    image or AU table: the continued run would differ from an uninterrupted one, as with a changed data flag)."""
+    root = Path(opt.data_root)
+    if not root.is_dir():
+        return None  # the data loader names the missing folder
+    paths = [root] + ([Path(opt.aus_file)] if getattr(opt, "aus_file", None) else [])
+    current = files_signature(paths)
+    recorded = getattr(opt, "data_files", None)
+    if resumed and recorded is not None and recorded != current:
+        log.warning("the files under --data_root %s changed since the run saved its checkpoint (an image or AU table "
+                    "replaced, added or removed): the continued run differs from an uninterrupted one", root)
+    return current
+
+
 def _adopt_architecture(opt: argparse.Namespace, model_args: dict) -> None:
     """Fine-tuning keeps the loaded network's image size and AU schema; say so if the flags asked otherwise."""
     implied = {"final_size": model_args["discriminator"]["final_size"], "aus_schema": model_args["aus_schema"]}
@@ -164,12 +181,14 @@ def _create_trainer(opt: argparse.Namespace):
     run_dir = Path(_agree(str(run_dir), dist_info.world_size))
     if not opt.data_root:
         raise ValueError("--data_root is required for training")
+    data_files = check_data_files(opt, resumed=resume_from is not None)
 
     cropping = opt.resize_or_crop != "none"
     load_size = opt.load_size or (round(opt.final_size * 1.15625) if cropping else opt.final_size)
     if load_size < opt.final_size:
         raise ValueError(f"--load_size {load_size} is smaller than --final_size {opt.final_size}")
     options = {k: v for k, v in vars(opt).items() if k not in ("explicit", "argv")}
+    options["data_files"] = data_files
     lock = None
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

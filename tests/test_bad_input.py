@@ -321,6 +321,19 @@ def test_resume_with_other_data_is_logged_loudly(tiny_data, tmp_path, caplog):
     assert f"--data_root changed on resume ('{tiny_data}' -> '{other}')" in caplog.text
 
 
+def test_resume_after_the_data_files_changed_is_logged_loudly(tmp_path, caplog):
+    """Issue 23: every resume re-checks its inputs. Same --data_root, but an image replaced since the checkpoint."""
+    data = make_tiny_dataset(tmp_path / "data", n=12)
+    assert train(data, tmp_path / "ck", "--name", "r") == 0
+    with caplog.at_level(logging.WARNING):
+        assert main(["--resume", str(tmp_path / "ck" / "r"), "--no_progress", "--max_steps", "2"]) == 0
+    assert "changed since the run saved" not in caplog.text  # nothing changed: nothing said
+    os.utime(train_image(data), ns=(1, 1))
+    with caplog.at_level(logging.WARNING):
+        assert main(["--resume", str(tmp_path / "ck" / "r"), "--no_progress", "--max_steps", "3"]) == 0
+    assert f"the files under --data_root {data} changed since the run saved its checkpoint" in caplog.text
+
+
 # ------------------------------------------------------------------ 11. one-line errors, numbers checked at parse time
 
 @pytest.mark.parametrize("flags", [["--fps", "-5"], ["--fps", "0.001"], ["--fps", "inf"], ["--fps", "0"],
