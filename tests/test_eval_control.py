@@ -19,6 +19,8 @@ from metrics.evaluate import evaluate
 from metrics.inputs import Sequence
 from metrics.registry import CONTROLLED, control_name
 
+pytestmark = pytest.mark.slow  # about 25 s on 2 cores: MediaPipe and dlib on 3 pairs
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MEGC, ULME = DATA / "megc2021", DATA / "ulme_megc2021_results"
 SUFFIX = "_ULMEGAN_40_re_code_linear_fitting"
