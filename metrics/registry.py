@@ -69,8 +69,9 @@ _ENTRIES = (
            "0.69 = twice or half", motion.amplitude_log_ratio, controlled=True),
     Metric("texture_r", "motion", "higher", "-1..1", 1.0, "source",
            "Pearson r of the per-region (forehead, eyes, nasolabial, mouth) change of fine-detail energy "
-           "(difference of Gaussians) from onset to each frame, source vs result, averaged through Fisher z: "
-           "furrows and creases, which a pure warp does not make", texture.texture_correlation, controlled=True),
+           "(difference of Gaussians) from onset to each frame beyond the onset warped by the frame's optical flow, "
+           "source vs result, averaged through Fisher z: furrows and creases, which a pure warp does not make",
+           texture.texture_correlation, controlled=True),
     Metric("ssim_static", "image quality", "higher", "-1..1", 1.0, "template",
            "mean SSIM (grey, Gaussian 11x11, sigma 1.5) of each result frame against the template outside the "
            "expression regions", quality.mean_masked_ssim),

@@ -1,17 +1,20 @@
 """Texture: how the fine skin detail (furrows, wrinkles, creases, the edges of shading) in each facial region
-changes from the onset frame to every frame, source against result.
+changes from the onset frame to every frame, beyond what the motion explains, source against result.
 
 A warp moves the template's pixels but creates no furrow; an AU's texture (AU4's vertical glabella lines, AU1+2's
-forehead lines, AU6's crow's feet, AU12's deeper nasolabial fold) adds fine detail. The measure: the high-frequency
-energy of the canonical 128 px grey crop (a difference of Gaussians, sigma ``DOG_SIGMAS``: structures about 2-10 px
-wide, above pixel noise and below the shading of the face's shape), averaged inside a region, as its relative
-change from the onset frame: ``energy(t) / energy(onset) - 1``. Regions are fixed on the onset frame and dilated by a
-margin larger than a micro-expression's motion (1-3 px at 128 px), so a pure warp keeps the same detail inside the
-region and leaves the profile nearly flat, while new furrows raise it. Source and result profiles are compared by
-Pearson r per region (forehead with brows and glabella, eyes with crow's feet, nasolabial folds, mouth), averaged
-through Fisher z: ``texture_r``. A flat result profile against a changing source scores 0, as in ``flow_r``.
+forehead lines, AU6's crow's feet, AU12's deeper nasolabial fold) adds fine detail. The measure, on the canonical
+128 px grey crops: the fine-detail band is a difference of Gaussians (sigma ``DOG_SIGMAS``: structures about 2-10 px
+wide, above pixel noise and below the shading of the face's shape). For each frame t the onset frame is warped onto
+frame t by the dense optical flow between them (Farneback, t -> onset; bicubic), which predicts frame t as motion
+alone would make it; the region's texture change is the detail energy (mean square) of frame t minus that of the
+prediction, relative to the onset's: ``(energy(frame t) - energy(warped onset)) / energy(onset)``. A pure warp is
+explained by its flow and leaves the profile nearly flat; new furrows, which no flow can make from the onset's
+pixels, raise it. Source and result profiles are compared by Pearson r per region (forehead with brows and glabella,
+eyes with crow's feet, nasolabial folds, mouth), averaged through Fisher z: ``texture_r``. A flat result profile
+against a changing source scores 0, as in ``flow_r``.
 
-Only the image is read; landmarks place the regions on the onset frame and nothing else.
+Only the images are read; landmarks place the regions on the onset frame and nothing else. The flow is always
+Farneback (about 7 ms a frame; it only tracks, so ``--flow`` does not change it).
 """
 from __future__ import annotations
 
@@ -65,22 +68,37 @@ def detail(grey: np.ndarray) -> np.ndarray:
     return fine - coarse
 
 
+def warped_onset(onset: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """The onset frame (float grey) moved onto ``frame`` by their dense flow: frame as motion alone would make it."""
+    import cv2
+
+    to_onset = cv2.calcOpticalFlowFarneback(_grey_u8(frame), _grey_u8(onset), None, pyr_scale=0.5, levels=3,
+                                            winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+    ys, xs = np.mgrid[0:onset.shape[0], 0:onset.shape[1]].astype(np.float32)
+    return cv2.remap(np.asarray(onset, np.float32), xs + to_onset[..., 0], ys + to_onset[..., 1], cv2.INTER_CUBIC,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def _grey_u8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
 def texture_profiles(grey: np.ndarray, valid: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Region -> (T,) relative change of the detail energy from the first valid frame: energy(t) / energy(onset) - 1.
-    Frames without a face, and regions without detail at onset, are NaN."""
+    """Region -> (T,) change of the detail energy that motion does not explain, relative to the onset's:
+    (energy(frame t) - energy(onset warped onto frame t)) / energy(onset). Frames without a face, and regions without
+    detail at onset, are NaN."""
     profiles = {region: np.full(len(grey), np.nan) for region in masks}
     if not valid.any():
         return profiles
-    energy = {region: np.full(len(grey), np.nan) for region in masks}
-    for t in np.flatnonzero(valid):
-        squared = detail(grey[t]) ** 2
-        for region, mask in masks.items():
-            if mask.any():
-                energy[region][t] = float(squared[mask].mean())
     onset = int(np.argmax(valid))
-    for region, values in energy.items():
-        if np.isfinite(values[onset]) and values[onset] > 1e-9:
-            profiles[region] = values / values[onset] - 1.0
+    base = detail(grey[onset]) ** 2
+    scale = {region: float(base[mask].mean()) if mask.any() else 0.0 for region, mask in masks.items()}
+    for t in np.flatnonzero(valid):
+        frame = detail(grey[t]) ** 2
+        moved = base if t == onset else detail(warped_onset(grey[onset], grey[t])) ** 2
+        for region, mask in masks.items():
+            if scale[region] > 1e-9:
+                profiles[region][t] = float(frame[mask].mean() - moved[mask].mean()) / scale[region]
     return profiles
 
 

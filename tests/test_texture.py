@@ -66,20 +66,20 @@ def profiles():
             "pure_warp": measure(clip(skin(2), right, False))}
 
 
-# Measured here (OpenCV's blur and remap): furrowed r 0.999, pure warp r -0.47, furrowed against the other timing
-# r -0.39. The bounds below leave margins far wider than any difference between CPUs' SIMD paths could move them.
+# Measured here (OpenCV's blur, flow and remap): furrowed r 0.998, pure warp r -0.38, furrowed against the other
+# timing r -0.35. The bounds below leave margins far wider than any difference between CPUs' SIMD paths could move them.
 
 
 def test_furrows_that_follow_the_source_correlate(profiles):
     assert profiles["source"]["forehead"][0] == 0.0  # change from onset
-    assert np.nanmax(profiles["source"]["forehead"]) > 0.5  # furrows add fine-detail energy
+    assert np.nanmax(profiles["source"]["forehead"]) > 0.5  # furrows add fine detail that no motion explains
     assert texture.texture_correlation(profiles["source"], profiles["furrowed"]) > 0.95
 
 
 def test_a_pure_warp_with_the_same_motion_does_not(profiles):
-    # the warp moves the same texture 2 px: the energy inside the region changes by a few per cent only ...
+    # the flow explains the 2 px warp: what is left changes by a few per cent of the onset's energy only ...
     assert np.nanmax(np.abs(profiles["pure_warp"]["forehead"])) < 0.1
-    # ... and that change (bilinear blur) does not follow the furrows' timing
+    # ... and that rest (the warp's bilinear blur) does not follow the furrows' timing
     assert texture.texture_correlation(profiles["source"], profiles["pure_warp"]) < 0.3
 
 
@@ -108,7 +108,7 @@ def test_frames_without_a_face_are_nan():
     valid = np.array([False, True, True, False])
     masks = {"mouth": np.ones((SIZE, SIZE), bool)}
     profile = texture.texture_profiles(frames, valid, masks)["mouth"]
-    assert np.isnan(profile[[0, 3]]).all() and np.allclose(profile[[1, 2]], 0.0)
+    assert np.isnan(profile[[0, 3]]).all() and np.allclose(profile[[1, 2]], 0.0, atol=1e-3)
 
 
 def test_texture_masks_cover_their_landmarks():
