@@ -14,7 +14,7 @@ eyes with crow's feet, nasolabial folds, mouth), averaged through Fisher z: ``te
 against a changing source scores 0, as in ``flow_r``.
 
 Only the images are read; landmarks place the regions on the onset frame and nothing else. The flow is always
-Farneback (about 7 ms a frame; it only tracks, so ``--flow`` does not change it).
+Farneback (texture_profiles costs about 6 ms a frame with it; it only tracks, so ``--flow`` does not change it).
 """
 from __future__ import annotations
 
