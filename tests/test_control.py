@@ -34,6 +34,15 @@ def test_clip_id_is_content_not_name(tmp_path):
     assert clip_id(a) == clip_id(twin) != clip_id(other)
 
 
+def test_an_unreadable_clip_does_not_stop_the_choice(tmp_path):
+    good = frame_folder(tmp_path / "src" / "clip1", [1, 2, 3])
+    broken = frame_folder(tmp_path / "src" / "clip2", [5, 6, 7])
+    broken.frames[1].unlink()  # listed, then gone: its own pair reports it when it loads the clip
+    entries = [entry("clip1_result", good), entry("clip2_result", broken)]
+    attach_controls(entries, None)
+    assert entries[0].control.name == "clip2" and entries[1].control.name == "clip1"
+
+
 def test_control_is_the_next_distinct_clip_never_a_twin(tmp_path):
     # the MEGC2021 layout: each clip under two template names, byte-identical
     clips = {"A": [1, 2, 3], "B": [4, 5, 6, 7], "C": [8, 9]}
