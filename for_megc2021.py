@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -37,6 +37,7 @@ from options import apply_preset, build_parser, check_mode_flags, explicit_flags
 from solvers import pair_input
 from solvers.composition import (
     generation_checkpoint,
+    motion_settings,
     preset_record,
     speed_settings,
     trajectory_settings,
@@ -156,10 +157,11 @@ def run_batch(opt) -> int:
     model = SequenceGenerator(generation_checkpoint(opt), device, opt.batch_size, opt.amp,
                               speed_settings(opt, device))
     traj = trajectory_settings(opt)
+    motion = motion_settings(opt)
     out = SequenceOutput(output_size=opt.output_size, fps=opt.fps, videos=write_videos(opt), preset=preset_record(opt),
                          max_frames=opt.max_dataset_size)
     results_dir = Path(opt.results_dir)
-    suffix = f"{model.model_args['name']}_{model.epoch}_{traj.folder_tag()}"
+    suffix = f"{model.model_args['name']}_{model.epoch}_{traj.folder_tag()}{motion.folder_tag()}"
     if opt.dry_run:
         for pair in pairs:
             print(f"{pair.name}: {pair.clip_dir} x {pair.template or 'imgs2/'} -> {results_dir / pair.name}_{suffix}")
@@ -170,7 +172,8 @@ def run_batch(opt) -> int:
     index_path, sheet_path = batch_output_paths(results_dir)
     rows, sheet = [], []
     settings = generation_request(model, traj, out, pre_treatment=opt.pre_treatment, au_backend=opt.au_backend,
-                                  template=opt.template, clip_aus=opt.clip_aus)
+                                  template=opt.template, clip_aus=opt.clip_aus,
+                                  motion=asdict(motion))
     for pair in tqdm(pairs, desc="pairs", disable=opt.no_progress):
         row = {"pair": pair.name, "clip": str(pair.clip_dir), "template": str(pair.template or "imgs2/")}
         try:
@@ -180,7 +183,7 @@ def run_batch(opt) -> int:
             res = reuse(results_dir / base, reusable(results_dir, base, request))
             if res is None:
                 res = generate_sequence(model, clip, template, unique_folder(results_dir / base), traj, out,
-                                        request=request)
+                                        request=request, motion=motion)
             row.update(status="ok", frames=res.frames, apex=res.apex, fps=res.fps,
                        frames_per_s=round(res.frames_per_s, 2), out_dir=str(res.out_dir),
                        template=str(template.path))

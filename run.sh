@@ -35,7 +35,8 @@ run="demo_$(date +%y%m%d_%H%M%S)"
     --final_size 64 --ngf 32 --ndf 32 --n_blocks 3 --batch_size 16 --niter 2 --niter_decay 1 \
     --train_gen_iter 2 --print_losses_freq 320 --sample_img_freq 640 "$@"
 template="$data/imgs/$(head -n 1 "results/ckpts/$run/test_ids.txt").jpg"  # a face the model never trained on
-.venv/bin/python main.py --mode test --ckpt "results/ckpts/$run" --gpu_ids -1 --aus_matrix \
+# --motion none: a cartoon face has no landmarks to move; the generator alone animates it (the seeds' way).
+.venv/bin/python main.py --mode test --motion none --ckpt "results/ckpts/$run" --gpu_ids -1 --aus_matrix \
     examples/au_matrices/positive.csv --template "$template" --fps 30 --output_size 128 \
     --results_dir "results/sequences/$run"
 echo "Done: training run in results/ckpts/$run (samples/, stats.jsonl, log.txt, epoch_*.pth),"

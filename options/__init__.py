@@ -188,6 +188,19 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
                    help="moving-average window over the AU curves (frames)")
     g.add_argument("--no_calibration", action="store_true",
                    help="drive the raw target AUs, ignoring the model's <model>.calibration.json (as the seeds do)")
+    g.add_argument("--motion", default="auto", choices=("auto", "clip", "aus", "none"),
+                   help="how the face moves (docs/motion.md): clip = the driving clip's landmark motion warped onto "
+                        "the template; aus = per-AU motion primitives driven by the AU trajectory; none = the "
+                        "generator alone, as ULME-GAN and N2ME do; auto (default) = clip when there are source "
+                        "frames, else aus")
+    g.add_argument("--texture", default="auto", choices=("auto", "clip", "generator", "none"),
+                   help="with --motion clip/aus, what changes besides the motion (auto: clip with a clip's motion, "
+                        "none with the AU path; measured in docs/motion.md): clip = the driving clip's own "
+                        "shading and furrows (its brightness ratio to the onset, carried through the mesh); generator "
+                        "= the generator's AU-driven change (frame AUs minus onset AUs); none = the warp alone")
+    g.add_argument("--skin_flow", default="off", choices=("on", "off"),
+                   help="with --motion clip: also transfer the clip's dense optical flow beyond its landmarks' motion "
+                        "(the skin between landmarks; docs/motion.md has the measurement behind the default)")
     g.add_argument("--output_size", type=int, default=256, choices=(128, 256), help="size of written frames")
     g.add_argument("--fps", type=FPS, default=None,
                    help=f"video frame rate (default: the dataset's native rate: {fps_summary()}; else {DEFAULT_FPS}); "

@@ -310,7 +310,24 @@ def create_tester(opt: argparse.Namespace):
         aus_matrix=Path(opt.aus_matrix) if opt.aus_matrix else None, template=opt.template,
         batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device), progress=not opt.no_progress,
         au_backend=opt.au_backend if opt.pre_treatment else "table", openface_bin=opt.openface_bin,
-        clip_aus=opt.clip_aus)
+        clip_aus=opt.clip_aus, motion=motion_settings(opt))
+
+
+def motion_settings(opt: argparse.Namespace):
+    """--motion / --texture / --skin_flow. --texture only changes motion transfer (with --motion none the generator's
+    output is the frame) and --skin_flow needs a clip: typed where they do nothing, they are errors."""
+    from solvers.motion_path import MotionSettings
+
+    motion, texture = getattr(opt, "motion", "auto"), getattr(opt, "texture", "auto")
+    explicit = set(getattr(opt, "explicit", ()))
+    if motion == "none" and "texture" in explicit:
+        raise ValueError("--texture applies to motion transfer only; with --motion none the generator's output is "
+                         "the frame: drop --texture or choose --motion clip/aus/auto")
+    skin_flow = getattr(opt, "skin_flow", "off") == "on"
+    if motion in ("aus", "none") and "skin_flow" in explicit:
+        raise ValueError(f"--skin_flow applies to --motion clip/auto (a driving clip's optical flow); with --motion "
+                         f"{motion} there is no clip to take it from: drop --skin_flow")
+    return MotionSettings(motion=motion, texture=texture, skin_flow=skin_flow)
 
 
 def create_n2me_pipeline(opt: argparse.Namespace):

@@ -37,8 +37,10 @@ from media import frames as media
 from media.images import load_rgb
 from models import au_response as au_calibration
 from models.model_registry import conditioning
+from motion.transfer import TemplateMotion
 from openface.au_estimator import CALIBRATION_ENV
 from solvers.fast_path import FastPath, apply_backend_settings, maybe_compile
+from solvers.motion_path import SEEDS_GENERATION, MotionSettings, PixelMotion, pixel_motion, texture_change
 from solvers.pair_input import load_pair, measurement_backend
 from solvers.run_folder import remove_stale_temp, temp_path
 from solvers.sequence_writer import SequenceWriter
@@ -220,10 +222,12 @@ class SequenceResult:
 
 def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Template, out_dir: Path,
                       traj: TrajectorySettings, out: SequenceOutput, progress: bool = False,
-                      request: dict | None = None) -> SequenceResult:
-    """Trajectory -> generator -> frames, videos, GIF, AU curves, records; all in ``out_dir`` or nothing. When
-    another process took ``out_dir`` meanwhile, the result goes to the next free ``out_dir_N`` (the returned
-    ``out_dir``). ``request`` (what for_megc2021.py asked for) is kept in run.json, so a rerun can reuse it."""
+                      request: dict | None = None, motion: MotionSettings = SEEDS_GENERATION) -> SequenceResult:
+    """Trajectory -> (warp +) generator -> frames, videos, GIF, AU curves, records; all in ``out_dir`` or nothing.
+    ``motion`` picks motion transfer (solvers/motion_path.py; the command line's default) or the seeds' AU-only
+    generation (this function's default, for callers that predate motion transfer). When another process took
+    ``out_dir`` meanwhile, the result goes to the next free ``out_dir_N`` (the returned ``out_dir``). ``request``
+    (what for_megc2021.py asked for) is kept in run.json, so a rerun can reuse it."""
     clip_aus = clip.aus if out.max_frames is None else clip.aus[:out.max_frames]
     frames_src = clip.frames if out.max_frames is None or clip.frames is None else clip.frames[:out.max_frames]
     if len(clip_aus) == 0:
@@ -248,12 +252,20 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
                     model.schema.max_intensity, traj.factor)
     fps = out.fps or clip.fps
     drive = calibrated_drive(model, targets, template, traj)
+    kind = motion.resolve(frames_src is not None)
+    plan = None
+    if kind != "none":
+        plan = motion_plan(kind, model, clip, template, frames_src, targets, traj, out, motion)
 
     tmp = temp_path(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        seconds, files = _stream_outputs(tmp, model, template, frames_src, drive, fps, out, progress)
+        if plan is None:
+            seconds, files = _stream_outputs(tmp, model, template, frames_src, drive, fps, out, progress)
+        else:
+            seconds, files = _stream_motion_outputs(tmp, model, template, frames_src, drive, fps, out, progress,
+                                                    plan, motion.texture_for(kind) == "generator")
         write_au_csv(tmp / "aus_driven.csv", model.schema.names, targets)
         media.plot_au_curves(tmp / "au_curves.png", model.schema.names, targets, clip_aus, fps, apex)
         files += ["aus_driven.csv", "au_curves.png"]
@@ -268,6 +280,7 @@ def generate_sequence(model: SequenceGenerator, clip: DrivingClip, template: Tem
                   "fps": fps, "trajectory": asdict(traj), "au_mode_used": au_mode, "output_size": out.output_size,
                   "calibration": str(model.calibration.source) if drive is not targets else None,
                   "preset": out.preset,
+                  "motion": motion.record(kind) | (plan.record if plan is not None else {}),
                   "generation_seconds": round(seconds, 4), "frames_per_s": round(rate, 2),
                   "device": str(model.device)}
         if request is not None:
@@ -353,6 +366,61 @@ def _stream_outputs(folder: Path, model: SequenceGenerator, template: Template, 
             writer.add(batch)
 
 
+@dataclass
+class MotionPlan:
+    """Motion transfer for one pair: the template's warp and every output frame's motion."""
+
+    template: TemplateMotion
+    motion: PixelMotion
+
+    @property
+    def record(self) -> dict:
+        return self.motion.record
+
+
+def motion_plan(kind: str, model: SequenceGenerator, clip: DrivingClip, template: Template,
+                frames_src: list[Path] | None, targets: np.ndarray, traj: TrajectorySettings,
+                out: SequenceOutput, settings: MotionSettings) -> MotionPlan:
+    still = template_pixels(template, out.output_size)
+    face = TemplateMotion.from_image(still, template.path)
+    motion = pixel_motion(kind, face, settings, frames=frames_src, fps=clip.fps, clip_name=clip.name,
+                          targets=targets, au_names=model.schema.names, factor=traj.factor)
+    if len(motion.displacements) < len(targets):
+        raise ValueError(f"{clip.name}: motion for {len(motion.displacements)} frames, AUs for {len(targets)}")
+    return MotionPlan(face, motion)
+
+
+def _stream_motion_outputs(folder: Path, model: SequenceGenerator, template: Template,
+                           frames_src: list[Path] | None, drive: np.ndarray, fps: float, out: SequenceOutput,
+                           progress: bool, plan: MotionPlan, with_texture: bool) -> tuple[float, list[str]]:
+    """The warped template per frame, plus the generator's AU-driven change when ``with_texture``; returns the
+    seconds spent generating (generator and warp) and the files written."""
+    still = plan.template.warp.image if frames_src is None and out.videos else None
+    batches = None
+    first = None
+    if with_texture:
+        batches = model.generate_batches(model.load_template(template), drive, progress=progress,
+                                         template_aus=template.aus)
+    seconds, done = 0.0, 0
+    with SequenceWriter(folder, len(drive), out.output_size, fps, out.videos, frames_src, still) as writer:
+        while done < len(drive):
+            start = time.perf_counter()
+            if batches is not None:
+                generated = next(batches)
+                first = generated[0] if first is None else first
+                textures = [texture_change(first, g, out.output_size) for g in generated]
+            else:
+                count = min(model.batch_size, len(drive) - done)
+                textures = [plan.motion.clip_texture(done + i) for i in range(count)]
+            frames = np.stack([plan.template.render(plan.motion.displacements[done + i], tex,
+                                                    plan.motion.extra(done + i))
+                               for i, tex in enumerate(textures)])
+            seconds += time.perf_counter() - start
+            writer.add(frames)
+            done += len(frames)
+        return seconds, writer.files()
+
+
 def write_au_csv(path: Path, names: tuple[str, ...], aus: np.ndarray, row_names: list[str] | None = None) -> None:
     """One row per frame (``frame`` = index) or per named image (``name``), AU columns by name."""
     buf = io.StringIO()
@@ -388,6 +456,7 @@ class Tester:
     au_backend: str = "table"  # "table" (AU table or csvs/), or --pre_treatment's auto | builtin | openface | csv
     openface_bin: str | None = None
     clip_aus: bool = False  # --clip_aus: clip out-of-range AUs (counted) instead of stopping
+    motion: MotionSettings = field(default_factory=MotionSettings)  # --motion / --texture
 
     def run(self) -> SequenceResult:
         check_output_folder(self.results_dir, "--results_dir")
@@ -397,10 +466,12 @@ class Tester:
         model = SequenceGenerator(self.checkpoint, self.device, self.batch_size, self.amp, self.speed)
         clip, template = self._inputs(model.schema)
         name = f"{clip.name}_{model.model_args['name']}_{model.epoch}_{self.traj.folder_tag()}"
+        name += self.motion.folder_tag()
         remove_stale_temp(self.results_dir)  # hidden half-written result folders of killed runs
         out_dir = unique_folder(self.results_dir / name)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        result = generate_sequence(model, clip, template, out_dir, self.traj, self.out, self.progress)
+        result = generate_sequence(model, clip, template, out_dir, self.traj, self.out, self.progress,
+                                   motion=self.motion)
         log.info("%d frames (apex %d) at %.1f frames/s on %s -> %s", result.frames, result.apex,
                  result.frames_per_s, self.device, result.out_dir)
         return result

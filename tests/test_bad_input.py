@@ -207,7 +207,8 @@ def test_test_mode_warns_about_a_missing_source_frame_and_records_it(tmp_path, c
     names = ["img000", "img001", "img003", "img004", "template000"]
     save_au_table_csv({n: np.zeros(17) for n in names}, pair / "aus.csv", OPENFACE_17)
     with caplog.at_level(logging.WARNING):
-        assert main(["--mode", "test", "--data_root", str(pair), "--results_dir", str(tmp_path / "res"),
+        assert main(["--mode", "test", "--motion", "none",
+                     "--data_root", str(pair), "--results_dir", str(tmp_path / "res"),
                      "--gpu_ids", "-1", "--no_progress", "--no_video", "--output_size", "128"]) == 0
     assert "1 missing frame number(s): 2" in caplog.text
     (out,) = (tmp_path / "res").iterdir()
@@ -294,7 +295,8 @@ def test_stale_hidden_result_folders_are_removed(tmp_path):
     stale = results / f".positive_x.tmp{dead_pid()}"
     (stale / "frames").mkdir(parents=True)
     Image.new("RGB", (16, 16)).save(tmp_path / "t.png")
-    assert main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
+    assert main(["--mode", "test", "--motion", "none",
+                 "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
                  "--template", str(tmp_path / "t.png"), "--results_dir", str(results), "--gpu_ids", "-1",
                  "--no_progress", "--no_video", "--max_dataset_size", "2", "--output_size", "128"]) == 0
     assert not stale.exists() and len(list(results.iterdir())) == 1
@@ -340,7 +342,7 @@ def test_resume_after_the_data_files_changed_is_logged_loudly(tmp_path, caplog):
                                    ["--batch_size", "0"], ["--n_threads", "-1"]])
 def test_bad_numbers_are_refused_while_parsing(tmp_path, capsys, flags):
     with pytest.raises(SystemExit) as stop:
-        main(["--mode", "test", "--aus_matrix", str(tmp_path / "never_read.csv"), *flags])
+        main(["--mode", "test", "--motion", "none", "--aus_matrix", str(tmp_path / "never_read.csv"), *flags])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flags[0]}" in err and "Traceback" not in err
@@ -356,7 +358,8 @@ def _template(tmp_path):
 def _au_matrix_test(tmp_path, *extra):
     from helpers import ROOT
 
-    return main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
+    return main(["--mode", "test", "--motion", "none",
+                 "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
                  "--template", str(_template(tmp_path)), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
                  "--no_progress", "--max_dataset_size", "2", "--output_size", "128", *extra])
 
@@ -416,7 +419,7 @@ def test_image_over_the_pixel_limit_is_named_and_skip_bad_skips_it(tmp_path, cap
     ("not json", "invalid JSON")])
 def test_bad_json_au_matrix_is_one_line(tmp_path, capsys, content, message):
     (tmp_path / "m.json").write_text(content)
-    assert main(["--mode", "test", "--aus_matrix", str(tmp_path / "m.json"), "--template",
+    assert main(["--mode", "test", "--motion", "none", "--aus_matrix", str(tmp_path / "m.json"), "--template",
                  str(_template(tmp_path)), "--gpu_ids", "-1"]) == 2
     assert message in capsys.readouterr().err
 
@@ -474,7 +477,8 @@ def test_template_without_a_face_is_warned_about(tmp_path, caplog):
 def test_missing_template_file_is_named_as_missing(tmp_path, capsys):
     from helpers import ROOT
 
-    assert main(["--mode", "test", "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
+    assert main(["--mode", "test", "--motion", "none",
+                 "--aus_matrix", str(ROOT / "examples" / "au_matrices" / "positive.csv"),
                  "--template", str(tmp_path / "typo.png"), "--gpu_ids", "-1"]) == 2
     err = capsys.readouterr().err
     assert "typo.png: no such image file" in err and "needs a template face" not in err
@@ -483,7 +487,7 @@ def test_missing_template_file_is_named_as_missing(tmp_path, capsys):
 def test_random_bytes_are_not_called_pickled_objects(tmp_path, capsys):
     # a pickle protocol header, then noise: the unpickler stops on an unknown opcode (same bytes every run)
     (tmp_path / "net_G.pth").write_bytes(b"\x80\x02" + np.random.default_rng(0).bytes(4096))
-    assert main(["--mode", "test", "--ckpt", str(tmp_path / "net_G.pth"), "--gpu_ids", "-1",
+    assert main(["--mode", "test", "--motion", "none", "--ckpt", str(tmp_path / "net_G.pth"), "--gpu_ids", "-1",
                  "--aus_matrix", "x.csv"]) == 2
     err = capsys.readouterr().err
     assert "not a PyTorch checkpoint (damaged" in err and "pickles Python objects" not in err
@@ -499,7 +503,7 @@ def test_test_mode_does_not_suggest_skip_bad(tmp_path, capsys):
     (pair / "imgs" / "img001.jpg").write_bytes(b"broken")
     save_au_table_csv({n: np.zeros(17) for n in ("img000", "img001", "img002", "t000")}, pair / "aus.csv",
                       OPENFACE_17)
-    assert main(["--mode", "test", "--data_root", str(pair), "--results_dir", str(tmp_path / "res"),
+    assert main(["--mode", "test", "--motion", "none", "--data_root", str(pair), "--results_dir", str(tmp_path / "res"),
                  "--gpu_ids", "-1", "--no_progress", "--output_size", "128"]) == 2
     err = capsys.readouterr().err
     assert "img001.jpg: cannot read image" in err and "--skip_bad" not in err
@@ -545,8 +549,8 @@ def test_second_batch_in_the_same_results_dir_keeps_the_first_index_and_sheet(tm
     save_au_table_csv({n: np.zeros(17) for n in ("img000", "img001", "img002", "t000")}, pair / "aus.csv",
                       OPENFACE_17)
     out = tmp_path / "out"
-    args = ["--megc_root", str(tmp_path / "megc"), "--results_dir", str(out), "--gpu_ids", "-1", "--no_video",
-            "--output_size", "128", "--no_progress"]
+    args = ["--megc_root", str(tmp_path / "megc"), "--motion", "none", "--results_dir", str(out), "--gpu_ids", "-1",
+            "--no_video", "--output_size", "128", "--no_progress"]
     assert megc_main(args) == 0
     first_index, first_sheet = (out / "index.csv").read_bytes(), (out / "contact_sheet.png").read_bytes()
     assert megc_main(args) == 0

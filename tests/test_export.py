@@ -66,7 +66,8 @@ def test_exported_file_drives_test_mode_and_refuses_fine_tuning(tiny_run, tmp_pa
     assert export_generator.main([str(tiny_run), "--out", str(out), "--half"]) == 0
     template = tmp_path / "t.png"
     Image.new("RGB", (40, 40), "gray").save(template)
-    assert main(["--mode", "test", "--ckpt", str(out), "--gpu_ids", "-1", "--no_progress", "--no_video",
+    assert main(["--mode", "test", "--motion", "none",
+                 "--ckpt", str(out), "--gpu_ids", "-1", "--no_progress", "--no_video",
                  "--aus_matrix", str(EXAMPLES / "positive.csv"), "--template", str(template),
                  "--results_dir", str(tmp_path / "res"), "--max_dataset_size", "3"]) == 0
     data = make_tiny_dataset(tmp_path / "data", n=4)
@@ -88,7 +89,7 @@ def test_export_refuses_what_is_not_a_checkpoint(tmp_path, capsys):
 
 
 def _test_mode(template, results, *extra):
-    return main(["--mode", "test", "--gpu_ids", "-1", "--no_progress", "--no_video", "--aus_matrix",
+    return main(["--mode", "test", "--motion", "none", "--gpu_ids", "-1", "--no_progress", "--no_video", "--aus_matrix",
                  str(EXAMPLES / "surprise.csv"), "--template", str(template), "--results_dir", str(results),
                  "--max_dataset_size", "2", *extra])
 

@@ -414,7 +414,7 @@ def test_bad_input_is_explained(tmp_path, case):
 
 def test_test_mode_reports_a_critic_given_as_generator(tmp_path, capsys):
     _, _, _, d_file = seed_run(tmp_path, "replicate")
-    assert main(["--mode", "test", "--ckpt", str(d_file), "--gpu_ids", "-1", "--no_progress",
+    assert main(["--mode", "test", "--motion", "none", "--ckpt", str(d_file), "--gpu_ids", "-1", "--no_progress",
                  "--aus_matrix", str(EXAMPLES / "positive.csv")]) == 2
     err = capsys.readouterr().err
     assert "holds a critic" in err and "3_net_gen.pth" in err
@@ -429,7 +429,8 @@ def template_image(tmp_path):
 
 
 def run_test_mode(ckpt_source, tmp_path, results, *extra):
-    return main(["--mode", "test", "--ckpt", str(ckpt_source), "--aus_matrix", str(EXAMPLES / "positive.csv"),
+    return main(["--mode", "test", "--motion", "none",
+                 "--ckpt", str(ckpt_source), "--aus_matrix", str(EXAMPLES / "positive.csv"),
                  "--template", str(template_image(tmp_path)), "--no_video", "--max_dataset_size", "3",
                  "--gpu_ids", "-1", "--no_progress", "--results_dir", str(tmp_path / results), *extra])
 

@@ -25,8 +25,11 @@ def tiny_ckpt(tmp_path_factory):
     return tmp / "ck" / "g" / "latest.pth"
 
 
-def run_test_mode(ckpt, *args):
-    return main(["--mode", "test", "--ckpt", str(ckpt), "--gpu_ids", "-1", "--no_progress", *args])
+def run_test_mode(ckpt, *args, motion="none"):
+    """Test mode with the tiny checkpoint; the seeds' generation unless ``motion`` says otherwise (most tests here
+    use generated cartoon templates, which have no face for motion transfer to move)."""
+    return main(["--mode", "test", "--motion", motion, "--ckpt", str(ckpt), "--gpu_ids", "-1", "--no_progress",
+                 *args])
 
 
 def only_child(folder):
@@ -196,3 +199,57 @@ def test_generated_run_is_scored_by_main_eval(tiny_ckpt, tmp_path, megc_root):
     assert any("no face in 12 of 12" in note for note in garbage["notes"])
     assert garbage["metrics"]["au_mae"] is None and garbage["metrics"]["identity_distance"] is None
     assert main(["--mode=eval", "--results", str(tmp_path / "nothing")]) == 2
+
+
+# --- motion transfer through test mode (docs/motion.md) -----------------------------------------------------------
+
+def _frames(result):
+    return [np.asarray(Image.open(p).convert("RGB"), np.int16) for p in sorted((result / "frames").glob("*.png"))]
+
+
+@pytest.mark.slow
+def test_motion_transfer_from_a_clip_is_the_default_and_recorded(tiny_ckpt, tmp_path, megc_root):
+    pair = _small_pair(tmp_path, megc_root, frames=12, folder="casme2_Positive_asianFemale")
+    assert main(["--mode", "test", "--ckpt", str(tiny_ckpt), "--gpu_ids", "-1", "--no_progress", "--data_root",
+                 str(pair), "--results_dir", str(tmp_path / "r"), "--no_video", "--output_size", "128"]) == 0
+    result = only_child(tmp_path / "r")
+    assert result.name.endswith("_motion")  # never the seeds' folder name
+    run = json.loads((result / "run.json").read_text())
+    assert run["motion"]["used"] == "clip" and run["motion"]["texture_used"] == "clip"
+    assert run["motion"]["filled_frames"] == [] and run["motion"]["smooth_ms"] == 25.0
+    assert len(_frames(result)) == 12
+
+
+@pytest.mark.slow
+def test_motion_from_an_au_matrix_moves_a_real_template_through_the_primitives(tiny_ckpt, tmp_path, megc_root):
+    template = megc_root / "casme2_Positive_asianFemale" / "imgs2" / "normalized_asianFemale.jpg"
+    args = ["--aus_matrix", str(EXAMPLES / "positive.csv"), "--template", str(template), "--no_video",
+            "--output_size", "128"]
+    assert run_test_mode(tiny_ckpt, *args, "--texture", "none", "--results_dir", str(tmp_path / "warp"),
+                         motion="auto") == 0
+    result = only_child(tmp_path / "warp")
+    run = json.loads((result / "run.json").read_text())
+    assert run["motion"]["used"] == "aus" and "CC BY 4.0" in run["motion"]["primitives"]["terms"]
+    frames = _frames(result)
+    from media.images import load_rgb
+
+    # Frame 0 carries no AU change, so the warp alone returns the template exactly; the apex moves the mouth.
+    assert np.array_equal(frames[0], load_rgb(template, 128))
+    change = np.abs(frames[run["apex"]] - frames[0]).sum(-1)
+    assert change[80:110, 30:100].mean() > 3 * change[:40].mean()  # mouth region (128 px crop) against the brows
+    assert change.max() > 20
+
+
+def test_texture_without_motion_transfer_is_an_error(capsys):
+    assert main(["--mode", "test", "--motion", "none", "--texture", "none", "--gpu_ids", "-1"]) == 2
+    assert "--texture applies to motion transfer only" in capsys.readouterr().err
+
+
+def test_motion_transfer_on_a_template_without_a_face_is_an_error_naming_it(tiny_ckpt, tmp_path, capsys):
+    template = tmp_path / "grey.png"
+    Image.fromarray(np.full((90, 90, 3), 128, np.uint8)).save(template)
+    assert run_test_mode(tiny_ckpt, "--aus_matrix", str(EXAMPLES / "positive.csv"), "--template", str(template),
+                         "--results_dir", str(tmp_path / "res"), "--no_video", motion="auto") == 2
+    err = capsys.readouterr().err
+    assert f"{template}: no face found in the template" in err and "--motion none" in err
+    assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())  # nothing half-written

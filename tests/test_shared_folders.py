@@ -35,8 +35,9 @@ def megc_pairs(root, names=("casme2_Positive_a", "casme2_Positive_b")):
 
 
 def batch_args(megc, out):
-    return ["--megc_root", str(megc), "--results_dir", str(out), "--gpu_ids", "-1", "--no_video", "--output_size",
-            "128", "--no_progress"]
+    # --motion none: the pairs' templates are generated cartoon faces, with no landmarks for motion transfer
+    return ["--megc_root", str(megc), "--motion", "none", "--results_dir", str(out), "--gpu_ids", "-1", "--no_video",
+            "--output_size", "128", "--no_progress"]
 
 
 def test_a_result_folder_taken_meanwhile_goes_to_the_next_name(tmp_path):

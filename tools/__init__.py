@@ -4,6 +4,7 @@ and dataset_tool.py at the top in the same spirit):
 - ``demo``: the one-command demo with the bundled generator (what ``./run.sh`` runs)
 - ``au_grid``: the AU-control grid of a generator (one AU at several intensities per column)
 - ``bench``: training and inference throughput, plain and fast path side by side
+- ``bench_motion``: motion transfer's cost per frame (warp, texture, landmarks) and the MEGC batch three ways
 - ``export_generator``: a generator-only checkpoint (optionally fp16) from a run, checkpoint or seed file
 - ``export_onnx``: the generator as an ONNX graph, checked against PyTorch with ONNX Runtime
 - ``pretrain_data``: merge prepared face sets into one pre-training root with a held-out split

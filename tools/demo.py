@@ -25,10 +25,13 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from solvers.motion_path import MotionSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 AU_MATRICES = ROOT / "examples" / "au_matrices"
@@ -86,12 +89,16 @@ def _clear_earlier_demo(out: Path) -> None:
 
 
 def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = None, output_size: int = 256,
-             fps: float = 30.0, gpu_ids: str = "-1", videos: bool = True) -> dict:
+             fps: float = 30.0, gpu_ids: str = "-1", videos: bool = True,
+             motion: MotionSettings | None = None) -> dict:
+    """The demo's two sequences; ``motion`` defaults to motion transfer from the AU matrices (docs/motion.md)."""
     from checkpoints import BUNDLED_CHECKPOINT
     from data.sequences import read_au_matrix, template_from_image
     from media.frames import resize_frames
     from solvers import pair_input, tester
     from solvers.distributed import select_device
+
+    motion = motion if motion is not None else MotionSettings(motion="aus", texture="none")
 
     start = time.perf_counter()
     ckpt = Path(ckpt) if ckpt else BUNDLED_CHECKPOINT
@@ -111,7 +118,8 @@ def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = Non
     results, apexes = {}, {}
     for name in DRIVERS:
         clip = read_au_matrix(AU_MATRICES / f"{name}.csv", model.schema)
-        result = tester.generate_sequence(model, clip, face, tester.unique_folder(out / name), traj, settings)
+        result = tester.generate_sequence(model, clip, face, tester.unique_folder(out / name), traj, settings,
+                                          motion=motion)
         frames = sorted((result.out_dir / "frames").glob("*.png"))
         apexes[name] = np.asarray(Image.open(frames[result.apex]).convert("RGB"))
         results[name] = {"folder": str(result.out_dir), "frames": result.frames, "apex": result.apex,
@@ -124,7 +132,7 @@ def run_demo(out: Path, *, ckpt: Path | None = None, template: Path | None = Non
     record = {
         "checkpoint": str(ckpt), "template": str(template),
         "template_aus": {n: round(float(v), 3) for n, v in zip(model.schema.names, face.aus)},
-        "au_mode": "relative", "output_size": output_size, "device": str(model.device),
+        "au_mode": "relative", "motion": asdict(motion), "output_size": output_size, "device": str(model.device),
         "sequences": results,
         "seconds": {"load_model": round(loaded - start, 3), "align_and_measure": round(measured - loaded, 3),
                     "total": round(time.perf_counter() - start, 3)},
@@ -143,13 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--gpu_ids", default="-1", help="-1: CPU (default); 0: the first GPU")
     p.add_argument("--no_video", action="store_true", help="frames, curves and stills only")
+    p.add_argument("--motion", default="aus", choices=("aus", "none"),
+                   help="aus (default): the AU matrices move the face through the per-AU motion primitives; none: "
+                        "the generator alone (the seeds' way)")
+    p.add_argument("--texture", default="none", choices=("generator", "none"),
+                   help="with --motion aus: none (default: measured better, docs/motion.md) or the generator's "
+                        "AU-driven change on top")
     args = p.parse_args(argv)
     from monitor.logs import setup_logging
 
     setup_logging(None, True)
     try:
         record = run_demo(args.out, ckpt=args.ckpt, template=args.template, output_size=args.output_size,
-                          fps=args.fps, gpu_ids=args.gpu_ids, videos=not args.no_video)
+                          fps=args.fps, gpu_ids=args.gpu_ids, videos=not args.no_video,
+                          motion=MotionSettings(motion=args.motion, texture=args.texture))
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
