@@ -46,8 +46,9 @@ def test_other_flags_a_mode_does_not_read_are_warned_about(capsys):
 def test_ulme_results_flag_is_where_test_mode_writes(tmp_path):
     template = tmp_path / "t.png"
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(template)
-    assert main(["--mode", "test", "--aus_matrix", str(MATRIX), "--template", str(template), "--results",
-                 str(tmp_path / "seed_style"), "--gpu_ids", "-1", "--no_progress", "--no_video",
+    # --motion none: a flat grey template has no face for motion transfer (the seeds' generation runs on anything)
+    assert main(["--mode", "test", "--motion", "none", "--aus_matrix", str(MATRIX), "--template", str(template),
+                 "--results", str(tmp_path / "seed_style"), "--gpu_ids", "-1", "--no_progress", "--no_video",
                  "--max_dataset_size", "2", "--output_size", "128"]) == 0
     (run,) = list((tmp_path / "seed_style").iterdir())
     assert json.loads((run / "run.json").read_text())["frames"] == 2
