@@ -346,6 +346,7 @@ def create_n2me_pipeline(opt: argparse.Namespace):
         me_expr_name=opt.me_expr_name or (me.path.parent.name if me else "me"), keep_size=opt.keep_size,
         aus_dirs=aus_dirs, me_summary=Path(opt.me_summary) if opt.me_summary else None,
         me_annotations=[Path(p) for p in opt.me_annotations], me_emotions=opt.me_emotions,
-        me_samples=opt.me_samples, seed=opt.seed, fps=opt.fps, videos=write_videos(opt))
+        me_samples=opt.me_samples, seed=opt.seed, fps=opt.fps, videos=write_videos(opt),
+        motion=motion_settings(opt))
     device = select_device(opt.gpu_ids, 0)
     return N2MEPipeline(settings, device, batch_size=opt.batch_size, amp=opt.amp, speed=speed_settings(opt, device))

@@ -29,9 +29,11 @@ from data.me_curves import load_clip_curve
 from data.sequences import Template
 from media import frames as media
 from media.images import list_images, load_rgb
+from motion.transfer import NoTemplateFaceError, TemplateMotion
 from openface.align import paste_back
 from openface.frontend import FaceFrontEnd, NoFaceError, au_vector
 from solvers.fast_path import FastPath
+from solvers.motion_path import MotionSettings, texture_change
 from solvers.tester import SequenceGenerator, write_au_csv
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class N2MESettings:
     seed: int = 2021
     fps: float | None = None
     videos: bool = True
+    motion: MotionSettings = field(default_factory=lambda: MotionSettings(motion="none"))  # --motion / --texture
 
 
 @dataclass
@@ -136,13 +139,21 @@ class N2MEPipeline:
                 self.problems.extend(curve.notes)
                 for face in neutrals:
                     out = self.s.test_dir / emotion / self.s.me_expr_name / clip_id / face.name
-                    self.write_sequence(model, face, curve, out)
+                    try:
+                        self.write_sequence(model, face, curve, out)
+                    except NoTemplateFaceError as err:  # motion transfer needs landmarks on the neutral face
+                        self.problems.append(f"{clip_id} x {face.name} skipped: {err}")
+                        continue
                     count += 1
         return count
 
     def write_sequence(self, model: SequenceGenerator, face: NeutralFace, curve, out: Path) -> None:
         template = Template(out, face.aus, face.crop)
-        frames = model.generate(model.load_template(template), curve.aus, template_aus=face.aus)
+        kind = self.s.motion.resolve(has_frames=False)
+        if kind == "none":
+            frames = model.generate(model.load_template(template), curve.aus, template_aus=face.aus)
+        else:
+            frames = self.moved_frames(model, template, face, curve)
         out.mkdir(parents=True, exist_ok=True)
         media.write_png_frames(frames, out, ext=".jpg")
         fps = self.s.fps or curve.fps
@@ -151,6 +162,22 @@ class N2MEPipeline:
             media.write_mp4(frames, out / "target.mp4", fps)
             still = np.repeat(face.crop[None], len(frames), axis=0)
             media.write_mp4(media.side_by_side(still, frames), out / "compare.mp4", fps)
+
+    def moved_frames(self, model: SequenceGenerator, template: Template, face: NeutralFace, curve) -> np.ndarray:
+        """Motion transfer (docs/motion.md): the clip's ME curve moves the neutral face through the per-AU motion
+        primitives; with --texture generator the ME model adds its change from the curve's first frame."""
+        from motion.primitives import load_primitives
+
+        mover = TemplateMotion.from_image(face.crop, f"the neutral face of {face.name}")
+        primitives = load_primitives()
+        change = curve.aus - curve.aus[:1]
+        moved = mover.from_canonical(primitives.displacements(change, OPENFACE_AUS), primitives.reference)
+        textures: list[np.ndarray | None] = [None] * len(moved)
+        if self.s.motion.texture_for("aus") == "generator":
+            generated = model.generate(model.load_template(template), curve.aus, template_aus=face.aus)
+            size = face.crop.shape[0]
+            textures = [texture_change(generated[0], g, size) for g in generated]
+        return np.stack([mover.render(d, tex) for d, tex in zip(moved, textures)])
 
     def load_summary(self) -> dict[str, list[str]]:
         path = self.s.me_summary or self.s.test_dir / "me_summary.json"

@@ -1,6 +1,7 @@
 """N2ME's two-stage pipeline end to end with small random checkpoints, on real MEGC2021 frames and London photos."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,8 +77,10 @@ def test_two_stage_pipeline_on_real_frames(tmp_path, fast_path):
     summary = {"happiness": ["c_sub19_EP01_01f", "s_022_3_3"], "surprise": ["c_sub17_EP01_13", "s_007_7_1"],
                "anger": [], "disgust": [], "fear": [], "sadness": []}
     (test_dir / "me_summary.json").write_text(json.dumps(summary))
-    assert main(["--mode", "test", "--test_mode", "all", "--test_dir", str(test_dir), "--input_dir", "inputs",
-                 "--neutral_ckpt", str(neutral), "--me_ckpt", str(me), "--keep_size", "--gpu_ids", "-1",
+    # --motion none: N2ME's own generation (tiny untrained models give neutral faces with no landmarks to move)
+    assert main(["--mode", "test", "--motion", "none", "--test_mode", "all", "--test_dir", str(test_dir),
+                 "--input_dir", "inputs", "--neutral_ckpt", str(neutral), "--me_ckpt", str(me), "--keep_size",
+                 "--gpu_ids", "-1",
                  "--casme_ii_aus_dir", str(casme), "--samm_aus_dir", str(samm), "--me_emotions",
                  "happiness,surprise", "--me_samples", "5", "--no_progress", "--fast_path", fast_path]) == 0
     neutral_dir = test_dir / "neutral" / "neutral18"
@@ -140,3 +143,30 @@ def test_me_summary_counts_match_the_real_sheets(tmp_path):
         assert sum(i.startswith("c_") for i in summary[emotion]) == c_counts.get(emotion, 0), emotion
         assert sum(i.startswith("s_") for i in summary[emotion]) == s_counts.get(emotion, 0), emotion
     assert all(i.startswith(("c_sub", "s_")) for ids in summary.values() for i in ids)
+
+
+@pytest.mark.numeric
+def test_stage_two_moves_the_neutral_face_through_the_motion_primitives():
+    """N2ME's second stage under motion transfer (the default): the clip's ME curve moves the neutral face."""
+    from types import SimpleNamespace
+
+    import matplotlib.cbook as cbook
+
+    from catalog.au_schema import OPENFACE_AUS
+    from data.sequences import Template
+    from media.images import load_rgb
+    from solvers.motion_path import MotionSettings
+    from solvers.n2me_pipeline import N2MEPipeline, NeutralFace
+
+    crop = load_rgb(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), 128)
+    pipeline = N2MEPipeline.__new__(N2MEPipeline)  # only the settings are read by moved_frames
+    pipeline.s = SimpleNamespace(motion=MotionSettings(motion="auto", texture="none"))
+    aus = np.zeros((5, len(OPENFACE_AUS)))
+    aus[:, OPENFACE_AUS.index("AU12")] = [0, 1, 2, 3, 2]
+    face = NeutralFace("hopper", crop, np.zeros(len(OPENFACE_AUS)))
+    frames = pipeline.moved_frames(None, Template(Path("hopper"), face.aus, crop), face, SimpleNamespace(aus=aus))
+    assert frames.shape == (5, 128, 128, 3) and np.array_equal(frames[0], crop)  # no AU change: the face itself
+    change = np.abs(frames[3].astype(int) - crop.astype(int)).sum(-1)
+    # the squashed 128 px photo has its mouth at rows 50-70, columns 50-85 (MediaPipe: corners at y 59), the cap
+    # in the top rows: the mouth moves, the cap does not
+    assert change[50:70, 50:85].mean() > 3 * max(change[:25].mean(), 0.1)
