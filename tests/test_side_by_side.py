@@ -70,16 +70,17 @@ def side_by_side_raises():
     return pytest.raises(argparse.ArgumentTypeError, match="LABEL=DIR")
 
 
-def test_contact_sheet_has_a_row_per_pair_and_six_columns(tmp_path):
-    root, ulme, ours = tmp_path / "megc", tmp_path / "ulme", tmp_path / "ours"
+def test_contact_sheet_has_a_row_per_pair_and_a_column_per_system_at_the_apex(tmp_path):
+    root, ulme, ours, warp = tmp_path / "megc", tmp_path / "ulme", tmp_path / "ours", tmp_path / "warp"
     for pair in ("SAMM_Positive_asianFemale", "casme2_Surprise_westMale"):
         for i in range(4):
             _img(root / pair / "imgs" / f"{i}.jpg", 40 * i)
             _img(ulme / f"{pair}_ULMEGAN_40_re_code_linear_fitting" / f"{i}.jpg", 40 * i + 5)
             _img(ours / f"{pair}_ganimation_15_re_code_linear_fitting" / "frames" / f"{i:03d}.png", 40 * i + 9)
+            _img(warp / f"{pair}_ganimation_15_re_code_linear_fitting_warp" / "frames" / f"{i:03d}.png", 40 * i + 3)
         _img(root / pair / "imgs2" / "t.jpg", 200)
         (ours / f"{pair}_ganimation_15_re_code_linear_fitting" / "run.json").write_text(json.dumps({"apex": 2}))
-    sheet = side_by_side.comparison_sheet(root, ulme, ours, cell=16)
-    assert sheet.size == (6 * 16, 14 + 2 * (16 + 14))
+    sheet = side_by_side.comparison_sheet(root, ulme, [("ours", ours), ("warp only", warp)], cell=16)
+    assert sheet.size == (5 * 16, 14 + 2 * (16 + 14))
     row = np.asarray(sheet)[14 + 14 + 8]  # middle of the first row's cells
-    assert [int(row[c * 16 + 8, 0]) for c in range(6)] == [200, 80, 5, 85, 9, 89]  # apex frame 2, onset frame 0
+    assert [int(row[c * 16 + 8, 0]) for c in range(5)] == [200, 80, 85, 89, 83]  # every column at apex frame 2

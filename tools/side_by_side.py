@@ -16,7 +16,7 @@
    reference), the means over pairs, each motion metric followed by its wrong-clip control ("ctl": the same result
    scored against another clip's source; see docs/evaluation.md); then per other system its difference from the
    reference and the issue-13 targets. OUT/contact_sheet.png: one row per pair, template | source apex | ULME-GAN
-   onset | ULME-GAN apex | ours onset | ours apex.
+   apex | each other system at the apex (``--cell 192`` for a 2x zoom).
 """
 from __future__ import annotations
 
@@ -130,27 +130,27 @@ def _frames(folder: Path) -> list[Path]:
     return sorted(list_images(folder).values(), key=lambda p: natural_key(p.name))
 
 
-def comparison_sheet(megc_root: Path, ulme: Path, ours: Path, cell: int = 96) -> Image.Image:
-    """template | source apex | ULME-GAN onset | ULME-GAN apex | ours onset | ours apex, one row per pair."""
-    heads = ("template", "source apex", "ULME onset", "ULME apex", "ours onset", "ours apex")
+def comparison_sheet(megc_root: Path, ulme: Path, systems: list[tuple[str, Path]], cell: int = 96) -> Image.Image:
+    """template | source apex | ULME-GAN apex | each of ``systems`` (label, batch folder) at the apex, one row per
+    pair; the apex is the first system's (its run.json), so every column shows the same moment."""
+    heads = ("template", "source apex", "ULME apex", *(label for label, _ in systems))
     pairs = sorted((p for p in megc_root.iterdir() if (p / "imgs").is_dir()), key=lambda p: natural_key(p.name))
     label_h = 14
     sheet = Image.new("RGB", (len(heads) * cell, label_h + len(pairs) * (cell + label_h)), "white")
     draw = ImageDraw.Draw(sheet)
     for c, h in enumerate(heads):
-        draw.text((c * cell + 2, 1), h, fill="black")
+        draw.text((c * cell + 2, 1), h[:16], fill="black")
     for r, pair in enumerate(pairs):
-        ours_dir = next((d for d in ours.iterdir() if d.name.startswith(pair.name + "_") and d.is_dir()), None)
+        dirs = [next((d for d in folder.iterdir() if d.name.startswith(pair.name + "_") and d.is_dir()), None)
+                for _, folder in systems]
         ulme_dir = next((d for d in ulme.iterdir() if d.name.startswith(pair.name + "_")), None)
-        run = json.loads((ours_dir / "run.json").read_text()) if ours_dir else {}
+        run = json.loads((dirs[0] / "run.json").read_text()) if dirs and dirs[0] else {}
         apex = int(run.get("apex", 0))
         source = _frames(pair / "imgs")
         template = next(iter(list_images(pair / "imgs2").values()), None)
-        ours_f = _frames(ours_dir) if ours_dir else []
-        ulme_f = _frames(ulme_dir) if ulme_dir else []
+        columns = [_frames(ulme_dir) if ulme_dir else []] + [_frames(d) if d else [] for d in dirs]
         stills = [load_rgb(template, cell) if template else None, load_rgb(source[apex], cell),
-                  *(load_rgb(f[i], cell) if len(f) > i else None
-                    for f, i in ((ulme_f, 0), (ulme_f, apex), (ours_f, 0), (ours_f, apex)))]
+                  *(load_rgb(f[apex], cell) if len(f) > apex else None for f in columns)]
         top = label_h + r * (cell + label_h)
         draw.text((2, top + 1), f"{pair.name} (apex frame {apex})", fill="black")
         for c, img in enumerate(stills):
@@ -172,14 +172,15 @@ def scored(results: Path, megc_root: Path, out: Path, command: str, reuse: bool)
 
 
 def run_comparison(megc_root: Path, ulme: Path, out: Path, ours: Path | None, extra: list[str], command: str,
-                   reuse: bool = False, only_ulme: bool = False, more: list[tuple[str, Path]] = ()) -> dict | None:
+                   reuse: bool = False, only_ulme: bool = False, more: list[tuple[str, Path]] = (),
+                   ours_label: str = "ours (bundled model)", cell: int = 96) -> dict | None:
     """Score every system (ULME-GAN, ours, then ``more``: (label, results folder)) and write the table."""
     out.mkdir(parents=True, exist_ok=True)
     ulme_view = frames_only_view(ulme, out / "ulme_frames")
     systems = [("ULME-GAN submitted", ulme_view)]
     if not only_ulme:
         ours = ours or generate_ours(megc_root, out / "ours", extra)
-        systems += [("ours (bundled model)", ours), *more]
+        systems += [(ours_label, ours), *more]
     folders = ["eval_ulme", "eval_ours"] + [f"eval_{_slug(label)}" for label, _ in more]  # --reuse_eval finds them
     docs = {label: scored(folder, megc_root, out / name, command, reuse)
             for (label, folder), name in zip(systems, folders)}
@@ -194,7 +195,7 @@ def run_comparison(megc_root: Path, ulme: Path, out: Path, ours: Path | None, ex
               "generation_flags": extra, "means": rows, "per_pair": per_pair,
               "control": {name: doc["batch"].get("control") for name, doc in docs.items()}}
     (out / "table.json").write_text(json.dumps(record, indent=1) + "\n")
-    comparison_sheet(megc_root, ulme_view, ours).save(out / "contact_sheet.png", optimize=True)
+    comparison_sheet(megc_root, ulme_view, systems[1:], cell).save(out / "contact_sheet.png", optimize=True)
     print(table)
     return record
 
@@ -225,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse_eval", action="store_true",
                    help="keep OUT/eval_*/metrics.json of an earlier run when it scored the same folders")
     p.add_argument("--only_ulme", action="store_true", help="score ULME-GAN's results only (to reuse later)")
+    p.add_argument("--ours_label", default="ours (bundled model)", help="the table's name for --ours (or the batch)")
+    p.add_argument("--cell", type=int, default=96, help="contact-sheet cell size in pixels (e.g. 192 for 2x zoom)")
     p.add_argument("--system", type=parse_system, action="append", default=[], metavar="LABEL=DIR",
                    help="one more row: a label and a results folder (repeat for more)")
     args = p.parse_args(own)
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(None, True)  # the evaluator's per-pair progress lines
     command = shlex.join(["python", "-m", "tools.side_by_side", *argv])
     run_comparison(args.megc_root, args.ulme, args.out, args.ours, extra, command, args.reuse_eval, args.only_ulme,
-                   args.system)
+                   args.system, args.ours_label, args.cell)
     return 0
 
 
