@@ -6,9 +6,9 @@
 Prints, on matplotlib's sample face (every install has it):
 - the per-template set-up (landmarks, mesh, barycentric matrix), once per template;
 - the warp per frame at ``--size`` (sparse product, field inversion, remap), without and with a texture change;
-- MediaPipe's landmarks per driving frame (once per clip, shared by all its templates);
-- the bundled generator per frame (the texture's cost: two generator frames are not needed per output frame, one
-  is; the onset frame is generated once).
+- MediaPipe's landmarks and the shading ratio (``--texture clip``) per driving frame (once per clip, shared by all
+  its templates);
+- the bundled generator per frame (``--texture generator``'s cost: one generator frame per output frame).
 With ``--megc_root``: the whole ``for_megc2021.py`` batch (``--re_code --linear_fitting --no_video``) run three
 times in this process's machine state, one after the other: generator only (``--motion none``), warp only
 (``--texture none``) and the default (warp + the generator's texture), wall time each.
@@ -57,8 +57,20 @@ def warp_figures(size: int, frames: int) -> dict[str, float]:
     with_texture = best_of(lambda: [template.render(m, texture) for m in moves], 3) / frames
     images = [face] * 20
     landmarks = best_of(lambda: [shared_landmarker().detect(img) for img in images], 3) / len(images)
+    shading = shading_ms(face, template.landmarks)
     return {"template_setup_ms": setup * 1e3, "warp_ms": warp_only * 1e3, "warp_texture_ms": with_texture * 1e3,
-            "landmarks_ms": landmarks * 1e3}
+            "landmarks_ms": landmarks * 1e3, "shading_ms": shading}
+
+
+def shading_ms(face: np.ndarray, landmarks: np.ndarray, frames: int = 40) -> float:
+    """The clip's shading ratio (--texture clip) per source frame, on a clip of slightly moved copies of the face."""
+    from motion.dense import shading_ratio
+
+    rng = np.random.default_rng(1)
+    moves = rng.normal(scale=0.5, size=(frames, 1, 3)) * np.array([1.0, 1.0, 0.0])
+    clip_landmarks = landmarks[None] + moves
+    images = [face] * frames
+    return best_of(lambda: shading_ratio(images, clip_landmarks, 200.0), 3) / frames * 1e3
 
 
 def generator_ms(threads: int) -> float:
@@ -95,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     figures["generator_ms"] = generator_ms(args.threads)
     for name, value in figures.items():
         print(f"{name:>20}: {value:8.2f}")
-    per_frame_warp = figures["warp_ms"]
-    per_frame_default = figures["warp_texture_ms"] + figures["generator_ms"]
-    print(f"frames/s at {args.size} px: warp only {1e3 / per_frame_warp:.0f}, warp + texture "
-          f"{1e3 / per_frame_default:.1f} (landmarks of the driving clip not included: "
-          f"{figures['landmarks_ms']:.1f} ms per source frame, once per clip)")
+    per_frame = {"warp only (--texture none)": figures["warp_ms"],
+                 "default, warp + the clip's shading (--texture clip)": figures["warp_texture_ms"],
+                 "warp + the generator's change (--texture generator)":
+                     figures["warp_texture_ms"] + figures["generator_ms"]}
+    for label, ms in per_frame.items():
+        print(f"frames/s at {args.size} px, {label}: {1e3 / ms:.1f}")
+    print(f"per driving clip, once for all its templates: landmarks {figures['landmarks_ms']:.1f} ms a source frame, "
+          f"the shading ratio {figures['shading_ms']:.1f} ms a source frame")
     if args.megc_root is not None:
         runs = {"generator only (--motion none)": ["--motion", "none"], "warp only (--texture none)":
                 ["--texture", "none"], "default (warp + texture)": []}
