@@ -124,8 +124,9 @@ class PixelMotion:
         return None if self.skin is None else self.skin.field(t, self.factor)
 
     def clip_texture(self, t: int) -> np.ndarray | None:
-        """The driving clip's shading change at frame t on the template (``--texture clip``), or None."""
-        return None if self.shading is None else self.shading.texture(t, self.factor)
+        """The driving clip's shading change at frame t on the template (``--texture clip``), or None. Not scaled
+        by ``--factor``: magnification moves the face further, it does not paint deeper furrows."""
+        return None if self.shading is None else self.shading.texture(t)
 
 
 def pixel_motion(kind: str, template: TemplateMotion, settings: MotionSettings, *, frames: list[Path] | None,
