@@ -29,6 +29,7 @@ import numpy as np
 from catalog.au_schema import OPENFACE_AUS
 from catalog.datasets import DATASETS
 from motion.canonical import STABLE_POINTS, canonical_frame, remove_head_motion
+from motion.retarget import retarget
 
 HOLDOUT_EVERY = 4  # every 4th London person (sorted ids, positions 3, 7, ...) is held out of the fit
 CLIP_FPS = float(DATASETS["casme2"].fps)  # the MEGC2021 clips: CASME II and SAMM, one rate
@@ -373,7 +374,11 @@ def smile_check(primitives, pairs: PhotoPairs, ids: list[str]) -> dict:
     corner's displacement projected on the real one, as a share of the real one's length (>= 0.5 on both corners:
     at least half as far, in the same direction); ``length_ratio`` and ``cosine`` apart."""
     changes, motion = london_samples(pairs, ids)
-    driven = primitives.displacements(changes, OPENFACE_AUS)[:, list(CORNERS)]
+    # Through the AU-matrix path's own retargeting: the patterns live on the reference face and are mapped onto
+    # each person's neutral face (their canonical shape), as test mode maps them onto a template.
+    driven = np.stack([retarget(primitives.displacements(change[None], OPENFACE_AUS), primitives.reference,
+                                neutral_shape(pairs, person))[0]
+                       for change, person in zip(changes, ids)])[:, list(CORNERS)]
     real = motion[:, list(CORNERS)]
     real_length, driven_length = np.linalg.norm(real, axis=-1), np.linalg.norm(driven, axis=-1)
     dot = (driven * real).sum(-1)
@@ -385,6 +390,12 @@ def smile_check(primitives, pairs: PhotoPairs, ids: list[str]) -> dict:
             "median_cosine": float(np.median(cosine)), "share_meeting": float(meets.mean()),
             "real_corner_motion_median": float(np.median(real_length)),
             "failing": [p for p, ok in zip(ids, meets) if not ok]}
+
+
+def neutral_shape(pairs: PhotoPairs, person: str) -> np.ndarray:
+    """A person's neutral face in its own canonical frame (478, 2)."""
+    neutral = pairs.landmarks[pairs.ids.index(person), 0]
+    return canonical_frame(neutral).to_canonical(neutral)
 
 
 def clip_check(primitives, clips: Clips) -> dict:
