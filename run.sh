@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Set-up and the main job on an embedded default, on a fresh machine (Python 3.11 + pip).
 #
-#   ./run.sh              the demo: .venv with the pinned requirements, then the bundled generator
-#                         (pretrained/MODEL_CARD.md) animates a face photo every install has (matplotlib's
-#                         sample photo), driven by the bundled positive and surprise AU matrices; frames, mp4,
-#                         GIF, side-by-side and AU curves land under results/demo/ (37 s of CPU time on 2 cores).
+#   ./run.sh              the demo: .venv with the pinned requirements, then a face photo every install has
+#                         (matplotlib's sample photo) is moved by the bundled positive and surprise AU matrices
+#                         through the per-AU motion primitives (docs/motion.md; --motion none: the bundled
+#                         generator alone); frames, mp4, GIF, side-by-side and AU curves land under results/demo/
+#                         (a few seconds on 2 cores).
 #                         Extra arguments go to python -m tools.demo (e.g. --template my_face.jpg).
 #   ./run.sh train [...]  the training check: a synthetic cartoon-face dataset whose AU labels are true by
 #                         construction, a short CPU training run under results/ckpts/<run>/, then test mode on a
