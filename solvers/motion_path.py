@@ -57,15 +57,15 @@ class MotionSettings:
 
     def resolve(self, has_frames: bool) -> str:
         """The motion source used for an input with (or without) source frames."""
-        if self.texture == "clip" and self.motion in ("aus", "none"):
-            raise ValueError(f"--texture clip takes the shading of a driving clip; with --motion {self.motion} "
-                             f"there is none: use --texture generator or none")
-        if self.motion == "auto":
-            return "clip" if has_frames else "aus"
         if self.motion == "clip" and not has_frames:
             raise ValueError("--motion clip needs a driving clip with frames (imgs/); an AU matrix drives "
                              "--motion aus (or auto)")
-        return self.motion
+        kind = ("clip" if has_frames else "aus") if self.motion == "auto" else self.motion
+        if self.texture == "clip" and kind != "clip":
+            raise ValueError(f"--texture clip takes the shading of a driving clip; this input moves the face by "
+                             f"{'its AUs' if kind == 'aus' else 'the generator alone'} (--motion {self.motion}), "
+                             f"which has none: use --texture generator or none")
+        return kind
 
     def folder_tag(self) -> str:
         """Appended to the seeds' result-folder names: '' for their own generation, else what moved the face."""

@@ -253,3 +253,12 @@ def test_motion_transfer_on_a_template_without_a_face_is_an_error_naming_it(tiny
     err = capsys.readouterr().err
     assert f"{template}: no face found in the template" in err and "--motion none" in err
     assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())  # nothing half-written
+
+
+def test_clip_texture_without_a_clip_is_an_error(tiny_ckpt, tmp_path, capsys):
+    """--texture clip with an AU matrix (--motion auto resolves to the AU path) would be silently ignored."""
+    template = tmp_path / "grey.png"
+    Image.fromarray(np.full((90, 90, 3), 128, np.uint8)).save(template)
+    assert run_test_mode(tiny_ckpt, "--aus_matrix", str(EXAMPLES / "positive.csv"), "--template", str(template),
+                         "--texture", "clip", "--results_dir", str(tmp_path / "res"), motion="auto") == 2
+    assert "--texture clip takes the shading of a driving clip" in capsys.readouterr().err
