@@ -38,17 +38,21 @@ FLOW_METHODS = ("farneback", "tvl1")
 
 # ---------------------------------------------------------------------------------------- regions
 
-def region_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Region name -> (size, size) bool mask: convex hull of each outline, dilated by the region's margin."""
+def region_masks(landmarks: np.ndarray, size: int, regions: dict | None = None,
+                 margins: dict | None = None) -> dict[str, np.ndarray]:
+    """Region name -> (size, size) bool mask: convex hull of each outline, dilated by the region's margin (a
+    fraction of ``size``). Default: the motion regions (``REGION_LANDMARKS``, ``REGION_MARGIN``)."""
     import cv2
 
+    regions = REGION_LANDMARKS if regions is None else regions
+    margins = REGION_MARGIN if margins is None else margins
     masks = {}
-    for region, outlines in REGION_LANDMARKS.items():
+    for region, outlines in regions.items():
         mask = np.zeros((size, size), np.uint8)
         for outline in outlines:
             hull = cv2.convexHull(np.round(landmarks[list(outline), :2]).astype(np.int32))
             cv2.fillConvexPoly(mask, hull, 1)
-        radius = max(1, int(round(REGION_MARGIN[region] * size)))
+        radius = max(1, int(round(margins[region] * size)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         masks[region] = cv2.dilate(mask, kernel).astype(bool)
     return masks

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from metrics.au import pearson_r
-from metrics.motion import REGION_LANDMARKS
+from metrics.motion import REGION_LANDMARKS, region_masks
 from openface.reference_limits import fisher_mean
 
 # MediaPipe Face Mesh indices (checked by drawing them on the MEGC2021 templates' canonical crops).
@@ -44,19 +44,8 @@ FLAT_CHANGE = 1e-3  # a profile spanning less than 0.1 % of the onset energy doe
 
 
 def texture_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Region name -> (size, size) bool mask: the convex hull of each outline, dilated by the region's margin."""
-    import cv2
-
-    masks = {}
-    for region, outlines in TEXTURE_LANDMARKS.items():
-        mask = np.zeros((size, size), np.uint8)
-        for outline in outlines:
-            hull = cv2.convexHull(np.round(landmarks[list(outline), :2]).astype(np.int32))
-            cv2.fillConvexPoly(mask, hull, 1)
-        radius = max(1, int(round(TEXTURE_MARGIN[region] * size)))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        masks[region] = cv2.dilate(mask, kernel).astype(bool)
-    return masks
+    """Region name -> (size, size) bool mask of the texture regions (``metrics.motion.region_masks``'s rule)."""
+    return region_masks(landmarks, size, TEXTURE_LANDMARKS, TEXTURE_MARGIN)
 
 
 def detail(grey: np.ndarray) -> np.ndarray:

@@ -64,17 +64,20 @@ def flow_residual(frames: list[np.ndarray], landmarks: np.ndarray, fps: float,
     return FlowResidual(residual, onset_points)
 
 
+def source_positions(template: TemplateWarp, onset_landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each template pixel sits on the source's onset face (remap maps, float32): the template pixels'
+    barycentric weights applied to the source's onset landmarks (meaningful inside the face mesh)."""
+    where = np.asarray(template.weights @ onset_landmarks.astype(np.float32))
+    shape = (template.height, template.width)
+    return where[:, 0].reshape(shape).astype(np.float32), where[:, 1].reshape(shape).astype(np.float32)
+
+
 class ResidualTransfer:
     """Precomputed per (clip, template): where each template pixel sits on the source's onset face."""
 
     def __init__(self, template: TemplateWarp, source: FlowResidual):
-        inside = template.face_mask()
-        # Barycentric weights of the template's pixels applied to the source's onset landmarks: the source position
-        # of every template pixel inside the face mesh.
-        where = np.asarray(template.weights @ source.onset_landmarks.astype(np.float32))
-        self.map_x = where[:, 0].reshape(template.height, template.width).astype(np.float32)
-        self.map_y = where[:, 1].reshape(template.height, template.width).astype(np.float32)
-        self.inside = inside.astype(np.float32)[..., None]
+        self.map_x, self.map_y = source_positions(template, source.onset_landmarks)
+        self.inside = template.face_mask().astype(np.float32)[..., None]
         src_frame, tpl_frame = canonical_frame(source.onset_landmarks), canonical_frame(template.landmarks)
         # source pixels -> canonical -> template pixels, for vectors: a 2x2 matrix
         self.vector_map = (src_frame.axes.T / src_frame.unit) @ (tpl_frame.axes * tpl_frame.unit)
@@ -154,17 +157,15 @@ class ShadingTransfer:
     """Per (clip, template): the clip's shading ratio carried onto the template through the mesh correspondence."""
 
     def __init__(self, template: TemplateWarp, source: ShadingRatio):
-        where = np.asarray(template.weights @ source.onset_landmarks.astype(np.float32))
-        self.map_x = where[:, 0].reshape(template.height, template.width).astype(np.float32)
-        self.map_y = where[:, 1].reshape(template.height, template.width).astype(np.float32)
+        self.map_x, self.map_y = source_positions(template, source.onset_landmarks)
         self.inside = template.face_mask()
         self.base = template.image.astype(np.float32)
         self.source = source
 
-    def texture(self, t: int, strength: float = 1.0) -> np.ndarray:
+    def texture(self, t: int) -> np.ndarray:
         """The additive change (H, W, 3) in 0..255 units that gives the template frame ``t``'s shading."""
         ratio = self.source.ratio[min(t, len(self.source.ratio) - 1)]
         sampled = cv2.remap(ratio, self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=1.0)
         sampled = np.where(self.inside, sampled, 1.0).astype(np.float32)
-        return self.base * ((sampled - 1.0) * np.float32(strength))[..., None]
+        return self.base * (sampled - 1.0)[..., None]

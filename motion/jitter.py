@@ -4,7 +4,7 @@
 
 Each folder holds a clip's frames (or an ``imgs/`` folder of them). Printed per clip, in pixels of the clip's
 frames: the mean frame-to-frame landmark step after head-motion removal (mostly jitter: micro-expressions move a
-landmark by far less than that per frame at 200 fps), the jitter left after the temporal filter, and each
+landmark by far less than that per frame at 200 fps), the same step after the temporal filter, and each
 region's peak displacement from the onset after the filter (the signal).
 """
 from __future__ import annotations
@@ -27,9 +27,8 @@ def clip_jitter(landmarks: np.ndarray, fps: float, smooth_ms: float = SMOOTH_MS)
     still = remove_head_motion(landmarks)[:, :, :2]
     smooth = smooth_over_time(still, fps, smooth_ms)
     step = float(np.linalg.norm(np.diff(still, axis=0), axis=-1).mean())
-    left = float(np.linalg.norm(np.diff(smooth - still, axis=0), axis=-1).mean())
     residual = float(np.linalg.norm(np.diff(smooth, axis=0), axis=-1).mean())
-    row = {"frames": len(landmarks), "step_raw": step, "step_filtered": residual, "removed_step": left}
+    row = {"frames": len(landmarks), "step_raw": step, "step_filtered": residual}
     moved = smooth - smooth[:1]
     for name, idx in REGIONS.items():
         row[name] = float(np.linalg.norm(moved[:, list(idx)], axis=-1).mean(1).max())

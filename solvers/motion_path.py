@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -96,9 +96,9 @@ def _driving_motion(paths: tuple[str, ...], stamps: tuple[int, ...], fps: float,
     """One clip's motion per process, whatever the number of templates it drives (keyed by the frames' mtimes)."""
     frames = [load_rgb(p) for p in paths]
     landmarks, found = measure_landmarks(frames, shared_landmarker())
-    motion = clip_motion(landmarks, fps, found, name, smooth_ms)
-    # Frames whose face was lost take their neighbours' landmarks for the flow and the shading too.
-    filled, _ = fill_lost_frames(landmarks, found, name)
+    # Frames whose face was lost take their neighbours' landmarks, for the motion, the flow and the shading alike.
+    filled, lost = fill_lost_frames(landmarks, found, name)
+    motion = replace(clip_motion(filled, fps, None, name, smooth_ms), filled_frames=lost)
     return DrivingMotion(motion, flow_residual(frames, filled, fps, smooth_ms) if skin_flow else None,
                          shading_ratio(frames, filled, fps, smooth_ms) if shading else None)
 

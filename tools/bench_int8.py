@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,15 @@ import torch
 from catalog.au_schema import SCHEMAS
 from checkpoints import BUNDLED_CHECKPOINT
 from media.images import list_images, load_rgb
-from tools.export_onnx import FrameGenerator, _require_onnx, export_graph, io_names, load_generator, probe_inputs
+from tools.export_onnx import (
+    FrameGenerator,
+    _require_onnx,
+    benchmark,
+    export_graph,
+    io_names,
+    load_generator,
+    probe_inputs,
+)
 
 AU_RANGE = (0.0, 3.0)  # calibration AU intensities: the range test mode drives micro-expressions with
 
@@ -88,16 +94,6 @@ def _count_ops(path: Path, op: str) -> int:
     return sum(node.op_type == op for node in onnx.load(str(path)).graph.node)
 
 
-def _median_seconds(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure(source: Path, calib_faces: Path | None = None, batch: int = 32, runs: int = 3, reps: int = 2,
             threads: int | None = None) -> dict:
     _, onnxruntime = _require_onnx()
@@ -125,7 +121,7 @@ def measure(source: Path, calib_faces: Path | None = None, batch: int = 32, runs
                 model(*tensors)
 
         runners = {"torch_fp32": torch_run, **{n: (lambda s=s: s.run(None, feed)) for n, s in sessions.items()}}
-        rounds = [{name: round(batch / _median_seconds(fn, runs), 2) for name, fn in runners.items()}
+        rounds = [{name: round(batch / benchmark(fn, runs), 2) for name, fn in runners.items()}
                   for _ in range(reps)]
         check = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
         ref = sessions["ort_fp32"].run(["frames"], check)[0].astype(np.int16)

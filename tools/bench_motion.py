@@ -11,7 +11,7 @@ Prints, on matplotlib's sample face (every install has it):
 - the bundled generator per frame (``--texture generator``'s cost: one generator frame per output frame).
 With ``--megc_root``: the whole ``for_megc2021.py`` batch (``--re_code --linear_fitting --no_video``) run three
 times in this process's machine state, one after the other: generator only (``--motion none``), warp only
-(``--texture none``) and the default (warp + the generator's texture), wall time each.
+(``--texture none``) and the default (warp + the clip's shading), wall time each.
 """
 from __future__ import annotations
 
@@ -23,15 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def best_of(fn, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls (the median resists another process's bursts on a shared machine)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from tools.export_onnx import benchmark  # median of timed calls after a warm-up
 
 
 def _face_photo(size: int) -> np.ndarray:
@@ -53,10 +45,10 @@ def warp_figures(size: int, frames: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     moves = rng.normal(scale=1.0, size=(frames, 478, 2))
     texture = rng.normal(scale=3.0, size=(size, size, 3)).astype(np.float32)
-    warp_only = best_of(lambda: [template.render(m) for m in moves], 3) / frames
-    with_texture = best_of(lambda: [template.render(m, texture) for m in moves], 3) / frames
+    warp_only = benchmark(lambda: [template.render(m) for m in moves], 3) / frames
+    with_texture = benchmark(lambda: [template.render(m, texture) for m in moves], 3) / frames
     images = [face] * 20
-    landmarks = best_of(lambda: [shared_landmarker().detect(img) for img in images], 3) / len(images)
+    landmarks = benchmark(lambda: [shared_landmarker().detect(img) for img in images], 3) / len(images)
     shading = shading_ms(face, template.landmarks)
     return {"template_setup_ms": setup * 1e3, "warp_ms": warp_only * 1e3, "warp_texture_ms": with_texture * 1e3,
             "landmarks_ms": landmarks * 1e3, "shading_ms": shading}
@@ -70,7 +62,7 @@ def shading_ms(face: np.ndarray, landmarks: np.ndarray, frames: int = 40) -> flo
     moves = rng.normal(scale=0.5, size=(frames, 1, 3)) * np.array([1.0, 1.0, 0.0])
     clip_landmarks = landmarks[None] + moves
     images = [face] * frames
-    return best_of(lambda: shading_ratio(images, clip_landmarks, 200.0), 3) / frames * 1e3
+    return benchmark(lambda: shading_ratio(images, clip_landmarks, 200.0), 3) / frames * 1e3
 
 
 def generator_ms(threads: int) -> float:
@@ -83,8 +75,7 @@ def generator_ms(threads: int) -> float:
     model = SequenceGenerator(BUNDLED_CHECKPOINT, torch.device("cpu"), batch_size=25)
     template = torch.zeros(3, model.image_size, model.image_size)
     aus = np.zeros((50, model.schema.n))
-    model.generate(template, aus[:25])  # warm-up
-    return best_of(lambda: model.generate(template, aus), 3) / len(aus) * 1e3
+    return benchmark(lambda: model.generate(template, aus), 3) / len(aus) * 1e3
 
 
 def batch_seconds(megc_root: Path, out: Path, flags: list[str]) -> float:
@@ -117,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
           f"the shading ratio {figures['shading_ms']:.1f} ms a source frame")
     if args.megc_root is not None:
         runs = {"generator only (--motion none)": ["--motion", "none"], "warp only (--texture none)":
-                ["--texture", "none"], "default (warp + texture)": []}
+                ["--texture", "none"], "default (warp + the clip's shading)": []}
         for k, (label, flags) in enumerate(runs.items()):
             seconds = batch_seconds(args.megc_root, args.out / f"batch{k}", flags)
             print(f"for_megc2021.py, 12 pairs, {label}: {seconds:.1f} s")
